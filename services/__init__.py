@@ -1,0 +1,1 @@
+"""BetterWorld mesh backend: gRPC services, shared runtime and tooling."""

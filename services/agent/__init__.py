@@ -1,0 +1,1 @@
+"""AgentService, HeartbeatService and AgentAdminService."""

@@ -1,0 +1,91 @@
+"""Operator actions on agents; each one is audited in the same transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.agent import store
+from services.agent.deps import AgentDeps
+from services.agent.model import CLAIM_PENDING, CLAIM_VERIFIED, AgentRecord
+from services.core import audit, errors
+from services.core.context import Principal
+from services.core.credentials import store as credentials
+from services.core.credentials.authenticator import invalidate_cached_keys
+
+
+async def _change(
+    deps: AgentDeps,
+    operator: Principal,
+    agent_id: str,
+    values: dict[str, Any],
+    *,
+    action: str,
+    details: dict[str, Any],
+) -> AgentRecord:
+    parsed = store.parse_id(agent_id)
+    if parsed is None:
+        raise errors.NotFound("agent", agent_id, reason="AGENT_NOT_FOUND")
+    async with deps.engine.begin() as conn:
+        agent = await store.update_agent(conn, parsed, values)
+        if agent is None:
+            raise errors.NotFound("agent", agent_id, reason="AGENT_NOT_FOUND")
+        await audit.record(
+            conn,
+            operator=operator,
+            action=action,
+            target_type="agent",
+            target_id=agent_id,
+            details=details,
+        )
+        digests = await credentials.owner_key_digests(conn, owner_id=parsed)
+    # Cached principals carry status, tier and limit: drop them so the change applies now.
+    await invalidate_cached_keys(deps.redis, digests)
+    return agent
+
+
+async def set_verification_status(
+    deps: AgentDeps, operator: Principal, agent_id: str, claim_status: str
+) -> AgentRecord:
+    """PENDING or VERIFIED."""
+    if claim_status not in (CLAIM_PENDING, CLAIM_VERIFIED):
+        raise errors.InvalidArgument.one("claim_status", "must be PENDING or VERIFIED")
+    return await _change(
+        deps,
+        operator,
+        agent_id,
+        {"claim_status": claim_status},
+        action="agent.set_verification_status",
+        details={"claimStatus": claim_status},
+    )
+
+
+async def set_rate_limit(
+    deps: AgentDeps, operator: Principal, agent_id: str, limit: int | None
+) -> AgentRecord:
+    """1 to 1000 requests a minute, or None to clear the override."""
+    if limit is not None and not 1 <= limit <= 1000:
+        raise errors.InvalidArgument.one("limit_per_minute", "must be between 1 and 1000")
+    return await _change(
+        deps,
+        operator,
+        agent_id,
+        {"rate_limit_override": limit},
+        action="agent.set_rate_limit",
+        details={"limitPerMinute": limit},
+    )
+
+
+async def set_active(
+    deps: AgentDeps, operator: Principal, agent_id: str, *, active: bool, reason: str
+) -> AgentRecord:
+    """Deactivates or reactivates; keys stop (or resume) working at once."""
+    if len(reason) > 500:
+        raise errors.InvalidArgument.one("reason", "must be at most 500 characters")
+    return await _change(
+        deps,
+        operator,
+        agent_id,
+        {"is_active": active},
+        action="agent.reactivate" if active else "agent.deactivate",
+        details={"reason": reason},
+    )

@@ -1,0 +1,89 @@
+"""The agent service's composition: dependencies, servicers and per-RPC policies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import grpc
+from betterworld.agent.v1 import agent_pb2, agent_pb2_grpc
+
+from services.agent.deps import AgentDeps
+from services.agent.servicer import AgentAdminServicer, AgentServicer, HeartbeatServicer
+from services.agent.signing import HeartbeatSigner, load_or_create_dev_key, load_private_key
+from services.core.pagination import CursorCodec
+from services.core.policy import Access, MethodPolicy, RateClass
+from services.core.runtime import Runtime
+from services.core.server import ServiceDefinition
+from services.core.settings import Settings
+
+_AGENT = MethodPolicy(Access.AGENT)
+_PUBLIC = MethodPolicy(Access.PUBLIC)
+_OPERATOR = MethodPolicy(Access.OPERATOR)
+
+POLICIES: dict[str, MethodPolicy] = {
+    "/betterworld.agent.v1.AgentService/RegisterAgent": MethodPolicy(
+        Access.PUBLIC, RateClass.AUTH_IP
+    ),
+    "/betterworld.agent.v1.AgentService/GetMe": _AGENT,
+    "/betterworld.agent.v1.AgentService/UpdateMe": _AGENT,
+    "/betterworld.agent.v1.AgentService/GetAgent": _PUBLIC,
+    "/betterworld.agent.v1.AgentService/ListAgents": _PUBLIC,
+    "/betterworld.agent.v1.AgentService/RotateApiKey": _AGENT,
+    "/betterworld.agent.v1.AgentService/RequestVerification": _AGENT,
+    "/betterworld.agent.v1.AgentService/VerifyAgent": _AGENT,
+    "/betterworld.agent.v1.HeartbeatService/GetHeartbeatInstructions": _AGENT,
+    "/betterworld.agent.v1.HeartbeatService/Checkin": _AGENT,
+    "/betterworld.agent.v1.HeartbeatService/ListHeartbeatKeys": _PUBLIC,
+    "/betterworld.agent.v1.AgentAdminService/SetVerificationStatus": _OPERATOR,
+    "/betterworld.agent.v1.AgentAdminService/SetRateLimit": _OPERATOR,
+    "/betterworld.agent.v1.AgentAdminService/DeactivateAgent": _OPERATOR,
+    "/betterworld.agent.v1.AgentAdminService/ReactivateAgent": _OPERATOR,
+}
+
+_SERVICES = agent_pb2.DESCRIPTOR.services_by_name
+
+
+def build_signer(settings: Settings) -> HeartbeatSigner:
+    """The heartbeat signer from settings, or a dev key persisted under the data dir."""
+    if settings.heartbeat_signing_key is not None:
+        current = load_private_key(settings.heartbeat_signing_key.get_secret_value())
+    else:
+        current = load_or_create_dev_key(settings.data_dir / "heartbeat_ed25519.pem")
+    previous = (
+        load_private_key(settings.heartbeat_signing_key_previous.get_secret_value())
+        if settings.heartbeat_signing_key_previous is not None
+        else None
+    )
+    return HeartbeatSigner(current, previous)
+
+
+def build_deps(runtime: Runtime) -> AgentDeps:
+    """The agent domain's dependencies from the process runtime."""
+    settings = runtime.settings
+    return AgentDeps(
+        engine=runtime.engine,
+        redis=runtime.redis,
+        cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
+        signer=build_signer(settings),
+        key_rotation_grace=timedelta(hours=settings.key_rotation_grace_hours),
+        heartbeat_interval=timedelta(seconds=settings.heartbeat_interval_seconds),
+        instructions_ttl=timedelta(seconds=settings.heartbeat_instructions_ttl_seconds),
+        pending_rate_limit=settings.rate_limit_agent_pending,
+        verified_rate_limit=settings.rate_limit_agent_verified,
+    )
+
+
+def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    deps = build_deps(runtime)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(deps), server)
+    agent_pb2_grpc.add_HeartbeatServiceServicer_to_server(HeartbeatServicer(deps), server)
+    agent_pb2_grpc.add_AgentAdminServiceServicer_to_server(AgentAdminServicer(deps), server)
+
+
+DEFINITION = ServiceDefinition(
+    name="agent",
+    grpc_services=tuple(s.full_name for s in _SERVICES.values()),
+    policies=POLICIES,
+    register=_register,
+    descriptors=tuple(_SERVICES.values()),
+)

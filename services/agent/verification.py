@@ -1,0 +1,118 @@
+"""Email verification: 6-digit codes, stored hashed, 15 minutes, 3 sends an hour."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.agent import store
+from services.agent.deps import AgentDeps
+from services.agent.model import CLAIM_VERIFIED
+from services.core import errors
+from services.core.context import Principal
+from services.core.credentials import store as credentials
+from services.core.credentials.authenticator import invalidate_cached_keys
+from services.core.logging import get_logger
+
+CODE_TTL = timedelta(minutes=15)
+SENDS_PER_HOUR = 3
+MAX_FAILED_ATTEMPTS = 5
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    """Where the code went, until when it works, and how many sends are left this hour."""
+
+    sent_to: str
+    expires_at: datetime
+    sends_remaining: int
+
+
+def _digest(agent_id: str, code: str) -> bytes:
+    # Salted by the agent id so equal codes of different agents differ in storage.
+    return hashlib.sha256(f"{agent_id}:{code}".encode()).digest()
+
+
+def mask_email(email: str) -> str:
+    """'sentinel@example.org' → 's***@example.org'."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+async def request_verification(deps: AgentDeps, principal: Principal) -> CodeSent:
+    """Generates a code and queues the email; RESOURCE_EXHAUSTED after 3 sends an hour."""
+    agent_id = store.parse_id(principal.id)
+    assert agent_id is not None
+    now = deps.clock()
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    async with deps.engine.begin() as conn:
+        await store.lock_agent(conn, agent_id)
+        agent = await store.get_agent_in(conn, agent_id)
+        if agent is None:
+            raise errors.NotFound("agent", principal.id, reason="AGENT_NOT_FOUND")
+        if agent.claim_status == CLAIM_VERIFIED:
+            raise errors.FailedPrecondition(
+                "the agent is verified already", reason="ALREADY_VERIFIED"
+            )
+        if not agent.email:
+            raise errors.FailedPrecondition(
+                "set an email with UpdateMe before requesting verification",
+                reason="EMAIL_REQUIRED",
+            )
+        sent = await store.count_codes_since(conn, agent_id, now - timedelta(hours=1))
+        if sent >= SENDS_PER_HOUR:
+            raise errors.ResourceExhausted(
+                f"at most {SENDS_PER_HOUR} verification emails an hour",
+                retry_after_seconds=3600,
+                violations=[
+                    errors.QuotaViolation("verification", f"{SENDS_PER_HOUR} sends an hour")
+                ],
+                reason="VERIFICATION_SEND_LIMIT",
+            )
+        expires_at = now + CODE_TTL
+        await store.insert_code(conn, agent_id, _digest(principal.id, code), expires_at)
+        await store.enqueue_email(
+            conn,
+            recipient=agent.email,
+            subject="Your BetterWorld verification code",
+            body=f"Your verification code is {code}. It expires in 15 minutes.",
+        )
+    log.info("verification_code_queued", agent_id=principal.id, to=mask_email(agent.email))
+    return CodeSent(mask_email(agent.email), expires_at, SENDS_PER_HOUR - sent - 1)
+
+
+async def verify_agent(deps: AgentDeps, principal: Principal, code: str) -> str:
+    """Checks the code; VERIFIED on success. Returns the new claim status."""
+    if len(code) != 6 or not code.isdigit():
+        raise errors.InvalidArgument.one("verification_code", "must be 6 digits")
+    agent_id = store.parse_id(principal.id)
+    assert agent_id is not None
+    invalid = errors.InvalidArgument.one(
+        "verification_code",
+        "is wrong, used or expired; request a new one",
+        reason="VERIFICATION_CODE_INVALID",
+    )
+    async with deps.engine.begin() as conn:
+        await store.lock_agent(conn, agent_id)
+        row = await store.current_code(conn, agent_id)
+        if row is None or row.expires_at <= deps.clock():
+            raise invalid
+        if not hmac.compare_digest(bytes(row.code_digest), _digest(principal.id, code)):
+            await store.record_failed_attempt(
+                conn, row.id, void=row.failed_attempts + 1 >= MAX_FAILED_ATTEMPTS
+            )
+            failure = invalid
+        else:
+            failure = None
+            await store.consume_code(conn, row.id)
+            await store.update_agent(conn, agent_id, {"claim_status": CLAIM_VERIFIED})
+            digests = await credentials.owner_key_digests(conn, owner_id=agent_id)
+    # Raised after the block so the failed attempt is committed, not rolled back.
+    if failure is not None:
+        raise failure
+    await invalidate_cached_keys(deps.redis, digests)
+    return CLAIM_VERIFIED

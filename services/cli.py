@@ -1,0 +1,128 @@
+"""The `betterworld` command: run the local stack, serve a service, migrate, seed, operators."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from services.core.settings import Settings, SettingsError, load_settings
+
+SERVICES = ("agent",)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"betterworld: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from services.stack import run_stack
+
+    return run_stack(_settings(), seed_demo_data=not args.no_seed)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from services.core.logging import configure_logging
+    from services.process import serve
+
+    settings = _settings()
+    configure_logging(service=args.service, level=settings.log_level)
+    return asyncio.run(serve(args.service, settings, port=args.port, reuse_port=args.reuse_port))
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from services.core.migrate import upgrade
+
+    upgrade(_settings().database_url, args.revision)
+    print(f"migrated to {args.revision}")
+    return 0
+
+
+def _cmd_seed(args: argparse.Namespace) -> int:
+    from services.process import seed
+
+    seeded = asyncio.run(seed(_settings()))
+    if not seeded:
+        print("the database already has agents; nothing seeded")
+    for agent in seeded:
+        print(f"{agent.username:<18} {agent.agent_id}  {agent.api_key}")
+    return 0
+
+
+def _cmd_operator_create_key(args: argparse.Namespace) -> int:
+    from services.process import create_operator_key
+
+    key = asyncio.run(create_operator_key(_settings(), args.name))
+    print(f"operator {args.name}: {key}")
+    print("store it now: the key is not shown again")
+    return 0
+
+
+def _cmd_envoy_config(args: argparse.Namespace) -> int:
+    from services.edge.envoy_config import compose_spec, dump, render_envoy_config
+    from services.stack import local_envoy_spec
+
+    spec = compose_spec() if args.compose else local_envoy_spec(_settings())
+    text = dump(render_envoy_config(spec))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="betterworld", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser(
+        "up", help="run the whole local stack (PostgreSQL, Valkey, services, Envoy)"
+    )
+    up.add_argument("--no-seed", action="store_true", help="do not seed demo data")
+    up.set_defaults(func=_cmd_up)
+
+    serve = sub.add_parser("serve", help="run one service process")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--port", type=int, default=None, help="gRPC port (default from settings)")
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT so several processes share the port",
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=_cmd_migrate)
+
+    seed = sub.add_parser("seed", help="create demo agents in an empty database, print their keys")
+    seed.set_defaults(func=_cmd_seed)
+
+    operator = sub.add_parser("operator", help="operator accounts")
+    operator_sub = operator.add_subparsers(dest="operator_command", required=True)
+    create_key = operator_sub.add_parser("create-key", help="create an operator API key")
+    create_key.add_argument("--name", required=True, help="operator name (shown in audit logs)")
+    create_key.set_defaults(func=_cmd_operator_create_key)
+
+    envoy = sub.add_parser("envoy-config", help="render Envoy's configuration")
+    envoy.add_argument("--compose", action="store_true", help="the docker-compose variant")
+    envoy.add_argument("-o", "--output", help="write to this file instead of stdout")
+    envoy.set_defaults(func=_cmd_envoy_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

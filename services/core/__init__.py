@@ -1,0 +1,1 @@
+"""Shared runtime every service process uses."""

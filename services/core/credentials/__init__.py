@@ -1,0 +1,1 @@
+"""API keys for agents and operators: generation, storage and the authentication lookup."""

@@ -1,0 +1,40 @@
+"""PostgreSQL access: the async engine (built by a composition root) and the shared metadata."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.core.settings import Settings
+
+# One MetaData for every table so Alembic sees the whole schema; each service declares (and
+# writes) only its own tables.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    """An engine whose connections time out instead of hanging when PostgreSQL is down."""
+    timeout = settings.database_timeout_seconds
+    return create_async_engine(
+        settings.database_url,
+        pool_size=pool_size or settings.database_pool_size,
+        max_overflow=0,
+        pool_timeout=timeout,
+        # A restarted PostgreSQL leaves dead connections in the pool; pre-ping replaces them so
+        # the service recovers by itself.
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": timeout,
+            "command_timeout": timeout * 2,
+            "server_settings": {"application_name": "betterworld"},
+        },
+    )

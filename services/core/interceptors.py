@@ -1,0 +1,331 @@
+"""Server interceptors: request context + error mapping + metrics, authentication, rate limits.
+
+Interceptors wrap unary-unary handlers only; streaming RPCs (health Watch, reflection) pass
+through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from services.core import errors
+from services.core.context import (
+    PrincipalKind,
+    RequestState,
+    begin_request,
+    current,
+    new_request_id,
+    set_response_header,
+)
+from services.core.credentials.authenticator import Authenticator
+from services.core.logging import get_logger
+from services.core.metrics import (
+    GRPC_HANDLED,
+    GRPC_HANDLING_SECONDS,
+    GRPC_STARTED,
+    split_method,
+)
+from services.core.policy import Access, MethodPolicy, RateClass
+from services.core.ratelimit import Decision, RateLimiter
+from services.core.status import domain_error_status, internal_status
+
+log = get_logger("betterworld.rpc")
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_PEER = re.compile(r"^ipv4:(?P<v4>[0-9.]+):\d+$|^ipv6:\[(?P<v6>[0-9a-fA-F:.]+)\]:\d+$")
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler, make: Callable[[Behavior], Behavior]
+) -> grpc.RpcMethodHandler:
+    return grpc.unary_unary_rpc_method_handler(
+        make(handler.unary_unary),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    return {
+        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
+    }
+
+
+def _peer_ip(peer: str) -> str:
+    match = _PEER.match(peer or "")
+    if match is None:
+        return "unknown"
+    return match.group("v4") or match.group("v6") or "unknown"
+
+
+def _is_dependency_outage(exc: BaseException) -> bool:
+    """True for errors that mean PostgreSQL or Redis is unreachable, not a bug."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(
+        exc, (OperationalError, PoolTimeoutError, RedisConnectionError, RedisTimeoutError)
+    ):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+
+
+class RequestContextInterceptor(grpc.aio.ServerInterceptor):
+    """Outermost: request id, client IP, metrics, the access log and the one error mapping."""
+
+    def __init__(self, *, service: str) -> None:
+        self._service = service
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method: str = handler_call_details.method
+        return _wrap(handler, lambda inner: self._behavior(method, inner))
+
+    def _behavior(self, method: str, inner: Behavior) -> Behavior:
+        grpc_service, grpc_method = split_method(method)
+        labels = ("unary", grpc_service, grpc_method)
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            metadata = _metadata(context)
+            supplied_id = metadata.get("x-request-id", "")
+            request_id = supplied_id if _REQUEST_ID.match(supplied_id) else new_request_id()
+            # Envoy overwrites x-bw-client-ip with the address it saw; direct callers are on the
+            # private network, where the peer address is the truth.
+            client_ip = metadata.get("x-bw-client-ip") or _peer_ip(context.peer())
+            state = begin_request(request_id, method, client_ip)
+            state.response_headers["x-request-id"] = request_id
+            GRPC_STARTED.labels(*labels).inc()
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                response = await inner(request, context)
+                await context.send_initial_metadata(tuple(state.response_headers.items()))
+                return response
+            except errors.DomainError as exc:
+                code, status = domain_error_status(
+                    exc, service=self._service, request_id=request_id
+                )
+                await self._abort(context, code, status, state.response_headers)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                if _is_dependency_outage(exc):
+                    log.warning("dependency_unavailable", method=method, error=type(exc).__name__)
+                    code, status = domain_error_status(
+                        errors.Unavailable(
+                            "a dependency is temporarily unavailable; retry shortly",
+                            reason="DEPENDENCY_UNAVAILABLE",
+                        ),
+                        service=self._service,
+                        request_id=request_id,
+                    )
+                else:
+                    log.exception("unhandled_error", method=method)
+                    code = grpc.StatusCode.INTERNAL
+                    status = internal_status(service=self._service, request_id=request_id)
+                await self._abort(context, code, status, state.response_headers)
+            finally:
+                elapsed = time.perf_counter() - started
+                GRPC_HANDLED.labels(*labels, code.name).inc()
+                GRPC_HANDLING_SECONDS.labels(*labels).observe(elapsed)
+                principal = state.principal
+                log.info(
+                    "rpc",
+                    method=method,
+                    code=code.name,
+                    duration_ms=round(elapsed * 1000, 3),
+                    client_ip=client_ip,
+                    principal=f"{principal.kind.value}:{principal.id}" if principal else None,
+                )
+
+        return behavior
+
+    @staticmethod
+    async def _abort(
+        context: grpc.aio.ServicerContext,
+        code: grpc.StatusCode,
+        status: Any,
+        headers: Mapping[str, str],
+    ) -> None:
+        rich = rpc_status.to_status(status)
+        await context.abort(
+            code, status.message, trailing_metadata=tuple(headers.items()) + rich.trailing_metadata
+        )
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Resolves the bearer credential and enforces each RPC's declared access."""
+
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator,
+        policies: Mapping[str, MethodPolicy],
+    ) -> None:
+        self._authenticator = authenticator
+        self._policies = policies
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        policy = self._policies.get(handler_call_details.method)
+        return _wrap(handler, lambda inner: self._behavior(policy, inner))
+
+    def _behavior(self, policy: MethodPolicy | None, inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if policy is None:
+                # Deny by default: an RPC without a declared policy is never served.
+                raise errors.PermissionDenied(
+                    "this method is not available", reason="METHOD_DENIED"
+                )
+            token = _bearer(_metadata(context).get("authorization"))
+            principal = await self._authenticator.authenticate(token) if token else None
+            state = _state()
+            state.principal = principal
+            if principal is not None and principal.key_deprecated:
+                set_response_header("x-bw-key-deprecated", "true")
+            _require(policy.access, principal)
+            return await inner(request, context)
+
+        return behavior
+
+
+def _bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthenticated(
+            "the authorization header must be 'Bearer <api key>'", reason="AUTHORIZATION_MALFORMED"
+        )
+    return token.strip()
+
+
+def _require(access: Access, principal: Any) -> None:
+    if access is Access.PUBLIC:
+        return
+    if principal is None:
+        raise errors.Unauthenticated(
+            "this method needs an API key: send 'authorization: Bearer <api key>'",
+            reason="API_KEY_MISSING",
+        )
+    needed = {
+        Access.AGENT: PrincipalKind.AGENT,
+        Access.OPERATOR: PrincipalKind.OPERATOR,
+        Access.INTERNAL: PrincipalKind.INTERNAL,
+    }[access]
+    if principal.kind is not needed:
+        raise errors.PermissionDenied(
+            f"this method needs an {needed.value} credential", reason=f"{needed.name}_REQUIRED"
+        )
+
+
+def _state() -> RequestState:
+    state = current()
+    assert state is not None, "RequestContextInterceptor must run first"
+    return state
+
+
+class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+    """Draws each request from its buckets; X-RateLimit-* headers on every limited response."""
+
+    def __init__(
+        self,
+        *,
+        limiter: RateLimiter,
+        policies: Mapping[str, MethodPolicy],
+        auth_per_ip: int,
+        public_per_ip: int,
+        content_per_agent: int,
+    ) -> None:
+        self._limiter = limiter
+        self._policies = policies
+        self._auth_per_ip = auth_per_ip
+        self._public_per_ip = public_per_ip
+        self._content_per_agent = content_per_agent
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        policy = self._policies.get(handler_call_details.method)
+        if policy is None or policy.rate is RateClass.NONE:
+            return handler
+        return _wrap(handler, lambda inner: self._behavior(policy, inner))
+
+    def _buckets(self, policy: MethodPolicy) -> list[tuple[str, int, str]]:
+        state = _state()
+        principal = state.principal
+        if policy.rate is RateClass.AUTH_IP:
+            return [(f"auth:{state.client_ip}", self._auth_per_ip, "auth requests per IP")]
+        if principal is None:
+            return [(f"public:{state.client_ip}", self._public_per_ip, "public requests per IP")]
+        if principal.kind is not PrincipalKind.AGENT:
+            return []  # operators and services are trusted callers
+        buckets = [
+            (f"agent:{principal.id}", principal.rate_limit_per_minute or 60, "requests per agent")
+        ]
+        if policy.content_creation:
+            buckets.append(
+                (f"create:{principal.id}", self._content_per_agent, "content creations per agent")
+            )
+        return buckets
+
+    def _behavior(self, policy: MethodPolicy, inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            shown: Decision | None = None
+            for bucket, limit, subject in self._buckets(policy):
+                decision = await self._limiter.hit(bucket, limit=limit)
+                if decision is None:
+                    continue
+                if shown is None or decision.remaining < shown.remaining or not decision.allowed:
+                    shown = decision
+                if not decision.allowed:
+                    for name, value in decision.headers().items():
+                        set_response_header(name, value)
+                    raise errors.ResourceExhausted(
+                        f"rate limit exceeded: {limit} {subject} a minute",
+                        retry_after_seconds=decision.retry_after_seconds,
+                        violations=[
+                            errors.QuotaViolation(
+                                subject=bucket.split(":", 1)[0],
+                                description=f"{limit} {subject} a minute",
+                            )
+                        ],
+                    )
+            if shown is not None:
+                for name, value in shown.headers().items():
+                    set_response_header(name, value)
+            return await inner(request, context)
+
+        return behavior

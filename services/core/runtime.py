@@ -1,0 +1,49 @@
+"""The composition root's product: clients built once per process and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.credentials.authenticator import Authenticator
+from services.core.db import create_engine
+from services.core.ratelimit import RateLimiter
+from services.core.redis import create_redis
+from services.core.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Settings and the shared clients of one process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis
+    authenticator: Authenticator
+    limiter: RateLimiter
+
+    async def close(self) -> None:
+        """Closes the database pool and the Redis connections."""
+        await self.engine.dispose()
+        await self.redis.aclose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Builds the clients; nothing connects until first use."""
+    engine = create_engine(settings)
+    redis = create_redis(settings)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        redis=redis,
+        authenticator=Authenticator(
+            engine=engine,
+            redis=redis,
+            internal_token=settings.internal_service_token.get_secret_value(),
+            cache_ttl_seconds=settings.auth_cache_ttl_seconds,
+            agent_limits=(settings.rate_limit_agent_pending, settings.rate_limit_agent_verified),
+        ),
+        limiter=RateLimiter(redis, enabled=settings.rate_limit_enabled),
+    )

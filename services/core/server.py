@@ -1,0 +1,167 @@
+"""The one server lifecycle every service uses: build, start, serve, drain on SIGTERM, close."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import grpc
+from betterworld.common.v1 import readiness_pb2, readiness_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.core.health import DependencyProbe, HealthMonitor
+from services.core.interceptors import (
+    AuthInterceptor,
+    RateLimitInterceptor,
+    RequestContextInterceptor,
+)
+from services.core.logging import get_logger
+from services.core.metrics import MetricsEndpoint, start_metrics_endpoint
+from services.core.policy import PUBLIC_UNLIMITED, MethodPolicy
+from services.core.readiness import ReadinessServicer
+from services.core.runtime import Runtime
+
+log = get_logger(__name__)
+
+# 1 MiB bodies are the public limit (Envoy answers 413 above it); leave room for framing.
+MAX_MESSAGE_BYTES = 1024 * 1024 + 64 * 1024
+
+_BUILTIN_POLICIES: dict[str, MethodPolicy] = {
+    "/grpc.health.v1.Health/Check": PUBLIC_UNLIMITED,
+    "/betterworld.common.v1.ReadinessService/GetReadiness": PUBLIC_UNLIMITED,
+}
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What a service contributes to the shared lifecycle."""
+
+    name: str
+    """Short name: "agent", "content", ..."""
+    grpc_services: tuple[str, ...]
+    """Fully-qualified gRPC service names it registers."""
+    policies: Mapping[str, MethodPolicy]
+    """Access and rate policy of every RPC ("/pkg.Service/Method" → policy)."""
+    register: Callable[[grpc.aio.Server, Runtime], None]
+    """Adds the servicers to the server."""
+    descriptors: tuple[object, ...] = field(default_factory=tuple)
+    """Service descriptors, used to check every RPC has a policy."""
+
+
+def _check_policies(definition: ServiceDefinition) -> None:
+    missing = []
+    for descriptor in definition.descriptors:
+        for method in descriptor.methods:  # type: ignore[attr-defined]
+            path = f"/{descriptor.full_name}/{method.name}"  # type: ignore[attr-defined]
+            if path not in definition.policies:
+                missing.append(path)
+    if missing:
+        raise RuntimeError(f"RPCs without an access policy: {', '.join(missing)}")
+
+
+class ServiceServer:
+    """A started service: its gRPC server, health monitor and metrics endpoint."""
+
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        runtime: Runtime,
+        *,
+        host: str,
+        port: int,
+        metrics_port: int = 0,
+        reuse_port: bool = False,
+    ) -> None:
+        _check_policies(definition)
+        self.definition = definition
+        self.runtime = runtime
+        self._host = host
+        self._requested_port = port
+        self._metrics_port = metrics_port
+        self.port = 0
+        settings = runtime.settings
+        policies = {**_BUILTIN_POLICIES, **definition.policies}
+        self.server = grpc.aio.server(
+            interceptors=[
+                RequestContextInterceptor(service=definition.name),
+                AuthInterceptor(authenticator=runtime.authenticator, policies=policies),
+                RateLimitInterceptor(
+                    limiter=runtime.limiter,
+                    policies=policies,
+                    auth_per_ip=settings.rate_limit_auth_per_ip,
+                    public_per_ip=settings.rate_limit_public_per_ip,
+                    content_per_agent=settings.rate_limit_content_per_agent,
+                ),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ],
+        )
+        self._health = health.aio.HealthServicer()
+        self.monitor = HealthMonitor(
+            servicer=self._health,
+            probe=DependencyProbe(engine=runtime.engine, redis=runtime.redis),
+            service_names=list(definition.grpc_services),
+            interval_seconds=settings.health_check_interval_seconds,
+        )
+        self._metrics: MetricsEndpoint | None = None
+
+    async def start(self) -> int:
+        """Binds, registers everything and starts serving; returns the bound port."""
+        definition = self.definition
+        definition.register(self.server, self.runtime)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
+        readiness_pb2_grpc.add_ReadinessServiceServicer_to_server(
+            ReadinessServicer(service=definition.name, monitor=self.monitor), self.server
+        )
+        reflection.enable_server_reflection(
+            (
+                *definition.grpc_services,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                readiness_pb2.DESCRIPTOR.services_by_name["ReadinessService"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        if self.port == 0:
+            raise RuntimeError(f"could not bind {self._host}:{self._requested_port}")
+        await self.server.start()
+        await self.monitor.start()
+        if self._metrics_port:
+            self._metrics = start_metrics_endpoint(self._host, self._metrics_port)
+        log.info("service_started", service=definition.name, port=self.port)
+        return self.port
+
+    async def stop(self, grace_seconds: float) -> None:
+        """NOT_SERVING, then let in-flight RPCs finish for up to the grace, then close."""
+        await self.monitor.enter_shutdown()
+        await self.server.stop(grace_seconds)
+        if self._metrics is not None:
+            self._metrics.close()
+        log.info("service_stopped", service=self.definition.name)
+
+
+async def run_until_signalled(server: ServiceServer) -> None:
+    """Serves until SIGTERM or SIGINT, then drains and closes the runtime's clients."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    await stop.wait()
+    grace = server.runtime.settings.grace_seconds
+    log.info("shutdown_requested", grace_seconds=grace)
+    try:
+        # server.stop cancels whatever is still running when the grace ends; the outer timeout
+        # guards against a handler that ignores cancellation.
+        await asyncio.wait_for(server.stop(grace), grace + 5)
+    except TimeoutError:
+        log.error("forced_exit_after_grace")
+    await server.runtime.close()

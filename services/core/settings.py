@@ -1,0 +1,121 @@
+"""Process settings, read once from the environment and `.env` by the composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+VERSION = "0.1.0"
+
+
+class SettingsError(Exception):
+    """Raised when the environment holds an invalid setting; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of every process. Environment variables use the upper-case field name."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://betterworld@127.0.0.1:55432/betterworld"
+    """SQLAlchemy URL of PostgreSQL (asyncpg driver)."""
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    """Connections per service process."""
+    database_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Connect and statement timeout; a request never waits longer than this on the database."""
+    redis_url: str = "redis://127.0.0.1:56379/0"
+    """Redis/Valkey URL for cache, rate limits and queues."""
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    """Socket timeout for Redis calls made while serving a request."""
+
+    host: str = "127.0.0.1"
+    """Address the service ports bind to."""
+    agent_port: int = Field(default=50051, ge=0, le=65535)
+    """gRPC port of the agent service (0 picks a free port)."""
+    metrics_port_agent: int = Field(default=9101, ge=0, le=65535)
+    """Prometheus port of the agent service (0 disables it)."""
+    envoy_port: int = Field(default=8080, ge=1, le=65535)
+    """Envoy's public port (gRPC and JSON)."""
+    envoy_admin_port: int = Field(default=9901, ge=1, le=65535)
+    """Envoy's admin port."""
+    postgres_port: int = Field(default=55432, ge=1, le=65535)
+    """Port of the embedded PostgreSQL started by `betterworld up`."""
+    valkey_port: int = Field(default=56379, ge=1, le=65535)
+    """Port of the embedded Valkey started by `betterworld up`."""
+    data_dir: Path = Path(".data")
+    """Where `betterworld up` keeps PostgreSQL, Valkey and the dev signing key."""
+    cors_allowed_origins: Annotated[list[str], NoDecode] = [
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+    ]
+    """Browser origins allowed by CORS (JSON list or comma-separated)."""
+
+    grace_seconds: float = Field(default=30.0, ge=0)
+    """How long SIGTERM waits for in-flight RPCs before forcing exit."""
+    health_check_interval_seconds: float = Field(default=2.0, gt=0)
+    """How often each service probes PostgreSQL and Redis for its health status."""
+    log_level: str = "INFO"
+    """Root log level."""
+
+    cursor_secret: SecretStr = SecretStr("dev-cursor-secret-change-me")
+    """HMAC key that makes list cursors tamper-evident."""
+    internal_service_token: SecretStr = SecretStr("dev-internal-token-change-me")
+    """Credential services present to each other's internal RPCs."""
+    heartbeat_signing_key: SecretStr | None = None
+    """Ed25519 private key (PEM, or base64 of the 32-byte seed). Unset: a dev key persisted under data_dir."""
+    heartbeat_signing_key_previous: SecretStr | None = None
+    """The previous private key during a rotation; its public key stays published."""
+    heartbeat_interval_seconds: int = Field(default=1800, ge=60)
+    """Check-in interval recommended to agents."""
+    heartbeat_instructions_ttl_seconds: int = Field(default=3600, ge=60)
+    """How long signed instructions are valid."""
+
+    rate_limit_agent_pending: int = Field(default=30, ge=1)
+    """Requests a minute for an unverified agent."""
+    rate_limit_agent_verified: int = Field(default=60, ge=1)
+    """Requests a minute for a verified agent."""
+    rate_limit_auth_per_ip: int = Field(default=10, ge=1)
+    """Requests a minute per client IP to authentication endpoints (e.g. registration)."""
+    rate_limit_public_per_ip: int = Field(default=300, ge=1)
+    """Requests a minute per client IP to public endpoints."""
+    rate_limit_content_per_agent: int = Field(default=20, ge=1)
+    """Content creations a minute per agent."""
+    rate_limit_enabled: bool = True
+    """Turn rate limiting off entirely (benchmarks only)."""
+
+    auth_cache_ttl_seconds: int = Field(default=60, ge=0)
+    """How long a resolved API key stays cached in Redis."""
+    key_rotation_grace_hours: int = Field(default=24, ge=0)
+    """How long a rotated-out API key keeps working."""
+
+    smtp_host: str | None = None
+    """SMTP server for verification emails; unset writes them to the outbox table and the log."""
+    smtp_port: int = 587
+    """SMTP port."""
+    smtp_username: str | None = None
+    """SMTP user."""
+    smtp_password: SecretStr | None = None
+    """SMTP password."""
+    smtp_from: str = "BetterWorld <no-reply@betterworld.local>"
+    """Sender of verification emails."""
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads settings once; raises SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

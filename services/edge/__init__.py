@@ -1,0 +1,1 @@
+"""Envoy front door: renders the edge proxy configuration for the local stack and compose."""

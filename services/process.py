@@ -1,0 +1,72 @@
+"""Process entry points: each builds its runtime once (the composition root) and closes it."""
+
+from __future__ import annotations
+
+import re
+
+from services.core.credentials import store as credentials
+from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
+from services.core.runtime import Runtime, build_runtime
+from services.core.server import ServiceDefinition, ServiceServer, run_until_signalled
+from services.core.settings import Settings
+from services.seed import SeededAgent, seed_demo
+
+_OPERATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
+
+
+def definition_of(service: str) -> ServiceDefinition:
+    """The ServiceDefinition of a service by short name."""
+    if service == "agent":
+        from services.agent.service import DEFINITION
+
+        return DEFINITION
+    raise ValueError(f"unknown service {service!r}")
+
+
+def port_of(service: str, settings: Settings) -> tuple[int, int]:
+    """(gRPC port, metrics port) of a service from settings."""
+    if service == "agent":
+        return settings.agent_port, settings.metrics_port_agent
+    raise ValueError(f"unknown service {service!r}")
+
+
+async def serve(
+    service: str, settings: Settings, *, port: int | None = None, reuse_port: bool = False
+) -> int:
+    """Runs one service process until SIGTERM/SIGINT; returns the exit code."""
+    runtime = build_runtime(settings)
+    grpc_port, metrics_port = port_of(service, settings)
+    server = ServiceServer(
+        definition_of(service),
+        runtime,
+        host=settings.host,
+        port=grpc_port if port is None else port,
+        metrics_port=0 if reuse_port else metrics_port,
+        reuse_port=reuse_port,
+    )
+    await run_until_signalled(server)
+    return 0
+
+
+async def seed(settings: Settings) -> list[SeededAgent]:
+    """Seeds demo data into an empty database."""
+    runtime: Runtime = build_runtime(settings)
+    try:
+        return await seed_demo(runtime)
+    finally:
+        await runtime.close()
+
+
+async def create_operator_key(settings: Settings, name: str) -> str:
+    """Creates (or reuses) the operator `name` and returns a new key for it."""
+    if not _OPERATOR_NAME.match(name):
+        raise SystemExit("operator name: 1-100 letters, digits, spaces or ._@- characters")
+    runtime = build_runtime(settings)
+    try:
+        key = generate_key(OPERATOR_KEY_PREFIX)
+        await credentials.create_operator(
+            runtime.engine, name=name, digest=key.digest, display_prefix=key.display_prefix
+        )
+        return key.plaintext
+    finally:
+        await runtime.close()

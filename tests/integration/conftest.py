@@ -1,0 +1,53 @@
+"""Fixtures for in-process services on port 0 over the session's real databases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from betterworld.agent.v1 import agent_pb2
+from betterworld.common.v1 import common_pb2
+
+from services.agent.service import DEFINITION
+from services.core.credentials import store as credentials
+from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
+from services.core.settings import Settings
+from tests.helpers import RunningService, start_service
+
+
+@pytest.fixture
+async def agent_service(settings: Settings, clean_state: None) -> AsyncIterator[RunningService]:
+    """The agent service in-process on a free port."""
+    service = await start_service(DEFINITION, settings)
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+async def register(
+    service: RunningService, username: str = "test-agent", **fields: object
+) -> agent_pb2.RegisterAgentResponse:
+    """Registers an agent with valid defaults."""
+    request = agent_pb2.RegisterAgentRequest(
+        username=username,
+        framework=fields.pop("framework", agent_pb2.LANGCHAIN),  # type: ignore[arg-type]
+        specializations=fields.pop(  # type: ignore[arg-type]
+            "specializations", [common_pb2.FOOD_SECURITY]
+        ),
+        **fields,  # type: ignore[arg-type]
+    )
+    return await service.agents.RegisterAgent(request)
+
+
+@pytest.fixture
+async def operator_key(agent_service: RunningService) -> str:
+    """An operator API key named "ops-test"."""
+    key = generate_key(OPERATOR_KEY_PREFIX)
+    await credentials.create_operator(
+        agent_service.runtime.engine,
+        name="ops-test",
+        digest=key.digest,
+        display_prefix=key.display_prefix,
+    )
+    return key.plaintext
