@@ -2,9 +2,10 @@
 # Regenerates gen/: Python messages, typing stubs and gRPC stubs for our
 # protos, and the descriptor set Envoy's transcoder loads.
 set -euo pipefail
+# Usage: scripts/gen_protos.sh [OUT_DIR]   (default gen/)
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-OUT=gen
+OUT=${1:-gen}
 PROTOS=$(find protos -name '*.proto' | sort)
 
 rm -rf "$OUT/betterworld" "$OUT/descriptor.pb"

@@ -85,7 +85,7 @@ class Stack:
         config.write_text(dump(render_envoy_config(local_envoy_spec(self.settings))))
         self.spawn(
             "envoy",
-            [_envoy_binary(), "-c", str(config), "--log-level", "warn", "--base-id", "0"],
+            [_envoy_binary(), "-c", str(config), "--log-level", "warn", "--disable-hot-restart"],
         )
 
     def wait_healthy(self) -> None:

@@ -123,13 +123,13 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
             username=registered.agent.username,
         )
 
-    async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.GetMeResponse:  # noqa: N802
+    async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.Agent:  # noqa: N802
         agent = await accounts.get_me(self._deps, _principal())
-        return pb.GetMeResponse(agent=agent_message(agent, self._deps))
+        return agent_message(agent, self._deps)
 
     async def UpdateMe(  # noqa: N802
         self, request: pb.UpdateMeRequest, context: Context
-    ) -> pb.UpdateMeResponse:
+    ) -> pb.Agent:
         def sent(name: str) -> str | None:
             return getattr(request, name) if request.HasField(name) else None
 
@@ -143,13 +143,13 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
             model_name=sent("model_name"),
             specializations=_domains(list(request.specializations)),
         )
-        return pb.UpdateMeResponse(agent=agent_message(agent, self._deps))
+        return agent_message(agent, self._deps)
 
     async def GetAgent(  # noqa: N802
         self, request: pb.GetAgentRequest, context: Context
-    ) -> pb.GetAgentResponse:
+    ) -> pb.AgentProfile:
         agent = await accounts.get_agent(self._deps, request.agent_id)
-        return pb.GetAgentResponse(agent=profile_message(agent))
+        return profile_message(agent)
 
     async def ListAgents(  # noqa: N802
         self, request: pb.ListAgentsRequest, context: Context
@@ -254,34 +254,34 @@ class AgentAdminServicer(pb_grpc.AgentAdminServiceServicer):
 
     async def SetVerificationStatus(  # noqa: N802
         self, request: pb.SetVerificationStatusRequest, context: Context
-    ) -> pb.SetVerificationStatusResponse:
+    ) -> pb.Agent:
         agent = await admin.set_verification_status(
             self._deps,
             _principal(),
             request.agent_id,
             _enum_name(pb.ClaimStatus, request.claim_status).upper(),
         )
-        return pb.SetVerificationStatusResponse(agent=agent_message(agent, self._deps))
+        return agent_message(agent, self._deps)
 
     async def SetRateLimit(  # noqa: N802
         self, request: pb.SetRateLimitRequest, context: Context
-    ) -> pb.SetRateLimitResponse:
+    ) -> pb.Agent:
         limit = request.limit_per_minute if request.HasField("limit_per_minute") else None
         agent = await admin.set_rate_limit(self._deps, _principal(), request.agent_id, limit)
-        return pb.SetRateLimitResponse(agent=agent_message(agent, self._deps))
+        return agent_message(agent, self._deps)
 
     async def DeactivateAgent(  # noqa: N802
         self, request: pb.DeactivateAgentRequest, context: Context
-    ) -> pb.DeactivateAgentResponse:
+    ) -> pb.Agent:
         agent = await admin.set_active(
             self._deps, _principal(), request.agent_id, active=False, reason=request.reason
         )
-        return pb.DeactivateAgentResponse(agent=agent_message(agent, self._deps))
+        return agent_message(agent, self._deps)
 
     async def ReactivateAgent(  # noqa: N802
         self, request: pb.ReactivateAgentRequest, context: Context
-    ) -> pb.ReactivateAgentResponse:
+    ) -> pb.Agent:
         agent = await admin.set_active(
             self._deps, _principal(), request.agent_id, active=True, reason=request.reason
         )
-        return pb.ReactivateAgentResponse(agent=agent_message(agent, self._deps))
+        return agent_message(agent, self._deps)

@@ -110,7 +110,7 @@ async def list_agents(
     if framework:
         query = query.where(agents.c.framework == framework)
     if specialization:
-        query = query.where(agents.c.specializations.any(specialization))
+        query = query.where(agents.c.specializations.contains([specialization]))
     primary = agents.c.reputation_score if by_reputation else agents.c.created_at
     if after is not None:
         key, last_id = after

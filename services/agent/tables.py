@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    ARRAY,
     Boolean,
     CheckConstraint,
     Column,
@@ -19,7 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from services.core.db import metadata
 
@@ -51,6 +50,7 @@ agents = Table(
     Index("uq_agents_username_lower", func.lower(text("username")), unique=True),
     Index("ix_agents_created", "created_at", "id"),
     Index("ix_agents_reputation", "reputation_score", "id"),
+    Index("ix_agents_specializations", "specializations", postgresql_using="gin"),
 )
 
 verification_codes = Table(

@@ -46,13 +46,33 @@ _PEER = re.compile(r"^ipv4:(?P<v4>[0-9.]+):\d+$|^ipv6:\[(?P<v6>[0-9a-fA-F:.]+)\]
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler, make: Callable[[Behavior], Behavior]
+    handler: grpc.RpcMethodHandler,
+    make: Callable[[Behavior], Behavior],
+    deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(
         make(handler.unary_unary),
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer or handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes are not a valid message of the RPC's type."""
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    # gRPC answers INTERNAL when deserialization raises; a malformed request is the client's
+    # error, so decode failures become a marker that the behavior turns into INVALID_ARGUMENT.
+    def decode(data: bytes) -> Any:
+        if deserializer is None:
+            return data
+        try:
+            return deserializer(data)
+        except Exception:
+            return _Undecodable()
+
+    return decode
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
@@ -97,7 +117,11 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         method: str = handler_call_details.method
-        return _wrap(handler, lambda inner: self._behavior(method, inner))
+        return _wrap(
+            handler,
+            lambda inner: self._behavior(method, inner),
+            _tolerant(handler.request_deserializer),
+        )
 
     def _behavior(self, method: str, inner: Behavior) -> Behavior:
         grpc_service, grpc_method = split_method(method)
@@ -116,6 +140,10 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                if isinstance(request, _Undecodable):
+                    raise errors.InvalidArgument.one(
+                        "request", "is not a valid protobuf message for this method"
+                    )
                 response = await inner(request, context)
                 await context.send_initial_metadata(tuple(state.response_headers.items()))
                 return response

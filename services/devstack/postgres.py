@@ -134,32 +134,32 @@ class EmbeddedPostgres:
             return
         self._prepare()
         modes: list[StopMode] = [mode] if mode == "immediate" else [mode, "immediate"]
-        result: subprocess.CompletedProcess[str] | None = None
+        detail = ""
         for attempt in modes:
-            result = self._run(
-                [
-                    str(self._bin / "pg_ctl"),
-                    "stop",
-                    "-D",
-                    str(self.data_dir),
-                    "-m",
-                    attempt,
-                    "-w",
-                    "-t",
-                    str(self.START_TIMEOUT),
-                ],
-                timeout=self.START_TIMEOUT + 10,
-            )
+            argv = [str(self._bin / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", attempt]
+            try:
+                result = self._run(
+                    [*argv, "-w", "-t", str(self.START_TIMEOUT)], timeout=self.START_TIMEOUT + 10
+                )
+                detail = (result.stderr or result.stdout).strip()
+            except subprocess.TimeoutExpired:
+                detail = "pg_ctl stop did not return"
             if not self.is_running():
                 return
-            log.warning("pg_ctl stop -m %s did not stop %s: %s", attempt, self.data_dir, result)
-        detail = (result.stderr or result.stdout).strip() if result else ""
+            log.warning("pg_ctl stop -m %s did not stop %s: %s", attempt, self.data_dir, detail)
         raise RuntimeError(f"could not stop PostgreSQL in {self.data_dir}: {detail}")
 
     def is_running(self) -> bool:
         """True when the postmaster recorded in ``data_dir/postmaster.pid`` is alive."""
         pid = self._postmaster_pid()
-        return pid is not None and process_alive(pid, "postgres")
+        if pid is None or not process_alive(pid, "postgres"):
+            return False
+        try:
+            # The postmaster's cwd is its data directory: this tells our server apart from
+            # another cluster's postmaster that reused a stale PID (pg_ctl would signal it).
+            return Path(os.readlink(f"/proc/{pid}/cwd")) == self.data_dir
+        except OSError:
+            return True  # no procfs or not allowed to look: trust the PID and name
 
     def __enter__(self) -> Self:
         self.start()

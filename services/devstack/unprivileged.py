@@ -151,7 +151,7 @@ def _cached_copy(root: Path, sources: list[Path], user: str) -> Path:
     if (target / ".complete").exists():
         return target
     CACHE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
-    os.chmod(CACHE_DIR, 0o755)
+    os.chmod(CACHE_DIR, 0o755)  # noqa: S103 - the server account must read it; only root writes
     log.info("copying PostgreSQL binaries to %s so %s can run them", target, user)
     # Copy into a private temporary name and rename into place: concurrent starters never see a
     # half-written tree, and whoever loses the rename race simply discards its copy.
@@ -161,8 +161,8 @@ def _cached_copy(root: Path, sources: list[Path], user: str) -> Path:
         for src in sources:
             dest = staging / src.relative_to(root)
             shutil.copytree(src, dest, symlinks=True)
-        for dirpath, dirnames, filenames in os.walk(staging):
-            os.chmod(dirpath, 0o755)
+        for dirpath, _dirnames, filenames in os.walk(staging):
+            os.chmod(dirpath, 0o755)  # noqa: S103 - readable by all, writable by root only
             for name in filenames:
                 path = Path(dirpath, name)
                 if not path.is_symlink():

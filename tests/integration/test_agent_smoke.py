@@ -14,5 +14,5 @@ async def test_register_then_get_me(agent_service: RunningService) -> None:
     me = await agent_service.agents.GetMe(
         agent_pb2.GetMeRequest(), metadata=bearer(registered.api_key)
     )
-    assert me.agent.username == "smoke-agent"
-    assert me.agent.rate_limit_per_minute == 30
+    assert me.username == "smoke-agent"
+    assert me.rate_limit_per_minute == 30

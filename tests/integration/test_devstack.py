@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 import redis
 
@@ -178,6 +178,6 @@ def test_start_failures_are_reported_with_the_log_tail(tmp_path: Path) -> None:
         assert not vk.is_running()
 
         pg = EmbeddedPostgres(tmp_path / "pg", port=port)
-        with pytest.raises(PostgresStartError, match="(?s)last lines of.*could not"):
+        with pytest.raises(PostgresStartError, match=r"(?s)last lines of.*could not"):
             pg.start()
         assert not pg.is_running()

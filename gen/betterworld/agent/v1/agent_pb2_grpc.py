@@ -48,17 +48,17 @@ class AgentServiceStub:
         self.GetMe = channel.unary_unary(
                 '/betterworld.agent.v1.AgentService/GetMe',
                 request_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetMeRequest.SerializeToString,
-                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetMeResponse.FromString,
+                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
                 _registered_method=True)
         self.UpdateMe = channel.unary_unary(
                 '/betterworld.agent.v1.AgentService/UpdateMe',
                 request_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.UpdateMeRequest.SerializeToString,
-                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.UpdateMeResponse.FromString,
+                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
                 _registered_method=True)
         self.GetAgent = channel.unary_unary(
                 '/betterworld.agent.v1.AgentService/GetAgent',
                 request_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
-                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetAgentResponse.FromString,
+                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.AgentProfile.FromString,
                 _registered_method=True)
         self.ListAgents = channel.unary_unary(
                 '/betterworld.agent.v1.AgentService/ListAgents',
@@ -168,17 +168,17 @@ def add_AgentServiceServicer_to_server(servicer, server):
             'GetMe': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMe,
                     request_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetMeRequest.FromString,
-                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetMeResponse.SerializeToString,
+                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.SerializeToString,
             ),
             'UpdateMe': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateMe,
                     request_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.UpdateMeRequest.FromString,
-                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.UpdateMeResponse.SerializeToString,
+                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.SerializeToString,
             ),
             'GetAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAgent,
                     request_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetAgentRequest.FromString,
-                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.GetAgentResponse.SerializeToString,
+                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.AgentProfile.SerializeToString,
             ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAgents,
@@ -260,7 +260,7 @@ class AgentService:
             target,
             '/betterworld.agent.v1.AgentService/GetMe',
             betterworld_dot_agent_dot_v1_dot_agent__pb2.GetMeRequest.SerializeToString,
-            betterworld_dot_agent_dot_v1_dot_agent__pb2.GetMeResponse.FromString,
+            betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -287,7 +287,7 @@ class AgentService:
             target,
             '/betterworld.agent.v1.AgentService/UpdateMe',
             betterworld_dot_agent_dot_v1_dot_agent__pb2.UpdateMeRequest.SerializeToString,
-            betterworld_dot_agent_dot_v1_dot_agent__pb2.UpdateMeResponse.FromString,
+            betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -314,7 +314,7 @@ class AgentService:
             target,
             '/betterworld.agent.v1.AgentService/GetAgent',
             betterworld_dot_agent_dot_v1_dot_agent__pb2.GetAgentRequest.SerializeToString,
-            betterworld_dot_agent_dot_v1_dot_agent__pb2.GetAgentResponse.FromString,
+            betterworld_dot_agent_dot_v1_dot_agent__pb2.AgentProfile.FromString,
             options,
             channel_credentials,
             insecure,
@@ -616,22 +616,22 @@ class AgentAdminServiceStub:
         self.SetVerificationStatus = channel.unary_unary(
                 '/betterworld.agent.v1.AgentAdminService/SetVerificationStatus',
                 request_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetVerificationStatusRequest.SerializeToString,
-                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetVerificationStatusResponse.FromString,
+                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
                 _registered_method=True)
         self.SetRateLimit = channel.unary_unary(
                 '/betterworld.agent.v1.AgentAdminService/SetRateLimit',
                 request_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetRateLimitRequest.SerializeToString,
-                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetRateLimitResponse.FromString,
+                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
                 _registered_method=True)
         self.DeactivateAgent = channel.unary_unary(
                 '/betterworld.agent.v1.AgentAdminService/DeactivateAgent',
                 request_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.DeactivateAgentRequest.SerializeToString,
-                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.DeactivateAgentResponse.FromString,
+                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
                 _registered_method=True)
         self.ReactivateAgent = channel.unary_unary(
                 '/betterworld.agent.v1.AgentAdminService/ReactivateAgent',
                 request_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.ReactivateAgentRequest.SerializeToString,
-                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.ReactivateAgentResponse.FromString,
+                response_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
                 _registered_method=True)
 
 
@@ -674,22 +674,22 @@ def add_AgentAdminServiceServicer_to_server(servicer, server):
             'SetVerificationStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetVerificationStatus,
                     request_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetVerificationStatusRequest.FromString,
-                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetVerificationStatusResponse.SerializeToString,
+                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.SerializeToString,
             ),
             'SetRateLimit': grpc.unary_unary_rpc_method_handler(
                     servicer.SetRateLimit,
                     request_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetRateLimitRequest.FromString,
-                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.SetRateLimitResponse.SerializeToString,
+                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.SerializeToString,
             ),
             'DeactivateAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.DeactivateAgent,
                     request_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.DeactivateAgentRequest.FromString,
-                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.DeactivateAgentResponse.SerializeToString,
+                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.SerializeToString,
             ),
             'ReactivateAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.ReactivateAgent,
                     request_deserializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.ReactivateAgentRequest.FromString,
-                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.ReactivateAgentResponse.SerializeToString,
+                    response_serializer=betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -720,7 +720,7 @@ class AgentAdminService:
             target,
             '/betterworld.agent.v1.AgentAdminService/SetVerificationStatus',
             betterworld_dot_agent_dot_v1_dot_agent__pb2.SetVerificationStatusRequest.SerializeToString,
-            betterworld_dot_agent_dot_v1_dot_agent__pb2.SetVerificationStatusResponse.FromString,
+            betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -747,7 +747,7 @@ class AgentAdminService:
             target,
             '/betterworld.agent.v1.AgentAdminService/SetRateLimit',
             betterworld_dot_agent_dot_v1_dot_agent__pb2.SetRateLimitRequest.SerializeToString,
-            betterworld_dot_agent_dot_v1_dot_agent__pb2.SetRateLimitResponse.FromString,
+            betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -774,7 +774,7 @@ class AgentAdminService:
             target,
             '/betterworld.agent.v1.AgentAdminService/DeactivateAgent',
             betterworld_dot_agent_dot_v1_dot_agent__pb2.DeactivateAgentRequest.SerializeToString,
-            betterworld_dot_agent_dot_v1_dot_agent__pb2.DeactivateAgentResponse.FromString,
+            betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -801,7 +801,7 @@ class AgentAdminService:
             target,
             '/betterworld.agent.v1.AgentAdminService/ReactivateAgent',
             betterworld_dot_agent_dot_v1_dot_agent__pb2.ReactivateAgentRequest.SerializeToString,
-            betterworld_dot_agent_dot_v1_dot_agent__pb2.ReactivateAgentResponse.FromString,
+            betterworld_dot_agent_dot_v1_dot_agent__pb2.Agent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,11 +45,11 @@ class AgentServiceStub:
     INVALID_ARGUMENT for bad fields and ALREADY_EXISTS (reason
     USERNAME_TAKEN) when the username is taken in any letter case.
     """
-    GetMe: _grpc.UnaryUnaryMultiCallable[_agent_pb2.GetMeRequest, _agent_pb2.GetMeResponse]
+    GetMe: _grpc.UnaryUnaryMultiCallable[_agent_pb2.GetMeRequest, _agent_pb2.Agent]
     """Returns the calling agent's private profile."""
-    UpdateMe: _grpc.UnaryUnaryMultiCallable[_agent_pb2.UpdateMeRequest, _agent_pb2.UpdateMeResponse]
+    UpdateMe: _grpc.UnaryUnaryMultiCallable[_agent_pb2.UpdateMeRequest, _agent_pb2.Agent]
     """Updates only the fields present in the request; returns the new profile."""
-    GetAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.GetAgentRequest, _agent_pb2.GetAgentResponse]
+    GetAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.GetAgentRequest, _agent_pb2.AgentProfile]
     """Returns an agent's public profile (no email, no key data). Public.
     Returns NOT_FOUND for unknown ids and for deactivated agents.
     """
@@ -88,11 +88,11 @@ class AgentServiceAsyncStub(AgentServiceStub):
     INVALID_ARGUMENT for bad fields and ALREADY_EXISTS (reason
     USERNAME_TAKEN) when the username is taken in any letter case.
     """
-    GetMe: _aio.UnaryUnaryMultiCallable[_agent_pb2.GetMeRequest, _agent_pb2.GetMeResponse]  # type: ignore[assignment]
+    GetMe: _aio.UnaryUnaryMultiCallable[_agent_pb2.GetMeRequest, _agent_pb2.Agent]  # type: ignore[assignment]
     """Returns the calling agent's private profile."""
-    UpdateMe: _aio.UnaryUnaryMultiCallable[_agent_pb2.UpdateMeRequest, _agent_pb2.UpdateMeResponse]  # type: ignore[assignment]
+    UpdateMe: _aio.UnaryUnaryMultiCallable[_agent_pb2.UpdateMeRequest, _agent_pb2.Agent]  # type: ignore[assignment]
     """Updates only the fields present in the request; returns the new profile."""
-    GetAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.GetAgentRequest, _agent_pb2.GetAgentResponse]  # type: ignore[assignment]
+    GetAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.GetAgentRequest, _agent_pb2.AgentProfile]  # type: ignore[assignment]
     """Returns an agent's public profile (no email, no key data). Public.
     Returns NOT_FOUND for unknown ids and for deactivated agents.
     """
@@ -140,7 +140,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.GetMeRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.GetMeResponse, _abc.Awaitable[_agent_pb2.GetMeResponse]]:
+    ) -> _typing.Union[_agent_pb2.Agent, _abc.Awaitable[_agent_pb2.Agent]]:
         """Returns the calling agent's private profile."""
 
     @_abc_1.abstractmethod
@@ -148,7 +148,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.UpdateMeRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.UpdateMeResponse, _abc.Awaitable[_agent_pb2.UpdateMeResponse]]:
+    ) -> _typing.Union[_agent_pb2.Agent, _abc.Awaitable[_agent_pb2.Agent]]:
         """Updates only the fields present in the request; returns the new profile."""
 
     @_abc_1.abstractmethod
@@ -156,7 +156,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.GetAgentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.GetAgentResponse, _abc.Awaitable[_agent_pb2.GetAgentResponse]]:
+    ) -> _typing.Union[_agent_pb2.AgentProfile, _abc.Awaitable[_agent_pb2.AgentProfile]]:
         """Returns an agent's public profile (no email, no key data). Public.
         Returns NOT_FOUND for unknown ids and for deactivated agents.
         """
@@ -289,13 +289,13 @@ class AgentAdminServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AgentAdminServiceAsyncStub: ...
-    SetVerificationStatus: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SetVerificationStatusRequest, _agent_pb2.SetVerificationStatusResponse]
+    SetVerificationStatus: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SetVerificationStatusRequest, _agent_pb2.Agent]
     """Sets an agent's claim status (PENDING or VERIFIED)."""
-    SetRateLimit: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SetRateLimitRequest, _agent_pb2.SetRateLimitResponse]
+    SetRateLimit: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SetRateLimitRequest, _agent_pb2.Agent]
     """Sets (1 to 1000 requests a minute) or clears a per-agent rate limit."""
-    DeactivateAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DeactivateAgentRequest, _agent_pb2.DeactivateAgentResponse]
+    DeactivateAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DeactivateAgentRequest, _agent_pb2.Agent]
     """Deactivates an agent: its keys stop working (PERMISSION_DENIED) at once."""
-    ReactivateAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ReactivateAgentRequest, _agent_pb2.ReactivateAgentResponse]
+    ReactivateAgent: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ReactivateAgentRequest, _agent_pb2.Agent]
     """Reactivates a deactivated agent."""
 
 @_typing.type_check_only
@@ -305,13 +305,13 @@ class AgentAdminServiceAsyncStub(AgentAdminServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    SetVerificationStatus: _aio.UnaryUnaryMultiCallable[_agent_pb2.SetVerificationStatusRequest, _agent_pb2.SetVerificationStatusResponse]  # type: ignore[assignment]
+    SetVerificationStatus: _aio.UnaryUnaryMultiCallable[_agent_pb2.SetVerificationStatusRequest, _agent_pb2.Agent]  # type: ignore[assignment]
     """Sets an agent's claim status (PENDING or VERIFIED)."""
-    SetRateLimit: _aio.UnaryUnaryMultiCallable[_agent_pb2.SetRateLimitRequest, _agent_pb2.SetRateLimitResponse]  # type: ignore[assignment]
+    SetRateLimit: _aio.UnaryUnaryMultiCallable[_agent_pb2.SetRateLimitRequest, _agent_pb2.Agent]  # type: ignore[assignment]
     """Sets (1 to 1000 requests a minute) or clears a per-agent rate limit."""
-    DeactivateAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.DeactivateAgentRequest, _agent_pb2.DeactivateAgentResponse]  # type: ignore[assignment]
+    DeactivateAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.DeactivateAgentRequest, _agent_pb2.Agent]  # type: ignore[assignment]
     """Deactivates an agent: its keys stop working (PERMISSION_DENIED) at once."""
-    ReactivateAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.ReactivateAgentRequest, _agent_pb2.ReactivateAgentResponse]  # type: ignore[assignment]
+    ReactivateAgent: _aio.UnaryUnaryMultiCallable[_agent_pb2.ReactivateAgentRequest, _agent_pb2.Agent]  # type: ignore[assignment]
     """Reactivates a deactivated agent."""
 
 class AgentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -324,7 +324,7 @@ class AgentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.SetVerificationStatusRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.SetVerificationStatusResponse, _abc.Awaitable[_agent_pb2.SetVerificationStatusResponse]]:
+    ) -> _typing.Union[_agent_pb2.Agent, _abc.Awaitable[_agent_pb2.Agent]]:
         """Sets an agent's claim status (PENDING or VERIFIED)."""
 
     @_abc_1.abstractmethod
@@ -332,7 +332,7 @@ class AgentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.SetRateLimitRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.SetRateLimitResponse, _abc.Awaitable[_agent_pb2.SetRateLimitResponse]]:
+    ) -> _typing.Union[_agent_pb2.Agent, _abc.Awaitable[_agent_pb2.Agent]]:
         """Sets (1 to 1000 requests a minute) or clears a per-agent rate limit."""
 
     @_abc_1.abstractmethod
@@ -340,7 +340,7 @@ class AgentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.DeactivateAgentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.DeactivateAgentResponse, _abc.Awaitable[_agent_pb2.DeactivateAgentResponse]]:
+    ) -> _typing.Union[_agent_pb2.Agent, _abc.Awaitable[_agent_pb2.Agent]]:
         """Deactivates an agent: its keys stop working (PERMISSION_DENIED) at once."""
 
     @_abc_1.abstractmethod
@@ -348,7 +348,7 @@ class AgentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.ReactivateAgentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.ReactivateAgentResponse, _abc.Awaitable[_agent_pb2.ReactivateAgentResponse]]:
+    ) -> _typing.Union[_agent_pb2.Agent, _abc.Awaitable[_agent_pb2.Agent]]:
         """Reactivates a deactivated agent."""
 
 def add_AgentAdminServiceServicer_to_server(servicer: AgentAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,49 @@
+# BetterWorld mesh. `make dev` runs the local stack; `make test` runs every check and test.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+BUF := tools/node_modules/.bin/buf
+
+.PHONY: dev up install gen lint test test-fast bench clean-data
+
+dev: install
+	$(BIN)/betterworld up
+
+up: dev
+
+$(UV):
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+# Reproducible installs: uv.lock for Python, tools/package-lock.json for buf.
+install: $(UV) $(BUF)
+	$(UV) sync --frozen --quiet
+
+$(BUF): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BUF)
+
+gen: install
+	PYTHON=$(BIN)/python scripts/gen_protos.sh
+
+lint: install
+	$(BIN)/ruff check services tests migrations scripts
+	$(BIN)/ruff format --check services tests migrations scripts
+	$(BIN)/mypy
+	$(BUF) lint
+	$(BUF) format -d --exit-code
+	scripts/buf_breaking.sh
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean-data:
+	rm -rf .data
