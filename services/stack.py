@@ -108,7 +108,7 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM to every child (services drain), then the databases."""
-        for name, proc in reversed(self.children):
+        for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for name, proc in reversed(self.children):

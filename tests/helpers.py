@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from betterworld.agent.v1 import agent_pb2, agent_pb2_grpc
+from betterworld.agent.v1 import agent_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -51,10 +51,12 @@ class RunningService:
         await self.runtime.close()
 
 
-async def start_service(definition: ServiceDefinition, settings: Settings) -> RunningService:
+async def start_service(
+    definition: ServiceDefinition, settings: Settings, *, metrics_port: int = 0
+) -> RunningService:
     """Starts a service in-process on a free port."""
     runtime = build_runtime(settings)
-    server = ServiceServer(definition, runtime, host="127.0.0.1", port=0)
+    server = ServiceServer(definition, runtime, host="127.0.0.1", port=0, metrics_port=metrics_port)
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     return RunningService(server=server, runtime=runtime, channel=channel)

@@ -60,6 +60,13 @@ def upgrade() -> None:
     op.create_index("ix_agents_created", "agents", ["created_at", "id"], unique=False)
     op.create_index("ix_agents_reputation", "agents", ["reputation_score", "id"], unique=False)
     op.create_index(
+        "ix_agents_specializations",
+        "agents",
+        ["specializations"],
+        unique=False,
+        postgresql_using="gin",
+    )
+    op.create_index(
         "uq_agents_username_lower", "agents", [sa.literal_column("lower(username)")], unique=True
     )
     op.create_table(
@@ -202,6 +209,7 @@ def downgrade() -> None:
     op.drop_index("ix_api_keys_owner", table_name="api_keys")
     op.drop_table("api_keys")
     op.drop_index("uq_agents_username_lower", table_name="agents")
+    op.drop_index("ix_agents_specializations", table_name="agents", postgresql_using="gin")
     op.drop_index("ix_agents_reputation", table_name="agents")
     op.drop_index("ix_agents_created", table_name="agents")
     op.drop_table("agents")

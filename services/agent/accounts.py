@@ -20,8 +20,8 @@ from services.agent.model import (
 )
 from services.agent.validation import (
     Violations,
-    check_length,
     check_specializations,
+    check_text,
     check_username,
     normalize_email,
 )
@@ -60,7 +60,7 @@ def validate_registration(
         "model_name": model_name,
     }
     for name, value in texts.items():
-        check_length(value, out, name, _TEXT_LIMITS[name])
+        check_text(value, out, name, _TEXT_LIMITS[name])
     out.raise_if_any()
     return NewAgent(
         username=username,
@@ -138,7 +138,7 @@ def validate_changes(
     }
     for name, value in texts.items():
         if value is not None:
-            check_length(value, out, name, _TEXT_LIMITS[name])
+            check_text(value, out, name, _TEXT_LIMITS[name])
     normalized_email = normalize_email(email, out) if email else None
     if specializations:
         check_specializations(specializations, out, "specializations")

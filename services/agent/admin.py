@@ -7,6 +7,7 @@ from typing import Any
 from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.model import CLAIM_PENDING, CLAIM_VERIFIED, AgentRecord
+from services.agent.validation import Violations, check_text
 from services.core import audit, errors
 from services.core.context import Principal
 from services.core.credentials import store as credentials
@@ -79,8 +80,9 @@ async def set_active(
     deps: AgentDeps, operator: Principal, agent_id: str, *, active: bool, reason: str
 ) -> AgentRecord:
     """Deactivates or reactivates; keys stop (or resume) working at once."""
-    if len(reason) > 500:
-        raise errors.InvalidArgument.one("reason", "must be at most 500 characters")
+    out = Violations()
+    check_text(reason, out, "reason", 500)
+    out.raise_if_any()
     return await _change(
         deps,
         operator,

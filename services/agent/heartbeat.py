@@ -10,6 +10,7 @@ from typing import Any
 from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.signing import PublishedKey, SignedPayload
+from services.agent.validation import Violations, check_text
 from services.core import errors
 from services.core.context import Principal
 
@@ -90,21 +91,14 @@ def validate_checkin(
         violations.append(
             errors.FieldViolation("timestamp", "must be within 5 minutes of server time")
         )
-    if len(instructions_version) > 50:
-        violations.append(
-            errors.FieldViolation("instructions_version", "must be at most 50 characters")
-        )
-    if len(client_version) > 50:
-        violations.append(errors.FieldViolation("client_version", "must be at most 50 characters"))
+    out = Violations()
+    check_text(instructions_version, out, "instructions_version", 50)
+    check_text(client_version, out, "client_version", 50)
+    check_text(activity.get("notes", ""), out, "activity_summary.notes", 2000)
     for name in _ACTIVITY_FIELDS:
         if activity.get(name, 0) < 0:
-            violations.append(
-                errors.FieldViolation(f"activity_summary.{name}", "must not be negative")
-            )
-    if len(activity.get("notes", "")) > 2000:
-        violations.append(
-            errors.FieldViolation("activity_summary.notes", "must be at most 2000 characters")
-        )
+            out.add(f"activity_summary.{name}", "must not be negative")
+    violations.extend(out.items)
     if violations:
         raise errors.InvalidArgument(violations)
     assert timestamp is not None

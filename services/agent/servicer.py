@@ -51,7 +51,8 @@ def _from_ts(message: object, name: str) -> datetime | None:
     if not message.HasField(name):  # type: ignore[attr-defined]
         return None
     try:
-        return getattr(message, name).ToDatetime(tzinfo=_UTC)  # type: ignore[no-any-return]
+        value: datetime = getattr(message, name).ToDatetime(tzinfo=_UTC)
+        return value
     except (ValueError, OverflowError, OSError):
         raise errors.InvalidArgument.one(name, "is not a valid timestamp") from None
 
@@ -131,7 +132,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         self, request: pb.UpdateMeRequest, context: Context
     ) -> pb.Agent:
         def sent(name: str) -> str | None:
-            return getattr(request, name) if request.HasField(name) else None
+            return getattr(request, name) if request.HasField(name) else None  # type: ignore[arg-type]
 
         agent = await accounts.update_me(
             self._deps,

@@ -58,10 +58,12 @@ def check_username(value: str, out: Violations, field: str = "username") -> None
         out.add(field, "is reserved")
 
 
-def check_length(value: str, out: Violations, field: str, maximum: int) -> None:
-    """At most `maximum` characters."""
+def check_text(value: str, out: Violations, field: str, maximum: int) -> None:
+    """At most `maximum` characters and no NUL (PostgreSQL text cannot hold it)."""
     if len(value) > maximum:
         out.add(field, f"must be at most {maximum} characters")
+    elif "\x00" in value:
+        out.add(field, "must not contain NUL characters")
 
 
 def check_specializations(values: Sequence[str], out: Violations, field: str) -> None:

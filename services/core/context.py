@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class PrincipalKind(str, Enum):
+class PrincipalKind(StrEnum):
     """Who is calling."""
 
     AGENT = "agent"

@@ -96,7 +96,7 @@ class HealthMonitor:
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in self._names:
-            await self._servicer.set(name, status)
+            await self._servicer.set(name, status)  # type: ignore[func-returns-value,misc]
         if self._serving is not None:
             log.warning("health_changed", serving=serving)
         self._serving = serving
@@ -128,4 +128,4 @@ class HealthMonitor:
             self._task.cancel()
         self._serving = None
         await self._set(False)
-        await self._servicer.enter_graceful_shutdown()
+        await self._servicer.enter_graceful_shutdown()  # type: ignore[func-returns-value,misc]

@@ -51,7 +51,7 @@ def _wrap(
     deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(
-        make(handler.unary_unary),
+        make(handler.unary_unary),  # type: ignore[arg-type]
         request_deserializer=deserializer or handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )

@@ -103,7 +103,7 @@ class ServiceServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],
         )
-        self._health = health.aio.HealthServicer()
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.monitor = HealthMonitor(
             servicer=self._health,
             probe=DependencyProbe(engine=runtime.engine, redis=runtime.redis),

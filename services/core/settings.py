@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     internal_service_token: SecretStr = SecretStr("dev-internal-token-change-me")
     """Credential services present to each other's internal RPCs."""
     heartbeat_signing_key: SecretStr | None = None
-    """Ed25519 private key (PEM, or base64 of the 32-byte seed). Unset: a dev key persisted under data_dir."""
+    """Ed25519 private key: PEM, or base64 of the 32-byte seed. Unset: a dev key under data_dir."""
     heartbeat_signing_key_previous: SecretStr | None = None
     """The previous private key during a rotation; its public key stays published."""
     heartbeat_interval_seconds: int = Field(default=1800, ge=60)

@@ -38,7 +38,7 @@ def _grpc_code(exc: errors.DomainError) -> grpc.StatusCode:
 
 
 def _pack(status: status_pb2.Status, detail: object) -> None:
-    status.details.add().Pack(detail)  # type: ignore[arg-type]
+    status.details.add().Pack(detail)
 
 
 def build_status(

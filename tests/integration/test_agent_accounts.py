@@ -37,6 +37,7 @@ pb = agent_pb2
         ({"specializations": [42]}, "specializations"),
         ({"email": "not-an-email"}, "email"),
         ({"display_name": "d" * 201}, "display_name"),
+        ({"display_name": "nul\x00byte"}, "display_name"),
         ({"soul_summary": "s" * 2001}, "soul_summary"),
         ({"model_provider": "p" * 51}, "model_provider"),
         ({"model_name": "m" * 101}, "model_name"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import grpc
 import pytest
 from betterworld.agent.v1 import agent_pb2 as pb

@@ -117,7 +117,7 @@ class Authenticator:
             log.warning("auth_cache_unavailable")
             cached = None
         if cached is not None:
-            return _decode(cached)
+            return _decode(bytes(cached))  # type: ignore[arg-type]
         owner = await store.find_key_owner(self._engine, digest)
         if owner is not None and self._ttl > 0:
             ttl = self._ttl

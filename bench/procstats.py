@@ -1,0 +1,108 @@
+"""Per-process memory and CPU from /proc, and a description of the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+    return None
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size (VmRSS) in MiB, None when the process is gone."""
+    kb = _status_kb(pid, "VmRSS")
+    return None if kb is None else round(kb / 1024, 1)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident set size (VmHWM) in MiB."""
+    kb = _status_kb(pid, "VmHWM")
+    return None if kb is None else round(kb / 1024, 1)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # Fields after the parenthesised command name (which may contain spaces).
+    return raw.rpartition(")")[2].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process, in seconds (0 when gone)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    # After ")": state(0) ppid(1) ... utime(11) stime(12)
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of pid (scans /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None and fields[1] == str(pid):
+            out.append(int(entry.name))
+    return out
+
+
+@dataclass
+class ProcessGroup:
+    """A named process, optionally counted with its direct children (PostgreSQL backends)."""
+
+    name: str
+    pid: int
+    with_children: bool = False
+
+    def pids(self) -> list[int]:
+        return [self.pid, *children_of(self.pid)] if self.with_children else [self.pid]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p) for p in self.pids())
+
+    def rss(self) -> float | None:
+        values = [rss_mb(p) for p in self.pids()]
+        known = [v for v in values if v is not None]
+        return round(sum(known), 1) if known else None
+
+
+def machine() -> dict[str, object]:
+    """CPU count and model, memory, kernel."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,103 @@
+"""Optional: sample the agent service process with py-spy during an extra (unreported) load run.
+
+py-spy is not a project dependency: install it into a separate virtualenv, e.g.
+`python3 -m venv /tmp/pyspy && /tmp/pyspy/bin/pip install py-spy`, and pass
+`--profile --py-spy /tmp/pyspy/bin/py-spy` (or put it on PATH). Stacks are recorded in py-spy's
+"raw" (collapsed) format and summarised here: self time by function and by package, and inclusive
+time of selected frames, as percentages of the samples in which the process was on-CPU.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+def start_py_spy(py_spy: str, pid: int, seconds: int, out: Path, native: bool) -> subprocess.Popen[bytes]:
+    """Starts `py-spy record` on pid for `seconds`, writing collapsed stacks to `out`."""
+    argv = [
+        py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
+        "--format", "raw", "--output", str(out), "--nonblocking",
+    ]
+    if native:
+        argv.append("--native")
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _package(file: str) -> str:
+    """A readable bucket for a frame's file."""
+    if "site-packages/" in file:
+        rest = file.split("site-packages/", 1)[1]
+        top = rest.split("/", 1)[0]
+        if top == "grpc" and "_cython" in rest:
+            return "grpc (cython core)"
+        return top
+    if "/work/" in file or file.startswith(("services/", "gen/")):
+        if "/services/" in file or file.startswith("services/"):
+            part = file.split("services/", 1)[1].split("/")
+            return "services/" + (part[0] if len(part) > 1 else part[0])
+        return "project"
+    if "/lib/python3" in file:
+        mod = file.split("/lib/python3", 1)[1].split("/", 2)
+        name = mod[1] if len(mod) > 1 else file
+        return "stdlib:" + name.removesuffix(".py")
+    if file.endswith((".so", ".c", ".cc", ".h")) or not file:
+        return "native"
+    return file
+
+
+def _frame_key(frame: str) -> tuple[str, str]:
+    m = _FRAME.match(frame.strip())
+    if not m:
+        return frame.strip(), ""
+    return m.group("func"), m.group("file")
+
+
+def summarise(raw: Path, top: int = 25) -> dict[str, object]:
+    """Self and inclusive percentages from a py-spy raw file."""
+    self_fn: Counter[str] = Counter()
+    self_pkg: Counter[str] = Counter()
+    incl_fn: Counter[str] = Counter()
+    incl_pkg: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack or not count_s.isdigit():
+            continue
+        count = int(count_s)
+        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        total += count
+        func, file = _frame_key(frames[-1])
+        short = file.split("site-packages/")[-1].split("/work/main/")[-1]
+        self_fn[f"{func} ({short})"] += count
+        self_pkg[_package(file)] += count
+        seen_fn: set[str] = set()
+        seen_pkg: set[str] = set()
+        for frame in frames:
+            f_func, f_file = _frame_key(frame)
+            f_short = f_file.split("site-packages/")[-1].split("/work/main/")[-1]
+            key = f"{f_func} ({f_short})"
+            if key not in seen_fn:
+                seen_fn.add(key)
+                incl_fn[key] += count
+            pkg = _package(f_file)
+            if pkg not in seen_pkg:
+                seen_pkg.add(pkg)
+                incl_pkg[pkg] += count
+
+    def pct(counter: Counter[str], n: int) -> list[tuple[str, float]]:
+        return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(n)] if total else []
+
+    return {
+        "samples": total,
+        "self_by_package": pct(self_pkg, 20),
+        "inclusive_by_package": pct(incl_pkg, 20),
+        "self_by_function": pct(self_fn, top),
+        "inclusive_by_function": pct(incl_fn, top + 15),
+    }

@@ -1,0 +1,229 @@
+"""The markdown report: the issue's targets first, then the details behind them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+IDLE_RSS_TARGET_MB = 150.0
+AUTH_TARGET_MS = 1.0
+
+
+def _f(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        text = f"{value:.2f}" if value < 100 else f"{value:.0f}"
+    else:
+        text = str(value)
+    return f"{text}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "–" if ok is None else ("**PASS**" if ok else "**FAIL**")
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets with measured values and verdicts."""
+    rows: list[dict[str, Any]] = []
+    by_name = {s["name"]: s for s in report.get("scenarios", [])}
+
+    def scen(name: str, target: str, extra: str = "") -> None:
+        s = by_name.get(name)
+        if s is None:
+            return
+        lat = s["latency_ms"]
+        measured = (
+            f"{s['achieved_rps']} rps, p99 {_f(lat['p99'])} ms, "
+            f"{s['errors']} errors, {s['dropped_iterations']} dropped{extra}"
+        )
+        rows.append({"target": target, "measured": measured, "pass": s["pass"]})
+
+    scen("get_me", "GetMe (JSON, authenticated): 500 rps, p99 < 15 ms, 0 errors")
+    scen("get_me_grpc", "GetMe (gRPC, extra): 500 rps, p99 < 15 ms, 0 errors")
+    scen("heartbeat_instructions", "GetHeartbeatInstructions: 300 rps, p99 < 20 ms")
+    scen("checkin", "Checkin: 300 rps, p99 < 20 ms")
+    scen("register_agent", "RegisterAgent: 200/s, 0 errors (limit raised)")
+    auth = report.get("auth_cost")
+    if auth:
+        c, u = auth["cached"], auth["uncached"]
+        rows.append(
+            {
+                "target": "Authentication < 1 ms server-side (cached key)",
+                "measured": f"cached mean {c['mean_ms']:.3f} ms / p99 {c['p99_ms']:.3f} ms; "
+                f"uncached mean {u['mean_ms']:.3f} ms / p99 {u['p99_ms']:.3f} ms",
+                "pass": c["mean_ms"] < AUTH_TARGET_MS,
+            }
+        )
+    mem = report.get("memory_mb", {}).get("agent")
+    if mem:
+        idle = max(v for v in (mem["idle_after_start"], mem["idle_after_warmup"]) if v is not None)
+        rows.append(
+            {
+                "target": "Agent service process < 150 MB RSS idle",
+                "measured": f"{idle} MB idle (after start {mem['idle_after_start']}, after "
+                f"warm-up {mem['idle_after_warmup']}); {mem['after_load']} MB after load",
+                "pass": idle < IDLE_RSS_TARGET_MB,
+            }
+        )
+    return rows
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    v = report.get("versions", {})
+    cfg = report.get("config", {})
+    lines = [
+        "# BetterWorld mesh: benchmark report",
+        "",
+        f"Generated {report['generated_at']} by `make bench` (project {report['project_version']},"
+        f" {report.get('elapsed_s', '?')} s).",
+        "",
+        f"**Machine:** {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, "
+        f"Linux {m['kernel']}. k6, Envoy, the agent service, PostgreSQL and Valkey all run on "
+        f"these {m['nproc']} cores at once (see *CPU used* below), so every number includes "
+        "the load generator competing with the server for CPU.",
+        "",
+        f"**Versions:** {v.get('k6', '?')}; Envoy {v.get('envoy', '?')}; "
+        f"Python {v.get('python', '?')}; PostgreSQL {v.get('postgresql', '?')}; "
+        f"Valkey {v.get('valkey', '?')}.",
+        "",
+        f"**Setup:** one agent service process (asyncio, DB pool "
+        f"{cfg.get('database_pool_size', '?')}), authentication on, rate limiting "
+        f"{cfg.get('rate_limiting', '?')}, {cfg.get('log_level', '')}; "
+        f"{cfg.get('agents', '?')} pre-registered agents, keys spread round-robin over "
+        "requests; auth cache TTL "
+        f"{cfg.get('auth_cache_ttl_seconds', '?')} s. Load: k6 constant-arrival-rate through "
+        "Envoy on 127.0.0.1 (JSON transcoding unless marked gRPC).",
+        "",
+        "## Targets (issue 2)",
+        "",
+        "| Target | Measured | Result |",
+        "|---|---|---|",
+    ]
+    for row in targets(report):
+        lines.append(f"| {row['target']} | {row['measured']} | {_verdict(row['pass'])} |")
+
+    lines += [
+        "",
+        "## Scenarios (client side, k6)",
+        "",
+        "| Scenario | Target rate | Achieved rps | Requests | Errors | Dropped | p50 ms | p95 ms "
+        "| p99 ms | max ms | p99 target | Result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in report.get("scenarios", []):
+        lat = s["latency_ms"]
+        target = f"< {s['p99_target_ms']:g} ms" if s["p99_target_ms"] else "–"
+        lines.append(
+            f"| {s['label']} | {s['target_rps']}/s | {s['achieved_rps']} | {s['completed']} | "
+            f"{s['errors']} | {s['dropped_iterations']} | {_f(lat['p50'])} | {_f(lat['p95'])} | "
+            f"{_f(lat['p99'])} | {_f(lat['max'])} | {target} | {_verdict(s['pass'])} |"
+        )
+    lines += [
+        "",
+        "*Requests* = iterations completed; *Dropped* = iterations k6 could not start on "
+        "schedule because every VU was busy (the server fell behind the arrival rate). A "
+        "scenario passes when it completed ≥ 98 % of the scheduled requests with nothing "
+        "dropped, 0 errors (any unexpected status or timeout), and p99 below its target.",
+        "",
+        "## Server side (agent process, `grpc_server_handling_seconds`)",
+        "",
+        "Time inside the service from the first interceptor to the response (excludes Envoy, "
+        "the network and gRPC's own queueing). Percentiles are interpolated from the "
+        "histogram buckets (0.5, 1, 2.5, 5, 10, 25, 50 ms …), so they are coarse.",
+        "",
+        "| Scenario | RPCs | mean ms | ~p50 ms | ~p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for s in report.get("scenarios", []):
+        ss = s.get("server_side") or {}
+        lines.append(
+            f"| {s['label']} | {_f(ss.get('rpcs'))} | {_f(ss.get('mean_ms'))} | "
+            f"{_f(ss.get('p50_ms_est'))} | {_f(ss.get('p99_ms_est'))} |"
+        )
+    names = ["agent", "envoy", "postgres", "valkey", "k6", "total"]
+    lines += [
+        "",
+        f"## CPU used during each scenario (cores busy, of {m['nproc']})",
+        "",
+        "| Scenario | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for s in report.get("scenarios", []):
+        c = s.get("cpu_cores", {})
+        lines.append(f"| {s['label']} | " + " | ".join(_f(c.get(n)) for n in names) + " |")
+    lines += [
+        "",
+        "1.00 = one core fully busy. The agent service is one asyncio process and cannot use "
+        "more than one core (DESIGN.md §1: scale with `--reuse-port` processes).",
+    ]
+    mem = report.get("memory_mb", {})
+    if mem:
+        lines += [
+            "",
+            "## Memory (RSS, MiB)",
+            "",
+            "| Process | idle after start | idle after warm-up | after load | peak (VmHWM) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in mem.items():
+            label = name + (" (all backends)" if name == "postgres" else "")
+            lines.append(
+                f"| {label} | {_f(row['idle_after_start'])} | {_f(row['idle_after_warmup'])} | "
+                f"{_f(row['after_load'])} | {_f(row['peak'])} |"
+            )
+    auth = report.get("auth_cost")
+    if auth:
+        lines += [
+            "",
+            "## Authentication cost (`Authenticator.authenticate`, idle stack)",
+            "",
+            "Timed in the bench process with the service's own runtime (`build_runtime`: "
+            "asyncpg pool + redis.asyncio) against the bench's PostgreSQL and Valkey, one call "
+            "at a time.",
+            "",
+            "| Path | n | mean ms | p50 ms | p95 ms | p99 ms | max ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        labels = {
+            "cached": "cached key (Redis GET hit + decode)",
+            "uncached": "uncached key (Redis miss, 2 PostgreSQL reads, Redis SET)",
+            "cpu_only_digest_and_decode": "CPU only: SHA-256 + JSON decode",
+        }
+        for key, label in labels.items():
+            a = auth[key]
+            lines.append(
+                f"| {label} | {a['n']} | {a['mean_ms']:.3f} | {a['p50_ms']:.3f} | "
+                f"{a['p95_ms']:.3f} | {a['p99_ms']:.3f} | {a['max_ms']:.3f} |"
+            )
+    prof = report.get("profile")
+    if prof:
+        lines += ["", "## Profile of the agent process (py-spy, extra unreported runs)", ""]
+        for name, p in prof.items():
+            if "error" in p:
+                lines.append(f"- {name}: py-spy failed: {p['error']}")
+                continue
+            lines += [
+                f"### {name} ({p['samples']} on-CPU samples; raw stacks in `{p['raw']}`)",
+                "",
+                "| Self time by package | % |",
+                "|---|---|",
+            ]
+            lines += [f"| {k} | {v} |" for k, v in p["self_by_package"][:12]]
+            lines += ["", "| Self time by function (top 15) | % |", "|---|---|"]
+            lines += [f"| `{k}` | {v} |" for k, v in p["self_by_function"][:15]]
+            lines.append("")
+    lines += [
+        "",
+        "## Notes",
+        "",
+        "- The load generator is on the same machine: k6 alone takes a sizeable share of the "
+        "cores (table above), as do Envoy, PostgreSQL and Valkey. On a dedicated server the "
+        "service would have its core to itself; here it competes for it.",
+        "- Rate limits are raised, not disabled: each request still runs the GCRA Lua script "
+        "in Valkey. Authentication is on for every agent RPC.",
+        "- Each scenario runs once after a 5 s warm-up; expect a few percent run-to-run noise, "
+        "more in the tail (p99, max).",
+        "",
+    ]
+    return "\n".join(lines)
