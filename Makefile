@@ -19,7 +19,7 @@ $(UV):
 
 # Reproducible installs: uv.lock for Python, tools/package-lock.json for buf.
 install: $(UV) $(BUF)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --all-extras --quiet
 
 $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error

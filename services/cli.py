@@ -77,6 +77,12 @@ def _cmd_envoy_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_health_probe(args: argparse.Namespace) -> int:
+    from services.healthprobe import probe
+
+    return probe(args.target, timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="betterworld", description=__doc__)
@@ -115,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     envoy.add_argument("--compose", action="store_true", help="the docker-compose variant")
     envoy.add_argument("-o", "--output", help="write to this file instead of stdout")
     envoy.set_defaults(func=_cmd_envoy_config)
+
+    health = sub.add_parser(
+        "health-probe", help="exit 0 when a service's grpc.health.v1 status is SERVING"
+    )
+    health.add_argument("--target", default="127.0.0.1:50051", help="host:port of the service")
+    health.add_argument("--timeout", type=float, default=2.0)
+    health.set_defaults(func=_cmd_health_probe)
     return parser
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VERSION = "0.1.0"
@@ -18,8 +18,12 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """Every setting of every process. Environment variables use the upper-case field name."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", use_attribute_docstrings=True
+    )
 
+    environment: Literal["development", "production"] = "development"
+    """In production, dev defaults for secrets are refused and the heartbeat key must be set."""
     database_url: str = "postgresql+asyncpg://betterworld@127.0.0.1:55432/betterworld"
     """SQLAlchemy URL of PostgreSQL (asyncpg driver)."""
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -101,6 +105,17 @@ class Settings(BaseSettings):
     """SMTP password."""
     smtp_from: str = "BetterWorld <no-reply@betterworld.local>"
     """Sender of verification emails."""
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        for name in ("cursor_secret", "internal_service_token"):
+            if getattr(self, name).get_secret_value().startswith("dev-"):
+                raise ValueError(f"{name.upper()} must be set to a real secret in production")
+        if self.heartbeat_signing_key is None:
+            raise ValueError("HEARTBEAT_SIGNING_KEY must be set in production")
+        return self
 
     @field_validator("cors_allowed_origins", mode="before")
     @classmethod
