@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from betterworld.agent.v1 import agent_pb2, agent_pb2_grpc
 
 from services.agent.deps import AgentDeps
+from services.agent.mailer import OutboxDispatcher, SmtpConfig
 from services.agent.servicer import AgentAdminServicer, AgentServicer, HeartbeatServicer
 from services.agent.signing import HeartbeatSigner, load_or_create_dev_key, load_private_key
 from services.core.pagination import CursorCodec
@@ -73,6 +76,27 @@ def build_deps(runtime: Runtime) -> AgentDeps:
     )
 
 
+def build_dispatcher(runtime: Runtime) -> OutboxDispatcher:
+    """The outbox dispatcher: SMTP when SMTP_HOST is set, else the log (development only)."""
+    settings = runtime.settings
+    smtp = (
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            sender=settings.smtp_from,
+        )
+        if settings.smtp_host
+        else None
+    )
+    return OutboxDispatcher(runtime.engine, smtp, log_bodies=settings.environment == "development")
+
+
+def _background(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
+    return [build_dispatcher(runtime).run()]
+
+
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
     deps = build_deps(runtime)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(deps), server)
@@ -86,4 +110,5 @@ DEFINITION = ServiceDefinition(
     policies=POLICIES,
     register=_register,
     descriptors=tuple(_SERVICES.values()),
+    background=_background,
 )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from betterworld.common.v1 import readiness_pb2, readiness_pb2_grpc
@@ -49,6 +50,8 @@ class ServiceDefinition:
     """Adds the servicers to the server."""
     descriptors: tuple[object, ...] = field(default_factory=tuple)
     """Service descriptors, used to check every RPC has a policy."""
+    background: Callable[[Runtime], list[Coroutine[Any, Any, None]]] | None = None
+    """Long-running loops of the process (started after the server, cancelled before close)."""
 
 
 def _check_policies(definition: ServiceDefinition) -> None:
@@ -111,6 +114,7 @@ class ServiceServer:
             interval_seconds=settings.health_check_interval_seconds,
         )
         self._metrics: MetricsEndpoint | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> int:
         """Binds, registers everything and starts serving; returns the bound port."""
@@ -136,6 +140,10 @@ class ServiceServer:
         await self.monitor.start()
         if self._metrics_port:
             self._metrics = start_metrics_endpoint(self._host, self._metrics_port)
+        if definition.background is not None:
+            self._background = [
+                asyncio.create_task(loop) for loop in definition.background(self.runtime)
+            ]
         log.info("service_started", service=definition.name, port=self.port)
         return self.port
 
@@ -143,6 +151,9 @@ class ServiceServer:
         """NOT_SERVING, then let in-flight RPCs finish for up to the grace, then close."""
         await self.monitor.enter_shutdown()
         await self.server.stop(grace_seconds)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._metrics is not None:
             self._metrics.close()
         log.info("service_stopped", service=self.definition.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,8 +18,8 @@ from tests.helpers import RunningService, start_service
 
 @pytest.fixture
 async def agent_service(settings: Settings, clean_state: None) -> AsyncIterator[RunningService]:
-    """The agent service in-process on a free port."""
-    service = await start_service(DEFINITION, settings)
+    """The agent service in-process on a free port (outbox delivery left to the tests)."""
+    service = await start_service(dataclasses.replace(DEFINITION, background=None), settings)
     try:
         yield service
     finally:
