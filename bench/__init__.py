@@ -1,1 +1,1 @@
-"""`make bench`: k6 load against a private local stack through Envoy, with a markdown + JSON report."""
+"""`make bench`: k6 load on a private local stack through Envoy; a markdown + JSON report."""

@@ -1,4 +1,4 @@
-"""Server-side authentication cost: `Authenticator.authenticate` timed against the bench's databases.
+"""Server-side authentication cost: `Authenticator.authenticate` timed on the bench's databases.
 
 The bench process builds the same runtime a service process builds (`build_runtime`: SQLAlchemy
 async engine over asyncpg, redis.asyncio client) and times the exact code the AuthInterceptor
@@ -15,7 +15,7 @@ import asyncio
 import statistics
 import time
 
-from services.core.credentials.authenticator import _cache_key
+from services.core.credentials.authenticator import _cache_key, _decode
 from services.core.credentials.keys import digest_key
 from services.core.runtime import build_runtime
 from services.core.settings import Settings
@@ -25,7 +25,7 @@ def _stats(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples_s)
 
     def pct(p: float) -> float:
-        return ms[min(len(ms) - 1, int(round(p / 100 * (len(ms) - 1))))]
+        return ms[min(len(ms) - 1, round(p / 100 * (len(ms) - 1)))]
 
     return {
         "n": len(ms),
@@ -57,7 +57,7 @@ async def _measure(settings: Settings, key: str, iterations: int) -> dict[str, o
             uncached.append(time.perf_counter() - t0)
         # The CPU-only part (digest + decode) without any round trip, for scale.
         raw = await runtime.redis.get(cache_key)
-        from services.core.credentials.authenticator import _decode
+        assert isinstance(raw, bytes), "the lookup above cached the key"
 
         cpu: list[float] = []
         for _ in range(iterations):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 IDLE_RSS_TARGET_MB = 150.0
+NONE = "-"
 AUTH_TARGET_MS = 1.0
 
 
 def _f(value: Any, unit: str = "") -> str:
     if value is None:
-        return "–"
+        return NONE
     if isinstance(value, float):
         text = f"{value:.2f}" if value < 100 else f"{value:.0f}"
     else:
@@ -19,7 +20,7 @@ def _f(value: Any, unit: str = "") -> str:
 
 
 def _verdict(ok: bool | None) -> str:
-    return "–" if ok is None else ("**PASS**" if ok else "**FAIL**")
+    return NONE if ok is None else ("**PASS**" if ok else "**FAIL**")
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,7 +114,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for s in report.get("scenarios", []):
         lat = s["latency_ms"]
-        target = f"< {s['p99_target_ms']:g} ms" if s["p99_target_ms"] else "–"
+        target = f"< {s['p99_target_ms']:g} ms" if s["p99_target_ms"] else NONE
         lines.append(
             f"| {s['label']} | {s['target_rps']}/s | {s['achieved_rps']} | {s['completed']} | "
             f"{s['errors']} | {s['dropped_iterations']} | {_f(lat['p50'])} | {_f(lat['p95'])} | "
@@ -132,16 +133,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         "the network and gRPC's own queueing). Percentiles are interpolated from the "
         "histogram buckets (0.5, 1, 2.5, 5, 10, 25, 50 ms …), so they are coarse.",
         "",
-        "| Scenario | RPCs | mean ms | ~p50 ms | ~p99 ms |",
-        "|---|---|---|---|---|",
+        "*Agent CPU/request* is the service process's CPU time divided by the requests served; "
+        "1000 / that is roughly what one fully available core could serve.",
+        "",
+        "| Scenario | RPCs | mean ms | ~p50 ms | ~p99 ms | agent CPU ms/request "
+        "| ≈ max rps on one free core | Envoy CPU ms/request |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in report.get("scenarios", []):
         ss = s.get("server_side") or {}
+        per = s.get("cpu_ms_per_request") or {}
+        agent_ms = per.get("agent")
+        ceiling = round(1000 / agent_ms) if agent_ms else None
         lines.append(
             f"| {s['label']} | {_f(ss.get('rpcs'))} | {_f(ss.get('mean_ms'))} | "
-            f"{_f(ss.get('p50_ms_est'))} | {_f(ss.get('p99_ms_est'))} |"
+            f"{_f(ss.get('p50_ms_est'))} | {_f(ss.get('p99_ms_est'))} | {_f(agent_ms)} | "
+            f"{_f(ceiling)} | {_f(per.get('envoy'))} |"
         )
-    names = ["agent", "envoy", "postgres", "valkey", "k6", "total"]
+    names = ["agent", "envoy", "postgres", "valkey", "k6", "total", "others", "machine"]
     lines += [
         "",
         f"## CPU used during each scenario (cores busy, of {m['nproc']})",
@@ -154,8 +163,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {s['label']} | " + " | ".join(_f(c.get(n)) for n in names) + " |")
     lines += [
         "",
-        "1.00 = one core fully busy. The agent service is one asyncio process and cannot use "
-        "more than one core (DESIGN.md §1: scale with `--reuse-port` processes).",
+        "1.00 = one core fully busy. *total* = the bench's own processes (stack + k6); "
+        "*others* = everything else on the machine meanwhile (from /proc/stat); *machine* = "
+        "both. The agent service is one asyncio process and cannot use more than one core "
+        "(DESIGN.md §1: scale out with `betterworld serve --reuse-port` processes).",
     ]
     mem = report.get("memory_mb", {})
     if mem:
@@ -206,12 +217,23 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += [
                 f"### {name} ({p['samples']} on-CPU samples; raw stacks in `{p['raw']}`)",
                 "",
+                "| Where the agent process's CPU time goes | % |",
+                "|---|---|",
+            ]
+            lines += [f"| {k} | {v} |" for k, v in p.get("by_category", [])]
+            lines += [
+                "",
+                f"Socket write syscalls (send/sendmsg/write as the leaf frame, any category): "
+                f"{p.get('socket_write_syscalls_pct')} % of on-CPU samples.",
+                "",
                 "| Self time by package | % |",
                 "|---|---|",
             ]
             lines += [f"| {k} | {v} |" for k, v in p["self_by_package"][:12]]
             lines += ["", "| Self time by function (top 15) | % |", "|---|---|"]
             lines += [f"| `{k}` | {v} |" for k, v in p["self_by_function"][:15]]
+            lines += ["", "| Inclusive time by function (top 25) | % |", "|---|---|"]
+            lines += [f"| `{k}` | {v} |" for k, v in p["inclusive_by_function"][:25]]
             lines.append("")
     lines += [
         "",

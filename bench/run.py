@@ -70,14 +70,41 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("register_agent", "RegisterAgent (JSON)", "register.js", 200, 20, 40, 300,
-             "RegisterAgent", None),
-    Scenario("get_me", "GetMe, authenticated (JSON)", "get_me.js", 500, 25, 60, 400,
-             "GetMe", 15.0),
-    Scenario("get_me_grpc", "GetMe, authenticated (gRPC, extra)", "get_me_grpc.js", 500, 20, 60,
-             400, "GetMe", 15.0, protocol="grpc"),
-    Scenario("heartbeat_instructions", "GetHeartbeatInstructions (JSON)",
-             "heartbeat_instructions.js", 300, 25, 40, 300, "GetHeartbeatInstructions", 20.0),
+    Scenario(
+        "register_agent",
+        "RegisterAgent (JSON)",
+        "register.js",
+        200,
+        20,
+        40,
+        300,
+        "RegisterAgent",
+        None,
+    ),
+    Scenario("get_me", "GetMe, authenticated (JSON)", "get_me.js", 500, 25, 60, 400, "GetMe", 15.0),
+    Scenario(
+        "get_me_grpc",
+        "GetMe, authenticated (gRPC, extra)",
+        "get_me_grpc.js",
+        500,
+        20,
+        60,
+        400,
+        "GetMe",
+        15.0,
+        protocol="grpc",
+    ),
+    Scenario(
+        "heartbeat_instructions",
+        "GetHeartbeatInstructions (JSON)",
+        "heartbeat_instructions.js",
+        300,
+        25,
+        40,
+        300,
+        "GetHeartbeatInstructions",
+        20.0,
+    ),
     Scenario("checkin", "Checkin (JSON)", "checkin.js", 300, 25, 40, 300, "Checkin", 20.0),
 ]
 WARMUP = Scenario("warmup", "warm-up (not reported)", "get_me.js", 100, 5, 10, 50, "GetMe", None)
@@ -227,6 +254,18 @@ def _envoy_version(binary: str) -> str:
     return text.split("version:", 1)[-1].strip() if text else "unknown"
 
 
+def _stop_child(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s, to one child we started (by its PID)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Bench:
     """One bench run: its stack, its temp dir, its k6 runs."""
 
@@ -311,13 +350,8 @@ class Bench:
         return self.settings(database_url=self.stack.postgres.url, redis_url=self.stack.valkey.url)
 
     def stop(self) -> None:
-        if self.current_k6 is not None and self.current_k6.poll() is None:
-            self.current_k6.terminate()
-            try:
-                self.current_k6.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.current_k6.kill()
-                self.current_k6.wait()
+        if self.current_k6 is not None:
+            _stop_child(self.current_k6)
         if self.stack is not None:
             if self.args.keep_logs or self.results.get("failed"):
                 logs = self.data_dir / "logs"
@@ -332,8 +366,14 @@ class Bench:
 
     # -- k6 ---------------------------------------------------------------------------------
 
-    def run_k6(self, sc: Scenario, *, rate: int | None = None, duration_s: int | None = None,
-               summary_path: Path | None = None) -> dict[str, Any]:
+    def run_k6(
+        self,
+        sc: Scenario,
+        *,
+        rate: int | None = None,
+        duration_s: int | None = None,
+        summary_path: Path | None = None,
+    ) -> dict[str, Any]:
         rate = rate or sc.rate
         duration_s = duration_s or sc.duration_s
         summary_path = summary_path or (self.tmp / f"summary-{sc.name}.json")
@@ -358,15 +398,20 @@ class Bench:
         with open(self.k6_log, "ab") as log:
             log.write(f"\n==== {sc.name} rate={rate}/s duration={duration_s}s ====\n".encode())
             log.flush()
-            self.current_k6 = subprocess.Popen(
+            proc = subprocess.Popen(
                 argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(K6_DIR)
             )
+            self.current_k6 = proc
             try:
-                code = self.current_k6.wait(timeout=duration_s + 90)
+                code = proc.wait(timeout=duration_s + 90)
             except subprocess.TimeoutExpired:
-                self.current_k6.kill()
-                self.current_k6.wait()
-                raise RuntimeError(f"k6 {sc.name} did not finish in time; see {self.k6_log}")
+                _stop_child(proc)
+                raise RuntimeError(
+                    f"k6 {sc.name} did not finish in time; see {self.k6_log}"
+                ) from None
+            except BaseException:
+                _stop_child(proc)  # interrupted: never leave k6 running
+                raise
             finally:
                 self.current_k6 = None
         if code != 0 or not summary_path.exists():
@@ -375,12 +420,15 @@ class Bench:
 
     def measure(self, sc: Scenario) -> dict[str, Any]:
         """One reported scenario with server-side, CPU and k6 numbers."""
+        background_before = self.wait_quiet(self.args.wait_quiet)
         metrics_before = _scrape(self.metrics_url)
         cpu_before = {name: g.cpu() for name, g in self.groups.items()}
         k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sys_before, steal_before = procstats.system_cpu_seconds()
         wall0 = time.monotonic()
         summary = self.run_k6(sc)
         wall = time.monotonic() - wall0
+        sys_after, steal_after = procstats.system_cpu_seconds()
         k6_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_after = {name: g.cpu() for name, g in self.groups.items()}
         metrics_after = _scrape(self.metrics_url)
@@ -391,11 +439,45 @@ class Bench:
             2,
         )
         cores["total"] = round(sum(cores.values()), 2)
+        cores["machine"] = round((sys_after - sys_before) / wall, 2)
+        # Whatever else ran on the machine meanwhile (other users' jobs, the bench driver).
+        cores["others"] = round(max(0.0, cores["machine"] - cores["total"]), 2)
+        cores["steal"] = round((steal_after - steal_before) / wall, 2)
+        cores["others_before"] = background_before
         result = _scenario_result(sc, summary)
         result["server_side"] = _server_side(metrics_before, metrics_after, sc.rpc)
         result["cpu_cores"] = cores
+        done = max(1, result["completed"])
+        result["cpu_ms_per_request"] = {
+            name: round(cores[name] * wall * 1000 / done, 3)
+            for name in ("agent", "envoy", "postgres", "valkey", "k6")
+            if name in cores
+        }
         result["wall_s"] = round(wall, 1)
         return result
+
+    def background_cores(self, seconds: float = 1.0) -> float:
+        """CPU the rest of the machine uses while the stack idles (cores busy)."""
+        ours0 = sum(g.cpu() for g in self.groups.values())
+        sys0, _ = procstats.system_cpu_seconds()
+        time.sleep(seconds)
+        ours1 = sum(g.cpu() for g in self.groups.values())
+        sys1, _ = procstats.system_cpu_seconds()
+        return round(max(0.0, (sys1 - sys0) - (ours1 - ours0)) / seconds, 2)
+
+    def wait_quiet(self, max_wait_s: float, threshold: float = 0.25) -> float:
+        """Waits (up to max_wait_s) until other processes use < threshold cores; returns it."""
+        deadline = time.monotonic() + max_wait_s
+        while True:
+            busy = self.background_cores()
+            if busy < threshold or time.monotonic() >= deadline:
+                if busy >= threshold:
+                    print(
+                        f"  warning: other processes keep {busy} cores busy; measuring anyway",
+                        flush=True,
+                    )
+                return busy
+            print(f"  waiting: other processes keep {busy} cores busy", flush=True)
 
     def rss(self) -> dict[str, float | None]:
         return {name: g.rss() for name, g in self.groups.items()}
@@ -469,8 +551,9 @@ def _profile(bench: Bench, py_spy: str, native: bool) -> dict[str, Any]:
     for sc, seconds in plan:
         raw = RESULTS / f"profile-{sc.name}.txt"
         raw.unlink(missing_ok=True)
-        print(f"profiling {sc.name} at {sc.rate}/s for {seconds} s (py-spy, not reported)",
-              flush=True)
+        print(
+            f"profiling {sc.name} at {sc.rate}/s for {seconds} s (py-spy, not reported)", flush=True
+        )
         spy = start_py_spy(py_spy, bench.groups["agent"].pid, seconds - 4, raw, native)
         try:
             time.sleep(0.5)
@@ -478,9 +561,9 @@ def _profile(bench: Bench, py_spy: str, native: bool) -> dict[str, Any]:
         finally:
             try:
                 _, err = spy.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                _, err = spy.communicate()
+            except BaseException:
+                _stop_child(spy)
+                raise
         if not raw.exists():
             out[sc.name] = {"error": (err or b"").decode(errors="replace")[-500:]}
             continue
@@ -493,18 +576,38 @@ def _profile(bench: Bench, py_spy: str, native: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--agents", type=int, default=200, help="pre-registered agents (keys)")
     parser.add_argument("--only", nargs="*", help="run only these scenarios (names)")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply every duration by this (e.g. 0.4 for a quick look)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every duration by this (e.g. 0.4 for a quick look)",
+    )
     parser.add_argument("--auth-iterations", type=int, default=2000)
-    parser.add_argument("--profile", action="store_true",
-                        help="after the reported runs, profile GetMe and Checkin with py-spy")
-    parser.add_argument("--py-spy", default=os.environ.get("PY_SPY") or shutil.which("py-spy"),
-                        help="py-spy binary (from a separate venv; not a project dependency)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the reported runs, profile GetMe and Checkin with py-spy",
+    )
+    parser.add_argument(
+        "--py-spy",
+        default=os.environ.get("PY_SPY") or shutil.which("py-spy"),
+        help="py-spy binary (from a separate venv; not a project dependency)",
+    )
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=20.0,
+        help="before each scenario, wait up to this many seconds for other "
+        "processes on the machine to go quiet (< 0.25 cores)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="copy service logs to results/")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir")
     args = parser.parse_args(argv)
@@ -559,10 +662,10 @@ def main(argv: list[str] | None = None) -> int:
         keys = asyncio.run(_register_agents(bench.base_url, bench.run_id, args.agents))
         bench.keys_file.write_text(json.dumps(keys))
 
-        print(f"auth cost: {args.auth_iterations} cached + uncached authenticate() calls",
-              flush=True)
-        report["auth_cost"] = measure_auth_cost(bench.db_settings(), keys[0],
-                                                args.auth_iterations)
+        print(
+            f"auth cost: {args.auth_iterations} cached + uncached authenticate() calls", flush=True
+        )
+        report["auth_cost"] = measure_auth_cost(bench.db_settings(), keys[0], args.auth_iterations)
 
         print("warm-up: GetMe 100/s for 5 s (not reported)", flush=True)
         bench.run_k6(WARMUP)
