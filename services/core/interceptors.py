@@ -14,6 +14,8 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -90,9 +92,6 @@ def _peer_ip(peer: str) -> str:
 
 def _is_dependency_outage(exc: BaseException) -> bool:
     """True for errors that mean PostgreSQL or Redis is unreachable, not a bug."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
     if isinstance(
         exc, (OperationalError, PoolTimeoutError, RedisConnectionError, RedisTimeoutError)
     ):
@@ -102,11 +101,8 @@ def _is_dependency_outage(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, TimeoutError, OSError))
 
 
-class RequestContextInterceptor(grpc.aio.ServerInterceptor):
-    """Outermost: request id, client IP, metrics, the access log and the one error mapping."""
-
-    def __init__(self, *, service: str) -> None:
-        self._service = service
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """Applies `wrap` to unary-unary handlers and passes streaming ones through."""
 
     async def intercept_service(
         self,
@@ -116,7 +112,21 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method: str = handler_call_details.method
+        return self.wrap(handler_call_details.method, handler)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler to serve `method` with."""
+        raise NotImplementedError
+
+
+class RequestContextInterceptor(_UnaryInterceptor):
+    """Outermost: request id, client IP, metrics, the access log and the one error mapping."""
+
+    def __init__(self, *, service: str) -> None:
+        self._service = service
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Adds request context, metrics, the access log and error mapping."""
         return _wrap(
             handler,
             lambda inner: self._behavior(method, inner),
@@ -202,7 +212,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(_UnaryInterceptor):
     """Resolves the bearer credential and enforces each RPC's declared access."""
 
     def __init__(
@@ -214,15 +224,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._authenticator = authenticator
         self._policies = policies
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        policy = self._policies.get(handler_call_details.method)
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Authenticates and checks the method's access policy before the handler runs."""
+        policy = self._policies.get(method)
         return _wrap(handler, lambda inner: self._behavior(policy, inner))
 
     def _behavior(self, policy: MethodPolicy | None, inner: Behavior) -> Behavior:
@@ -280,7 +284,7 @@ def _state() -> RequestState:
     return state
 
 
-class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+class RateLimitInterceptor(_UnaryInterceptor):
     """Draws each request from its buckets; X-RateLimit-* headers on every limited response."""
 
     def __init__(
@@ -298,15 +302,9 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         self._public_per_ip = public_per_ip
         self._content_per_agent = content_per_agent
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        policy = self._policies.get(handler_call_details.method)
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Draws from the method's buckets before the handler runs."""
+        policy = self._policies.get(method)
         if policy is None or policy.rate is RateClass.NONE:
             return handler
         return _wrap(handler, lambda inner: self._behavior(policy, inner))

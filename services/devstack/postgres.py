@@ -9,11 +9,11 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 from urllib.parse import quote
 
 from services.devstack import unprivileged
+from services.devstack.managed import ManagedServer
 from services.devstack.ports import format_host, log_tail, process_alive
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class PostgresStartError(RuntimeError):
     """PostgreSQL could not be initialised or did not come up in time (message has the log tail)."""
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ManagedServer):
     """A PostgreSQL server on ``host:port`` whose cluster lives in ``data_dir``.
 
     ``start()`` creates the cluster on first use (trust auth for 127.0.0.1 and the Unix socket
@@ -160,18 +160,6 @@ class EmbeddedPostgres:
             return Path(os.readlink(f"/proc/{pid}/cwd")) == self.data_dir
         except OSError:
             return True  # no procfs or not allowed to look: trust the PID and name
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EmbeddedPostgres({str(self.data_dir)!r}, port={self.port}, host={self.host!r})"

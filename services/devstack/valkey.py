@@ -10,13 +10,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from services.devstack.managed import ManagedServer
 from services.devstack.ports import format_host, log_tail, process_alive, wait_for_exit
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-class EmbeddedValkey:
+class EmbeddedValkey(ManagedServer):
     """A Valkey server on ``host:port`` that keeps its AOF, config, log and PID in ``data_dir``.
 
     Persistence follows the design: ``appendonly yes`` with ``appendfsync everysec`` and
@@ -147,18 +146,6 @@ class EmbeddedValkey:
     def is_running(self) -> bool:
         """True when the recorded ``valkey-server`` process is alive."""
         return self.pid is not None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EmbeddedValkey({str(self.data_dir)!r}, port={self.port}, host={self.host!r})"
