@@ -32,6 +32,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     configure_logging(service=args.service, level=settings.log_level)
+    if args.processes > 1:
+        from services.multiprocess import serve_processes
+
+        return serve_processes(args.service, settings, processes=args.processes, port=args.port)
     return asyncio.run(serve(args.service, settings, port=args.port, reuse_port=args.reuse_port))
 
 
@@ -101,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse-port",
         action="store_true",
         help="bind with SO_REUSEPORT so several processes share the port",
+    )
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run N processes on the same port (SO_REUSEPORT), one per core; metrics aggregated",
     )
     serve.set_defaults(func=_cmd_serve)
 

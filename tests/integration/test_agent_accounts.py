@@ -225,3 +225,11 @@ async def test_rotated_key_keeps_working_but_is_marked_deprecated(
     fresh = agent_service.agents.GetMe(pb.GetMeRequest(), metadata=bearer(rotated.api_key))
     await fresh
     assert "x-bw-key-deprecated" not in dict(await fresh.initial_metadata())
+
+
+async def test_messages_over_the_size_limit_are_resource_exhausted(
+    agent_service: RunningService,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await register(agent_service, "big-agent", soul_summary="x" * (2 * 1024 * 1024))
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
