@@ -26,7 +26,7 @@ from services.agent.validation import (
     normalize_email,
 )
 from services.core import errors
-from services.core.context import Principal
+from services.core.context import Principal, PrincipalKind
 from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
 from services.core.credentials.keys import AGENT_KEY_PREFIX, generate_key
@@ -190,6 +190,7 @@ async def apply_changes(
 
 async def list_agents(
     deps: AgentDeps,
+    principal: Principal | None,
     *,
     framework: str | None,
     specialization: str | None,
@@ -198,7 +199,15 @@ async def list_agents(
     limit: int,
     cursor: str,
 ) -> Page:
-    """A keyset page; the cursor is bound to the filters and sort."""
+    """A keyset page; the cursor is bound to the filters and sort.
+
+    Deactivated agents are hidden from the public (GetAgent answers NOT_FOUND for them), so
+    only operators may list them.
+    """
+    if not is_active and (principal is None or principal.kind is not PrincipalKind.OPERATOR):
+        raise errors.PermissionDenied(
+            "only operators may list deactivated agents", reason="OPERATOR_REQUIRED"
+        )
     size = page_limit(limit)
     scope = f"agents|{framework}|{specialization}|{is_active}|{by_reputation}"
     after = deps.cursors.decode(scope, cursor)

@@ -157,6 +157,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     ) -> pb.ListAgentsResponse:
         page = await accounts.list_agents(
             self._deps,
+            current_principal(),
             framework=_enum_name(pb.Framework, request.framework) or None,
             specialization=_enum_name(common_pb2.Domain, request.specialization) or None,
             is_active=request.is_active if request.HasField("is_active") else True,

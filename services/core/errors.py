@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+_MAX_ECHO = 100
+
+
+def clip(value: str, limit: int = _MAX_ECHO) -> str:
+    """Client input echoed in an error, cut short: errors travel as size-limited metadata."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -69,9 +76,10 @@ class NotFound(DomainError):
     def __init__(
         self, resource_type: str, resource_name: str, *, reason: str | None = None
     ) -> None:
-        super().__init__(f"{resource_type} {resource_name} not found", reason=reason)
+        shown = clip(resource_name)
+        super().__init__(f"{resource_type} {shown} not found", reason=reason)
         self.resource_type = resource_type
-        self.resource_name = resource_name
+        self.resource_name = shown
 
 
 class AlreadyExists(DomainError):

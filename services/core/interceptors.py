@@ -43,7 +43,9 @@ from services.core.status import domain_error_status, internal_status
 log = get_logger("betterworld.rpc")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Envoy echoes whatever id a client sent, so the service keeps any id that is valid metadata
+# (printable ASCII); only absent or unusable ids are replaced.
+_REQUEST_ID = re.compile(r"^[\x20-\x7e]{1,1024}$")
 _PEER = re.compile(r"^ipv4:(?P<v4>[0-9.]+):\d+$|^ipv6:\[(?P<v6>[0-9a-fA-F:.]+)\]:\d+$")
 
 

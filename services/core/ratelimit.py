@@ -27,22 +27,24 @@ RATELIMIT_REJECTED = Counter(
 
 # GCRA (generic cell rate algorithm): one key holds the theoretical arrival time (TAT). Burst is
 # the whole limit, so `limit` requests fit in any window of `period` seconds. Redis TIME keeps
-# every service process on one clock.
+# every service process on one clock. Times are whole microseconds: exact in Lua's doubles
+# (below 2^53), where fractional epoch seconds would round and miscount the remaining requests.
 _GCRA = """
 local limit = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local emission = period / limit
+local emission = math.floor(tonumber(ARGV[2]) * 1000000 / limit)
+local burst = emission * limit
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + emission
-local allow_at = new_tat - period
+local allow_at = new_tat - burst
 if allow_at > now then
-  return {0, 0, tostring(allow_at - now), tostring(tat - now)}
+  return {0, 0, tostring((allow_at - now) / 1000000), tostring((tat - now) / 1000000)}
 end
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1)
-return {1, math.floor((now - allow_at) / emission), '0', tostring(new_tat - now)}
+local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
+return {1, math.floor((now - allow_at) / emission), '0', tostring((new_tat - now) / 1000000)}
 """
 
 

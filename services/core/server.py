@@ -29,6 +29,7 @@ log = get_logger(__name__)
 
 # 1 MiB bodies are the public limit (Envoy answers 413 above it); leave room for framing.
 MAX_MESSAGE_BYTES = 1024 * 1024 + 64 * 1024
+MAX_METADATA_BYTES = 64 * 1024
 
 _BUILTIN_POLICIES: dict[str, MethodPolicy] = {
     "/grpc.health.v1.Health/Check": PUBLIC_UNLIMITED,
@@ -101,6 +102,9 @@ class ServiceServer:
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # Envoy forwards up to 16 KiB of request headers plus x-envoy-original-path;
+                # the gRPC default (8 KiB soft, 16 KiB hard) would turn long URLs into errors.
+                ("grpc.max_metadata_size", MAX_METADATA_BYTES),
                 ("grpc.so_reuseport", 1 if reuse_port else 0),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),

@@ -50,7 +50,8 @@ def build_status(
     request_id: str | None = None,
 ) -> status_pb2.Status:
     """A Status carrying an ErrorInfo (always) with the request id in its metadata."""
-    status = status_pb2.Status(code=code.value[0], message=message)
+    # Statuses travel in trailers, which gRPC limits in size: never let a message grow unbounded.
+    status = status_pb2.Status(code=code.value[0], message=message[:1000])
     info = error_details_pb2.ErrorInfo(reason=reason, domain=error_domain(service))
     if request_id:
         info.metadata["requestId"] = request_id

@@ -63,6 +63,23 @@ LOCAL_REPLY_GRPC_CODES: Mapping[int, int] = {
     504: 4,  # DEADLINE_EXCEEDED: route timeout
 }
 UNKNOWN_GRPC_CODE = 2
+# Stable ErrorInfo reasons of Envoy's own replies, by HTTP status.
+LOCAL_REPLY_REASONS: Mapping[int, str] = {
+    400: "MALFORMED_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ROUTE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
+    413: "BODY_TOO_LARGE",
+    429: "RATE_LIMITED",
+    431: "HEADERS_TOO_LARGE",
+    500: "EDGE_INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    502: "UPSTREAM_UNREACHABLE",
+    503: "SERVICE_UNAVAILABLE",
+    504: "UPSTREAM_TIMEOUT",
+}
 
 RETRY_ON = "unavailable,reset,connect-failure"
 
@@ -213,8 +230,13 @@ class EnvoySpec:
 
     @property
     def readiness_cluster(self) -> str:
-        """Cluster that answers the common services."""
-        return self.readiness_upstream or self.upstreams[0].name
+        """Cluster that answers the common services (readiness, health, reflection).
+
+        It is the readiness upstream's *ops* cluster: the same hosts without active health
+        checks, so that during an outage /ready still reaches a service and reports which
+        dependency failed instead of Envoy's "no healthy upstream".
+        """
+        return ops_cluster_name(self.readiness_upstream or self.upstreams[0].name)
 
 
 def local_spec(
@@ -302,7 +324,10 @@ def render_envoy_config(spec: EnvoySpec) -> dict[str, Any]:
         "admin": {"address": _address(spec.admin_host, spec.admin_port)},
         "static_resources": {
             "listeners": [_listener(spec)],
-            "clusters": [_cluster(upstream) for upstream in spec.upstreams],
+            "clusters": [
+                *(_cluster(upstream) for upstream in spec.upstreams),
+                *(_cluster(upstream, ops=True) for upstream in spec.upstreams),
+            ],
         },
         "overload_manager": {
             "resource_monitors": [
@@ -363,6 +388,9 @@ def _listener(spec: EnvoySpec) -> dict[str, Any]:
         preserve_external_request_id=True,
         always_set_request_id_in_response=True,
         normalize_path=True,
+        # Request headers (the URL included) up to 16 KiB; larger is 431. The services accept
+        # 64 KiB of metadata, so whatever Envoy forwards (plus x-envoy-original-path) fits.
+        max_request_headers_kb=16,
         merge_slashes=True,
         route_config=_route_config(spec),
         http_filters=_http_filters(spec),
@@ -658,7 +686,19 @@ def _local_reply_config() -> dict[str, Any]:
         return {
             "filter": {"and_filter": {"filters": [status_filter, not_grpc_request, *extra]}},
             "body_format_override": {
-                "json_format": {"code": code, "message": message, "details": []}
+                "json_format": {
+                    "code": code,
+                    "message": message,
+                    # Like every service error (DESIGN.md §3), Envoy's own carry an ErrorInfo.
+                    "details": [
+                        {
+                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                            "reason": LOCAL_REPLY_REASONS.get(status, "EDGE_ERROR"),
+                            "domain": "edge.betterworld",
+                            "metadata": {"requestId": "%REQ(X-REQUEST-ID)%"},
+                        }
+                    ],
+                }
             },
         }
 
@@ -707,20 +747,26 @@ def _access_log() -> dict[str, Any]:
     }
 
 
-def _cluster(upstream: Upstream) -> dict[str, Any]:
+def ops_cluster_name(upstream: str) -> str:
+    """Name of the health-check-free cluster of an upstream."""
+    return f"{upstream}_ops"
+
+
+def _cluster(upstream: Upstream, *, ops: bool = False) -> dict[str, Any]:
+    name = ops_cluster_name(upstream.name) if ops else upstream.name
     try:
         ipaddress.ip_address(upstream.host)
         discovery: dict[str, Any] = {"type": "STATIC"}
     except ValueError:
         # Every A record is a host: `docker compose up --scale agent=3` spreads the load.
         discovery = {"type": "STRICT_DNS", "dns_lookup_family": "V4_PREFERRED"}
-    return {
-        "name": upstream.name,
+    cluster: dict[str, Any] = {
+        "name": name,
         **discovery,
         "connect_timeout": "1s",
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {
-            "cluster_name": upstream.name,
+            "cluster_name": name,
             "endpoints": [
                 {
                     "lb_endpoints": [
@@ -769,6 +815,12 @@ def _cluster(upstream: Upstream) -> dict[str, Any]:
             ]
         },
     }
+    if ops:
+        # Readiness, health and reflection must reach the service even while it reports
+        # NOT_SERVING, so this cluster neither health-checks nor ejects hosts.
+        for key in ("health_checks", "common_lb_config", "outlier_detection"):
+            del cluster[key]
+    return cluster
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -108,15 +108,6 @@ async def test_rich_error_details_reach_grpc_clients(channel: grpc.aio.Channel) 
     assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "USERNAME_TAKEN")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: NOT_FOUND echoes the whole agent_id three times (grpc-message, "
-        "ResourceInfo.resource_name and .description), so a long id makes the error trailers "
-        "exceed gRPC's 8/16 KiB metadata limits: the client gets RESOURCE_EXHAUSTED 'received "
-        "metadata size exceeds hard limit' (or UNAVAILABLE via Envoy) instead of NOT_FOUND"
-    ),
-)
 @pytest.mark.parametrize("agent_id", ["a" * 5000, "é" * 3000])
 async def test_a_long_agent_id_is_a_clean_not_found(
     channel: grpc.aio.Channel, agent_id: str

@@ -169,14 +169,6 @@ async def test_concurrent_registrations_of_one_name_give_one_201(e2e_stack: Stac
             service_error(response, 409, "USERNAME_TAKEN")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Envoy keeps (preserve_external_request_id) and echoes any client x-request-id, "
-        "but the service replaces ids outside [A-Za-z0-9._:-]{1,128} with a new one, so the "
-        "id a client sees differs from the one in ErrorInfo.metadata.requestId and the logs"
-    ),
-)
 @pytest.mark.parametrize("request_id", ["has spaces in it", "x" * 129, "semi;colon"])
 def test_the_request_id_a_client_sees_is_the_one_the_service_logged(
     http: httpx.Client, request_id: str
@@ -279,15 +271,6 @@ def test_unknown_paths_and_methods_are_404_json(http: httpx.Client, method: str,
     assert error.code == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Envoy accepts request headers up to 60 KiB and forwards the original path "
-        "(x-envoy-original-path) to the service, whose gRPC server rejects metadata over "
-        "16 KiB: the client gets 429 (RESOURCE_EXHAUSTED from gRPC core, with gRPC internals "
-        "in the message) or 502 instead of a 4xx client error"
-    ),
-)
 @pytest.mark.parametrize("agent_id", ["é" * 3000, "a" * 20000], ids=["18KiB-escaped", "20KiB"])
 def test_a_very_long_path_is_a_client_error(http: httpx.Client, agent_id: str) -> None:
     response = http.get("/api/v1/agents/" + quote(agent_id, safe=""))

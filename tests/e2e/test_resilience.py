@@ -174,14 +174,6 @@ async def test_grpc_metadata_does_not_escape_the_per_ip_auth_limit(limited_stack
     assert int(error.trailing["retry-after"]) >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the GCRA script computes remaining = floor((now - allow_at) / emission) from "
-        "absolute epoch seconds; now + emission rounds up in a double (60/300 s becomes "
-        "0.20000005 s), so a fresh bucket reports limit - 2 instead of limit - 1"
-    ),
-)
 def test_first_public_request_reports_limit_minus_one_remaining(limited_stack: Stack) -> None:
     with client_from(limited_stack, "127.0.0.6") as client:
         response = client.get("/api/v1/agents", params={"limit": 1})
@@ -272,14 +264,6 @@ def test_postgres_outage_is_503_and_recovers_by_itself(
     assert limited_stack.agent.child.pid == service_pid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: once Envoy's active health check marks the agent host unhealthy, GET /ready is "
-        "routed to the same health-checked cluster (healthy_panic_threshold 0) and Envoy "
-        "answers 'no healthy upstream' instead of the readiness body with per-dependency checks"
-    ),
-)
 def test_ready_names_the_failed_dependency_during_a_sustained_outage(
     limited_stack: Stack, own_postgres: EmbeddedPostgres
 ) -> None:

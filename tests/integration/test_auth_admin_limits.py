@@ -161,3 +161,20 @@ async def test_redis_outage_fails_open_for_limits_and_auth(
         assert me.username == "no-redis"
     finally:
         await service.stop()
+
+
+async def test_only_operators_list_deactivated_agents(
+    agent_service: RunningService, operator_key: str
+) -> None:
+    reg = await register(agent_service, "gone-agent")
+    await agent_service.admin.DeactivateAgent(
+        pb.DeactivateAgentRequest(agent_id=reg.agent_id), metadata=bearer(operator_key)
+    )
+    request = pb.ListAgentsRequest(is_active=False)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await agent_service.agents.ListAgents(request)
+    assert unpack(info.value).reason == "OPERATOR_REQUIRED"
+    page = await agent_service.agents.ListAgents(request, metadata=bearer(operator_key))
+    assert [a.username for a in page.data] == ["gone-agent"]
+    public = await agent_service.agents.ListAgents(pb.ListAgentsRequest())
+    assert public.data == []

@@ -46,3 +46,9 @@ async def test_disabled_or_unreachable_limiter_lets_requests_through() -> None:
     assert await RateLimiter(unreachable).hit("x", limit=1) is None
     assert await RateLimiter(unreachable, enabled=False).hit("x", limit=1) is None
     await unreachable.aclose()
+
+
+@pytest.mark.parametrize("limit", [7, 10, 60, 300, 10_000, 100_000])
+async def test_a_fresh_bucket_reports_limit_minus_one_remaining(redis: Redis, limit: int) -> None:
+    decision = await RateLimiter(redis).hit(f"test:{uuid.uuid4()}", limit=limit)
+    assert decision is not None and decision.remaining == limit - 1

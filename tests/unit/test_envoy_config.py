@@ -94,6 +94,10 @@ def test_every_cluster_speaks_http2_and_never_panics() -> None:
             options = cluster["typed_extension_protocol_options"]
             http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
             assert http["explicit_http_config"] == {"http2_protocol_options": {}}
+            if cluster["name"].endswith("_ops"):
+                # Readiness/health/reflection path: reaches hosts whatever their health.
+                assert "health_checks" not in cluster
+                continue
             assert cluster["common_lb_config"]["healthy_panic_threshold"] == {"value": 0}
             (check,) = cluster["health_checks"]
             assert check["grpc_health_check"] == {"service_name": ""}
@@ -106,9 +110,10 @@ def test_every_cluster_speaks_http2_and_never_panics() -> None:
 
 
 def test_cluster_discovery_follows_the_host_kind() -> None:
-    (local,) = render_envoy_config(local_spec())["static_resources"]["clusters"]
-    assert local["type"] == "STATIC"
-    (compose,) = render_envoy_config(compose_spec())["static_resources"]["clusters"]
+    local, local_ops = render_envoy_config(local_spec())["static_resources"]["clusters"]
+    assert local["type"] == local_ops["type"] == "STATIC"
+    assert local_ops["name"] == "agent_ops"
+    compose, _ = render_envoy_config(compose_spec())["static_resources"]["clusters"]
     assert compose["type"] == "STRICT_DNS"
     address = compose["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert address["address"]["socket_address"] == {"address": "agent", "port_value": 50051}
@@ -345,12 +350,24 @@ async def _poll_health(client: httpx.AsyncClient, want: int, seconds: float) -> 
 
 
 def _is_status_json(response: httpx.Response, code: int) -> bool:
+    """A google.rpc.Status JSON body, as the transcoder renders a service error."""
     body = response.json()
     return (
         response.headers["content-type"].startswith("application/json")
         and body["code"] == code
         and isinstance(body["message"], str)
-        and body["details"] == []
+        and isinstance(body.get("details", []), list)
+    )
+
+
+def _is_local_reply_json(response: httpx.Response, code: int) -> bool:
+    """Envoy's own error, shaped like a service error with an ErrorInfo of domain edge."""
+    body = response.json()
+    return (
+        _is_status_json(response, code)
+        and [d["@type"] for d in body["details"]] == ["type.googleapis.com/google.rpc.ErrorInfo"]
+        and body["details"][0]["domain"] == "edge.betterworld"
+        and body["details"][0]["reason"].isupper()
     )
 
 
@@ -405,24 +422,24 @@ async def test_smoke_through_envoy(tmp_path: Path) -> None:
         # Envoy's own errors are google.rpc.Status-shaped JSON.
         not_found = await client.get("/nope")
         assert not_found.status_code == 404
-        assert _is_status_json(not_found, 5)
+        assert _is_local_reply_json(not_found, 5)
         bad_json = await client.post(
             "/api/v1/auth/agents/register",
             content=b'{"username": ',
             headers={"content-type": "application/json"},
         )
         assert bad_json.status_code == 400
-        assert _is_status_json(bad_json, 3)
+        assert _is_local_reply_json(bad_json, 3)
         unknown_param = await client.get("/ready", params={"verbose": "1"})
         assert unknown_param.status_code == 400
-        assert _is_status_json(unknown_param, 3)
+        assert _is_local_reply_json(unknown_param, 3)
         too_big = await client.post(
             "/api/v1/auth/agents/register",
             content=b'{"username": "' + b"a" * (2 * 1024 * 1024) + b'"}',
             headers={"content-type": "application/json"},
         )
         assert too_big.status_code == 413
-        assert _is_status_json(too_big, 8)
+        assert _is_local_reply_json(too_big, 8)
 
         # CORS: preflight answered for a configured origin only.
         preflight = {"access-control-request-method": "POST"}
@@ -435,9 +452,9 @@ async def test_smoke_through_envoy(tmp_path: Path) -> None:
         assert actual.headers["access-control-allow-origin"] == ORIGIN
         assert "x-ratelimit-remaining" in actual.headers["access-control-expose-headers"]
 
-        # Health follows the upstream's gRPC health; then nothing is routed to it.
+        # Health follows the upstream's gRPC health; /ready still reaches the service (through
+        # the health-check-free ops cluster) so it can say what is wrong.
         await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         assert await _poll_health(client, 503, 8) == 503
-        unavailable = await client.get("/ready")
-        assert unavailable.status_code == 503
-        assert _is_status_json(unavailable, 14)
+        still_ready = await client.get("/ready")
+        assert "uptimeSeconds" in still_ready.json()
