@@ -108,10 +108,41 @@ def machine() -> dict[str, object]:
     }
 
 
-def system_cpu_seconds() -> tuple[float, float]:
-    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat."""
+def system_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of the whole machine since boot, from /proc/stat: process time (user, nice,
+    system), interrupt time (irq + softirq: loopback networking partly lands here) and steal."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     values = [int(v) for v in fields]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
-    busy = user + nice + system + irq + softirq
-    return busy / _CLK_TCK, steal / _CLK_TCK
+    return {
+        "process": (user + nice + system) / _CLK_TCK,
+        "interrupts": (irq + softirq) / _CLK_TCK,
+        "steal": steal / _CLK_TCK,
+    }
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of one process."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0, 0.0
+    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
+
+
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of one process, all threads."""
+    total_v = total_n = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return 0, 0
+    for task in tasks:
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total_v += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    total_n += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total_v, total_n

@@ -85,6 +85,11 @@ IDLE_LEAVES = {
     "clock_nanosleep",
     "futex",
     "__futex_abstimed_wait_common",
+    # Python-level leaves of the same waits when sampling without --native.
+    "EpollSelector.select",
+    "PollSelector.select",
+    "_PollLikeSelector.select",
+    "SelectSelector.select",
 }
 
 # Where a sample's time goes, by the first marker found anywhere in its stack (order matters).

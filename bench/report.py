@@ -136,21 +136,64 @@ def render_markdown(report: dict[str, Any]) -> str:
         "*Agent CPU/request* is the service process's CPU time divided by the requests served; "
         "1000 / that is roughly what one fully available core could serve.",
         "",
-        "| Scenario | RPCs | mean ms | ~p50 ms | ~p99 ms | agent CPU ms/request "
-        "| ≈ max rps on one free core | Envoy CPU ms/request |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Scenario | RPCs | mean ms | ~p50 ms | ~p99 ms | agent CPU ms/request (user + sys) "
+        "| ≈ max rps on one free core | context switches/request (vol./invol.) "
+        "| Envoy CPU ms/request |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in report.get("scenarios", []):
         ss = s.get("server_side") or {}
         per = s.get("cpu_ms_per_request") or {}
         agent_ms = per.get("agent")
         ceiling = round(1000 / agent_ms) if agent_ms else None
+        ap = s.get("agent_per_request") or {}
+        split = (
+            f"{_f(agent_ms)} ({_f(ap.get('user_cpu_ms'))} + {_f(ap.get('system_cpu_ms'))})"
+            if ap
+            else _f(agent_ms)
+        )
+        switches = (
+            f"{_f(ap.get('voluntary_switches'))} / {_f(ap.get('involuntary_switches'))}"
+            if ap
+            else NONE
+        )
         lines.append(
             f"| {s['label']} | {_f(ss.get('rpcs'))} | {_f(ss.get('mean_ms'))} | "
-            f"{_f(ss.get('p50_ms_est'))} | {_f(ss.get('p99_ms_est'))} | {_f(agent_ms)} | "
-            f"{_f(ceiling)} | {_f(per.get('envoy'))} |"
+            f"{_f(ss.get('p50_ms_est'))} | {_f(ss.get('p99_ms_est'))} | {split} | "
+            f"{_f(ceiling)} | {switches} | {_f(per.get('envoy'))} |"
         )
-    names = ["agent", "envoy", "postgres", "valkey", "k6", "total", "others", "machine"]
+    lines += [
+        "",
+        "## Round trips per request (server counters)",
+        "",
+        "From `pg_stat_database` and Valkey `INFO commandstats`: exact, unaffected by CPU "
+        "contention. Each PostgreSQL transaction through SQLAlchemy + asyncpg is at least "
+        "BEGIN, the statement(s) and COMMIT/ROLLBACK, each a round trip; `pool_pre_ping` adds a "
+        "whole transaction (BEGIN; `;`; ROLLBACK) to every connection checkout.",
+        "",
+        "| Scenario | PostgreSQL transactions | PostgreSQL detail | Valkey network commands "
+        "| Valkey commandstats (includes TIME/GET/SET run inside the rate-limit script) |",
+        "|---|---|---|---|---|",
+    ]
+    for s in report.get("scenarios", []):
+        rt = s.get("round_trips_per_request") or {}
+        pg = ", ".join(f"{k} {v}" for k, v in (rt.get("postgres") or {}).items())
+        vk = ", ".join(f"{k} {v}" for k, v in (rt.get("valkey") or {}).items())
+        lines.append(
+            f"| {s['label']} | {_f(rt.get('postgres_transactions'))} | {pg or NONE} | "
+            f"{_f(rt.get('valkey_commands'))} | {vk or NONE} |"
+        )
+    names = [
+        "agent",
+        "envoy",
+        "postgres",
+        "valkey",
+        "k6",
+        "total",
+        "interrupts",
+        "others",
+        "machine",
+    ]
     lines += [
         "",
         f"## CPU used during each scenario (cores busy, of {m['nproc']})",
@@ -164,8 +207,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "1.00 = one core fully busy. *total* = the bench's own processes (stack + k6); "
-        "*others* = everything else on the machine meanwhile (from /proc/stat); *machine* = "
-        "both. The agent service is one asyncio process and cannot use more than one core "
+        "*interrupts* = irq/softirq time (mostly the loopback networking of these processes); "
+        "*others* = other processes on the machine meanwhile (from /proc/stat); *machine* = "
+        "all of it. The agent service is one asyncio process and cannot use more than one core "
         "(DESIGN.md §1: scale out with `betterworld serve --reuse-port` processes).",
     ]
     mem = report.get("memory_mb", {})
@@ -209,13 +253,25 @@ def render_markdown(report: dict[str, Any]) -> str:
             )
     prof = report.get("profile")
     if prof:
-        lines += ["", "## Profile of the agent process (py-spy, extra unreported runs)", ""]
+        lines += [
+            "",
+            "## Profile of the agent process (py-spy, extra unreported runs)",
+            "",
+            "Sampled below saturation. Percentages are of samples in which a thread of the agent "
+            "process was running or runnable (threads blocked in poll/epoll are excluded). A "
+            "thread preempted inside a syscall (e.g. `send` to PostgreSQL wakes the backend, "
+            "which can take the core on this 2-core box) still counts, so syscall shares are an "
+            "upper bound of their pure CPU cost. Categories are assigned by the first marker "
+            "found in each stack (see `bench/profiling.py`).",
+            "",
+        ]
         for name, p in prof.items():
             if "error" in p:
                 lines.append(f"- {name}: py-spy failed: {p['error']}")
                 continue
             lines += [
-                f"### {name} ({p['samples']} on-CPU samples; raw stacks in `{p['raw']}`)",
+                f"### {name} at {p.get('rate', '?')}/s ({p['samples']} on-CPU samples; "
+                f"raw stacks in `{p['raw']}`)",
                 "",
                 "| Where the agent process's CPU time goes | % |",
                 "|---|---|",

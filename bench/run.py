@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from bench import procstats
+from bench import procstats, serverstats
 from bench.authcost import database_versions, measure_auth_cost
 from bench.report import render_markdown
 from services.core.settings import VERSION, Settings
@@ -107,6 +107,9 @@ SCENARIOS = [
     ),
     Scenario("checkin", "Checkin (JSON)", "checkin.js", 300, 25, 40, 300, "Checkin", 20.0),
 ]
+# Profiled well below saturation (under half of what one process serves), so samples show CPU
+# work rather than a thread that is runnable but waiting for one of the 2 shared cores.
+PROFILE_PLAN = [("get_me", 150, 20), ("checkin", 120, 20)]
 WARMUP = Scenario("warmup", "warm-up (not reported)", "get_me.js", 100, 5, 10, 50, "GetMe", None)
 
 
@@ -421,14 +424,21 @@ class Bench:
     def measure(self, sc: Scenario) -> dict[str, Any]:
         """One reported scenario with server-side, CPU and k6 numbers."""
         background_before = self.wait_quiet(self.args.wait_quiet)
+        pg_before = serverstats.pg_counters(self.stack.postgres.dsn)
+        valkey_before = serverstats.valkey_commands(self.stack.valkey.url)
         metrics_before = _scrape(self.metrics_url)
         cpu_before = {name: g.cpu() for name, g in self.groups.items()}
         k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        sys_before, steal_before = procstats.system_cpu_seconds()
+        agent_pid = self.groups["agent"].pid
+        split_before = procstats.cpu_split(agent_pid)
+        switches_before = procstats.context_switches(agent_pid)
+        sys_before = procstats.system_cpu_seconds()
         wall0 = time.monotonic()
         summary = self.run_k6(sc)
         wall = time.monotonic() - wall0
-        sys_after, steal_after = procstats.system_cpu_seconds()
+        sys_after = procstats.system_cpu_seconds()
+        split_after = procstats.cpu_split(agent_pid)
+        switches_after = procstats.context_switches(agent_pid)
         k6_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_after = {name: g.cpu() for name, g in self.groups.items()}
         metrics_after = _scrape(self.metrics_url)
@@ -439,19 +449,48 @@ class Bench:
             2,
         )
         cores["total"] = round(sum(cores.values()), 2)
-        cores["machine"] = round((sys_after - sys_before) / wall, 2)
-        # Whatever else ran on the machine meanwhile (other users' jobs, the bench driver).
-        cores["others"] = round(max(0.0, cores["machine"] - cores["total"]), 2)
-        cores["steal"] = round((steal_after - steal_before) / wall, 2)
+        delta = {k: (sys_after[k] - sys_before[k]) / wall for k in sys_after}
+        cores["interrupts"] = round(delta["interrupts"], 2)
+        cores["machine"] = round(delta["process"] + delta["interrupts"], 2)
+        # Whatever other processes ran on the machine meanwhile (other users' jobs).
+        cores["others"] = round(max(0.0, delta["process"] - cores["total"]), 2)
+        cores["steal"] = round(delta["steal"], 2)
         cores["others_before"] = background_before
         result = _scenario_result(sc, summary)
         result["server_side"] = _server_side(metrics_before, metrics_after, sc.rpc)
         result["cpu_cores"] = cores
+        time.sleep(1.0)  # let PostgreSQL publish its statistics
+        done_ = max(1, result["completed"])
+        pg = serverstats.per_request(
+            pg_before, serverstats.pg_counters(self.stack.postgres.dsn), done_
+        )
+        valkey = serverstats.per_request(
+            valkey_before,
+            serverstats.valkey_commands(self.stack.valkey.url),
+            done_,
+            skip=("info",),
+        )
+        result["round_trips_per_request"] = {
+            "postgres_transactions": round(
+                pg.get("xact_commit", 0.0) + pg.get("xact_rollback", 0.0), 2
+            ),
+            "postgres": pg,
+            # INFO commandstats also counts what the rate-limit script runs inside Valkey
+            # (TIME, GET, SET per EVALSHA): those are not network round trips.
+            "valkey_commands": round(sum(valkey.values()) - 3 * valkey.get("evalsha", 0.0), 2),
+            "valkey": valkey,
+        }
         done = max(1, result["completed"])
         result["cpu_ms_per_request"] = {
             name: round(cores[name] * wall * 1000 / done, 3)
             for name in ("agent", "envoy", "postgres", "valkey", "k6")
             if name in cores
+        }
+        result["agent_per_request"] = {
+            "user_cpu_ms": round((split_after[0] - split_before[0]) * 1000 / done, 3),
+            "system_cpu_ms": round((split_after[1] - split_before[1]) * 1000 / done, 3),
+            "voluntary_switches": round((switches_after[0] - switches_before[0]) / done, 2),
+            "involuntary_switches": round((switches_after[1] - switches_before[1]) / done, 2),
         }
         result["wall_s"] = round(wall, 1)
         return result
@@ -459,10 +498,10 @@ class Bench:
     def background_cores(self, seconds: float = 1.0) -> float:
         """CPU the rest of the machine uses while the stack idles (cores busy)."""
         ours0 = sum(g.cpu() for g in self.groups.values())
-        sys0, _ = procstats.system_cpu_seconds()
+        sys0 = procstats.system_cpu_seconds()["process"]
         time.sleep(seconds)
         ours1 = sum(g.cpu() for g in self.groups.values())
-        sys1, _ = procstats.system_cpu_seconds()
+        sys1 = procstats.system_cpu_seconds()["process"]
         return round(max(0.0, (sys1 - sys0) - (ours1 - ours0)) / seconds, 2)
 
     def wait_quiet(self, max_wait_s: float, threshold: float = 0.25) -> float:
@@ -544,20 +583,17 @@ def _profile(bench: Bench, py_spy: str, native: bool) -> dict[str, Any]:
     from bench.profiling import start_py_spy, summarise
 
     out: dict[str, Any] = {}
-    plan = [
-        (next(s for s in SCENARIOS if s.name == "get_me"), 20),
-        (next(s for s in SCENARIOS if s.name == "checkin"), 20),
-    ]
-    for sc, seconds in plan:
+    for name, rate, seconds in PROFILE_PLAN:
+        sc = next(s for s in SCENARIOS if s.name == name)
         raw = RESULTS / f"profile-{sc.name}.txt"
         raw.unlink(missing_ok=True)
-        print(
-            f"profiling {sc.name} at {sc.rate}/s for {seconds} s (py-spy, not reported)", flush=True
-        )
+        print(f"profiling {sc.name} at {rate}/s for {seconds} s (py-spy, not reported)", flush=True)
         spy = start_py_spy(py_spy, bench.groups["agent"].pid, seconds - 4, raw, native)
         try:
             time.sleep(0.5)
-            bench.run_k6(sc, duration_s=seconds, summary_path=bench.tmp / f"prof-{sc.name}.json")
+            bench.run_k6(
+                sc, rate=rate, duration_s=seconds, summary_path=bench.tmp / f"prof-{sc.name}.json"
+            )
         finally:
             try:
                 _, err = spy.communicate(timeout=30)
@@ -568,6 +604,7 @@ def _profile(bench: Bench, py_spy: str, native: bool) -> dict[str, Any]:
             out[sc.name] = {"error": (err or b"").decode(errors="replace")[-500:]}
             continue
         out[sc.name] = summarise(raw)
+        out[sc.name]["rate"] = rate
         out[sc.name]["raw"] = str(raw.relative_to(ROOT))
     return out
 
