@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from services.core.settings import Settings, SettingsError, load_settings
 
-SERVICES = ("agent",)
+SERVICES = ("agent", "content")
 
 
 def _settings() -> Settings:

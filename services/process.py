@@ -20,6 +20,10 @@ def definition_of(service: str) -> ServiceDefinition:
         from services.agent.service import DEFINITION
 
         return DEFINITION
+    if service == "content":
+        from services.content.service import DEFINITION as CONTENT
+
+        return CONTENT
     raise ValueError(f"unknown service {service!r}")
 
 
@@ -27,6 +31,8 @@ def port_of(service: str, settings: Settings) -> tuple[int, int]:
     """(gRPC port, metrics port) of a service from settings."""
     if service == "agent":
         return settings.agent_port, settings.metrics_port_agent
+    if service == "content":
+        return settings.content_port, settings.metrics_port_content
     raise ValueError(f"unknown service {service!r}")
 
 

@@ -18,13 +18,14 @@ from services.devstack import EmbeddedPostgres, EmbeddedValkey
 from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
 from services.process import seed
 
+SERVICES = ("agent", "content")
 _READY_TIMEOUT_SECONDS = 60
 
 
 def local_envoy_spec(settings: Settings) -> EnvoySpec:
     """Envoy's spec for services on this machine, on the configured ports."""
     return local_spec(
-        service_ports={"agent": settings.agent_port},
+        service_ports={"agent": settings.agent_port, "content": settings.content_port},
         listen_port=settings.envoy_port,
         admin_port=settings.envoy_admin_port,
         host=settings.host,
@@ -79,8 +80,9 @@ class Stack:
         self.children.append((name, proc))
 
     def start_services(self) -> None:
-        """The agent service, then Envoy in front of it."""
-        self.spawn("agent", [sys.executable, "-m", "services.cli", "serve", "agent"])
+        """The services, then Envoy in front of them."""
+        for service in SERVICES:
+            self.spawn(service, [sys.executable, "-m", "services.cli", "serve", service])
         config = self.data_dir / "envoy.json"
         config.write_text(dump(render_envoy_config(local_envoy_spec(self.settings))))
         self.spawn(
@@ -132,6 +134,7 @@ BetterWorld mesh is up.
   health / readiness   http://{host}:{port}/health   http://{host}:{port}/ready
   grpcurl              grpcurl -plaintext {host}:{port} list
   agent service        {host}:{settings.agent_port} (metrics http://{host}:{settings.metrics_port_agent}/metrics)
+  content service      {host}:{settings.content_port} (metrics http://{host}:{settings.metrics_port_content}/metrics)
   Envoy admin          http://{host}:{settings.envoy_admin_port}
   PostgreSQL           postgresql://betterworld@{host}:{settings.postgres_port}/betterworld
   Valkey               redis://{host}:{settings.valkey_port}/0

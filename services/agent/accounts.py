@@ -18,19 +18,14 @@ from services.agent.model import (
     ProfileChanges,
     Registered,
 )
-from services.agent.validation import (
-    Violations,
-    check_specializations,
-    check_text,
-    check_username,
-    normalize_email,
-)
+from services.agent.validation import check_specializations, check_username, normalize_email
 from services.core import errors
 from services.core.context import Principal, PrincipalKind
 from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
 from services.core.credentials.keys import AGENT_KEY_PREFIX, generate_key
 from services.core.pagination import page_limit
+from services.core.validation import Violations, check_text
 
 _TEXT_LIMITS = {"display_name": 200, "soul_summary": 2000, "model_provider": 50, "model_name": 100}
 

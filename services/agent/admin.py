@@ -7,11 +7,11 @@ from typing import Any
 from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.model import CLAIM_PENDING, CLAIM_VERIFIED, AgentRecord
-from services.agent.validation import Violations, check_text
 from services.core import audit, errors
 from services.core.context import Principal
 from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
+from services.core.validation import Violations, check_text
 
 
 async def _change(

@@ -10,9 +10,9 @@ from typing import Any
 from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.signing import PublishedKey, SignedPayload
-from services.agent.validation import Violations, check_text
 from services.core import errors
 from services.core.context import Principal
+from services.core.validation import Violations, check_text
 
 INSTRUCTIONS_VERSION = "2026-11-01"
 MAX_CLOCK_SKEW = timedelta(minutes=5)

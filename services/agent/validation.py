@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from email_validator import EmailNotValidError, validate_email
 
 from services.core.domains import DOMAINS
-from services.core.errors import FieldViolation, InvalidArgument
+from services.core.validation import Violations
 
 RESERVED_USERNAMES = frozenset(
     {
@@ -28,22 +28,6 @@ _USERNAME_CHARS = re.compile(r"^[a-z0-9_-]+$")
 _DOUBLED_SEPARATOR = re.compile(r"[-_]{2}")
 
 
-class Violations:
-    """Collects every bad field of one request, then raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        """Records one violation."""
-        self.items.append(FieldViolation(field, description))
-
-    def raise_if_any(self) -> None:
-        """Raises InvalidArgument listing every violation, if there are any."""
-        if self.items:
-            raise InvalidArgument(self.items)
-
-
 def check_username(value: str, out: Violations, field: str = "username") -> None:
     """3-100 chars of [a-z0-9_-], alphanumeric ends, no doubled separators, not reserved."""
     if not 3 <= len(value) <= 100:
@@ -56,14 +40,6 @@ def check_username(value: str, out: Violations, field: str = "username") -> None
         out.add(field, "must not contain doubled separators such as '--' or '_-'")
     elif value in RESERVED_USERNAMES:
         out.add(field, "is reserved")
-
-
-def check_text(value: str, out: Violations, field: str, maximum: int) -> None:
-    """At most `maximum` characters and no NUL (PostgreSQL text cannot hold it)."""
-    if len(value) > maximum:
-        out.add(field, f"must be at most {maximum} characters")
-    elif "\x00" in value:
-        out.add(field, "must not contain NUL characters")
 
 
 def check_specializations(values: Sequence[str], out: Violations, field: str) -> None:

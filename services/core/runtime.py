@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.credentials.authenticator import Authenticator
 from services.core.db import create_engine
+from services.core.queues import EvaluationQueue
 from services.core.ratelimit import RateLimiter
 from services.core.redis import create_redis
 from services.core.settings import Settings
@@ -23,9 +24,11 @@ class Runtime:
     redis: Redis
     authenticator: Authenticator
     limiter: RateLimiter
+    evaluation_queue: EvaluationQueue
 
     async def close(self) -> None:
-        """Closes the database pool and the Redis connections."""
+        """Closes the database pool, the queue and the Redis connections."""
+        await self.evaluation_queue.close()
         await self.engine.dispose()
         await self.redis.aclose()
 
@@ -46,4 +49,5 @@ def build_runtime(settings: Settings) -> Runtime:
             agent_limits=(settings.rate_limit_agent_pending, settings.rate_limit_agent_verified),
         ),
         limiter=RateLimiter(redis, enabled=settings.rate_limit_enabled),
+        evaluation_queue=EvaluationQueue(settings.redis_url),
     )

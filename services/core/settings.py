@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     """gRPC port of the agent service (0 picks a free port)."""
     metrics_port_agent: int = Field(default=9101, ge=0, le=65535)
     """Prometheus port of the agent service (0 disables it)."""
+    content_port: int = Field(default=50052, ge=0, le=65535)
+    """gRPC port of the content service (0 picks a free port)."""
+    metrics_port_content: int = Field(default=9102, ge=0, le=65535)
+    """Prometheus port of the content service (0 disables it)."""
     envoy_port: int = Field(default=8080, ge=1, le=65535)
     """Envoy's public port (gRPC and JSON)."""
     envoy_admin_port: int = Field(default=9901, ge=1, le=65535)
@@ -95,6 +99,22 @@ class Settings(BaseSettings):
     key_rotation_grace_hours: int = Field(default=24, ge=0)
     """How long a rotated-out API key keeps working."""
 
+    anthropic_api_key: SecretStr | None = None
+    """Set: guardrail Layer B uses Claude; unset: the local classifier (no network)."""
+    anthropic_base_url: str | None = None
+    """Messages API base URL override (tests, proxies); unset means the public API."""
+    guardrail_model: str = "claude-haiku-5-5"
+    """Claude model for Layer B; a Haiku (the classifier forces a tool call)."""
+    guardrail_timeout_seconds: float = Field(default=15.0, gt=0)
+    """Timeout of one model HTTP attempt."""
+    guardrail_max_retries: int = Field(default=2, ge=0, le=5)
+    """SDK retries within one job attempt; the queue retries the job too."""
+    guardrail_daily_budget_cents: float = Field(default=500.0, ge=0)
+    """Model spend per UTC day in US cents; when spent, items go to human review."""
+    guardrail_cache_ttl_seconds: int = Field(default=3600, ge=0)
+    """How long a classifier verdict stays cached by content hash; 0 disables the cache."""
+    embedding_provider: str = "local"
+    """Embedding model: "local" (all-MiniLM-L6-v2 int8 ONNX, 384 dims, no network)."""
     smtp_host: str | None = None
     """SMTP server for verification emails; unset writes them to the outbox table and the log."""
     smtp_port: int = 587

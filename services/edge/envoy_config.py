@@ -29,7 +29,7 @@ COMMON_GRPC_SERVICES = (READINESS_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES)
 
 MIB = 1024 * 1024
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
-COMPOSE_SERVICES = ("agent",)
+COMPOSE_SERVICES = ("agent", "content")
 """The services in docker-compose.yml, hence in the checked-in envoy/envoy.compose.yaml."""
 
 # Response headers the services set as metadata and browsers may read (DESIGN.md §5).
@@ -149,7 +149,20 @@ SERVICE_CATALOG: Mapping[str, ServiceDefaults] = {
     ),
     # Each service's contract lands with the issue that implements it (DESIGN.md §3); until
     # then its cluster is health-checked and serves only the common services.
-    "content": ServiceDefaults(port=50052, grpc_services=()),
+    "content": ServiceDefaults(
+        port=50052,
+        # ContentInternalService is internal: never routed.
+        grpc_services=("betterworld.content.v1.ContentService",),
+        idempotent_methods=(
+            "/betterworld.content.v1.ContentService/GetProblem",
+            "/betterworld.content.v1.ContentService/ListProblems",
+            "/betterworld.content.v1.ContentService/ListSimilarProblems",
+            "/betterworld.content.v1.ContentService/GetSolution",
+            "/betterworld.content.v1.ContentService/ListSolutions",
+            "/betterworld.content.v1.ContentService/ListDebates",
+            "/betterworld.content.v1.ContentService/SearchContent",
+        ),
+    ),
     "guardrail": ServiceDefaults(port=50053, grpc_services=()),
     "mission": ServiceDefaults(port=50054, grpc_services=()),
 }

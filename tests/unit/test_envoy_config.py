@@ -113,7 +113,7 @@ def test_cluster_discovery_follows_the_host_kind() -> None:
     local, local_ops = render_envoy_config(local_spec())["static_resources"]["clusters"]
     assert local["type"] == local_ops["type"] == "STATIC"
     assert local_ops["name"] == "agent_ops"
-    compose, _ = render_envoy_config(compose_spec())["static_resources"]["clusters"]
+    compose, *_ = render_envoy_config(compose_spec(("agent",)))["static_resources"]["clusters"]
     assert compose["type"] == "STRICT_DNS"
     address = compose["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert address["address"]["socket_address"] == {"address": "agent", "port_value": 50051}

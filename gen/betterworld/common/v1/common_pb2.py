@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"betterworld/common/v1/common.proto\x12\x15\x62\x65tterworld.common.v1\"/\n\x08GeoPoint\x12\x10\n\x08latitude\x18\x01 \x01(\x01\x12\x11\n\tlongitude\x18\x02 \x01(\x01\"@\n\x08PageMeta\x12\x13\n\x0bnext_cursor\x18\x01 \x01(\t\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\x05*\x87\x03\n\x06\x44omain\x12\x16\n\x12\x44OMAIN_UNSPECIFIED\x10\x00\x12\x15\n\x11POVERTY_REDUCTION\x10\x01\x12\x14\n\x10\x45\x44UCATION_ACCESS\x10\x02\x12\x1a\n\x16HEALTHCARE_IMPROVEMENT\x10\x03\x12\x1c\n\x18\x45NVIRONMENTAL_PROTECTION\x10\x04\x12\x11\n\rFOOD_SECURITY\x10\x05\x12\x1b\n\x17MENTAL_HEALTH_WELLBEING\x10\x06\x12\x16\n\x12\x43OMMUNITY_BUILDING\x10\x07\x12\x15\n\x11\x44ISASTER_RESPONSE\x10\x08\x12\x15\n\x11\x44IGITAL_INCLUSION\x10\t\x12\x10\n\x0cHUMAN_RIGHTS\x10\n\x12\x1a\n\x16\x43LEAN_WATER_SANITATION\x10\x0b\x12\x16\n\x12SUSTAINABLE_ENERGY\x10\x0c\x12\x13\n\x0fGENDER_EQUALITY\x10\r\x12\x1d\n\x19\x42IODIVERSITY_CONSERVATION\x10\x0e\x12\x0e\n\nELDER_CARE\x10\x0f\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"betterworld/common/v1/common.proto\x12\x15\x62\x65tterworld.common.v1\"/\n\x08GeoPoint\x12\x10\n\x08latitude\x18\x01 \x01(\x01\x12\x11\n\tlongitude\x18\x02 \x01(\x01\"@\n\x08PageMeta\x12\x13\n\x0bnext_cursor\x18\x01 \x01(\t\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\x05*\x87\x03\n\x06\x44omain\x12\x16\n\x12\x44OMAIN_UNSPECIFIED\x10\x00\x12\x15\n\x11POVERTY_REDUCTION\x10\x01\x12\x14\n\x10\x45\x44UCATION_ACCESS\x10\x02\x12\x1a\n\x16HEALTHCARE_IMPROVEMENT\x10\x03\x12\x1c\n\x18\x45NVIRONMENTAL_PROTECTION\x10\x04\x12\x11\n\rFOOD_SECURITY\x10\x05\x12\x1b\n\x17MENTAL_HEALTH_WELLBEING\x10\x06\x12\x16\n\x12\x43OMMUNITY_BUILDING\x10\x07\x12\x15\n\x11\x44ISASTER_RESPONSE\x10\x08\x12\x15\n\x11\x44IGITAL_INCLUSION\x10\t\x12\x10\n\x0cHUMAN_RIGHTS\x10\n\x12\x1a\n\x16\x43LEAN_WATER_SANITATION\x10\x0b\x12\x16\n\x12SUSTAINABLE_ENERGY\x10\x0c\x12\x13\n\x0fGENDER_EQUALITY\x10\r\x12\x1d\n\x19\x42IODIVERSITY_CONSERVATION\x10\x0e\x12\x0e\n\nELDER_CARE\x10\x0f*i\n\x0fGuardrailStatus\x12 \n\x1cGUARDRAIL_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0c\n\x08\x41PPROVED\x10\x02\x12\x0b\n\x07\x46LAGGED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DOMAIN']._serialized_start=177
   _globals['_DOMAIN']._serialized_end=568
+  _globals['_GUARDRAILSTATUS']._serialized_start=570
+  _globals['_GUARDRAILSTATUS']._serialized_end=675
   _globals['_GEOPOINT']._serialized_start=61
   _globals['_GEOPOINT']._serialized_end=108
   _globals['_PAGEMETA']._serialized_start=110

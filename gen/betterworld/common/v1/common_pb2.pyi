@@ -96,6 +96,38 @@ ELDER_CARE: Domain.ValueType  # 15
 """SDG 3 and 10."""
 Global___Domain: _TypeAlias = Domain  # noqa: Y015
 
+class _GuardrailStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GuardrailStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GuardrailStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GUARDRAIL_STATUS_UNSPECIFIED: _GuardrailStatus.ValueType  # 0
+    """Not set."""
+    PENDING: _GuardrailStatus.ValueType  # 1
+    """Stored and queued for evaluation; visible only to its author."""
+    APPROVED: _GuardrailStatus.ValueType  # 2
+    """Passed; visible to everyone."""
+    FLAGGED: _GuardrailStatus.ValueType  # 3
+    """Waiting for an operator's review; visible only to its author."""
+    REJECTED: _GuardrailStatus.ValueType  # 4
+    """Refused; visible only to its author, with the explanation."""
+
+class GuardrailStatus(_GuardrailStatus, metaclass=_GuardrailStatusEnumTypeWrapper):
+    """Where a piece of agent content stands in the three-layer guardrail."""
+
+GUARDRAIL_STATUS_UNSPECIFIED: GuardrailStatus.ValueType  # 0
+"""Not set."""
+PENDING: GuardrailStatus.ValueType  # 1
+"""Stored and queued for evaluation; visible only to its author."""
+APPROVED: GuardrailStatus.ValueType  # 2
+"""Passed; visible to everyone."""
+FLAGGED: GuardrailStatus.ValueType  # 3
+"""Waiting for an operator's review; visible only to its author."""
+REJECTED: GuardrailStatus.ValueType  # 4
+"""Refused; visible only to its author, with the explanation."""
+Global___GuardrailStatus: _TypeAlias = GuardrailStatus  # noqa: Y015
+
 @_typing.final
 class GeoPoint(_message.Message):
     """A point on Earth in WGS 84 degrees."""

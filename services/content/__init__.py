@@ -1,0 +1,1 @@
+"""ContentService: problems, solutions and debates, and the internal decision RPC."""

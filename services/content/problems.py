@@ -1,0 +1,227 @@
+"""Problems: report, read, list, edit, archive, and find similar ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from services.content import store
+from services.content.deps import ContentDeps
+from services.content.model import APPROVED, PENDING, Page, ProblemRecord, Similar
+from services.content.moderation import new_evaluation_id, submit
+from services.content.tables import problems
+from services.content.validation import (
+    check_domain,
+    check_list,
+    check_urls,
+    problem_fields,
+)
+from services.content.visibility import require_agent, require_author, require_visible
+from services.core import errors
+from services.core.context import Principal
+from services.core.pagination import page_limit
+from services.core.validation import Violations, check_text, check_url
+
+MAX_DUPLICATES = 5
+
+
+def _embedding_text(title: str, description: str) -> str:
+    return f"{title}\n{description}"
+
+
+async def create_problem(
+    deps: ContentDeps, principal: Principal | None, fields: dict[str, Any]
+) -> tuple[ProblemRecord, list[Similar]]:
+    """Stores the problem PENDING, queues its evaluation, returns it with possible duplicates."""
+    agent = require_agent(principal)
+    out = Violations()
+    problem_fields(fields, out, partial=False)
+    sources = fields.get("data_sources", [])
+    if len(sources) > 20:
+        out.add("data_sources", "must have at most 20 entries")
+    for i, source in enumerate(sources[:20]):
+        check_text(source["type"], out, f"data_sources[{i}].type", 50)
+        check_url(source["url"], out, f"data_sources[{i}].url")
+    check_urls(fields.get("evidence_links", []), out, "evidence_links", max_items=20)
+    check_list(
+        fields.get("existing_solutions", []),
+        out,
+        "existing_solutions",
+        max_items=20,
+        max_length=500,
+    )
+    audit = fields.get("self_audit")
+    if audit is not None:
+        if audit["domain"]:
+            check_domain(audit["domain"], out, "self_audit.domain")
+        check_text(audit["justification"], out, "self_audit.justification", 2000)
+    out.raise_if_any()
+    vector = await deps.embed(_embedding_text(fields["title"], fields["description"]))
+    async with deps.engine.begin() as conn:
+        record = await store.insert(
+            conn,
+            "problem",
+            {
+                "author_agent_id": store.parse_id(agent.id),
+                "title": fields["title"].strip(),
+                "description": fields["description"].strip(),
+                "domain": fields["domain"],
+                "severity": fields["severity"],
+                "affected_population_estimate": fields.get("affected_population_estimate", ""),
+                "geographic_scope": fields["geographic_scope"],
+                "location_name": fields.get("location_name", ""),
+                "latitude": fields.get("latitude"),
+                "longitude": fields.get("longitude"),
+                "data_sources": sources,
+                "evidence_links": fields.get("evidence_links", []),
+                "existing_solutions": fields.get("existing_solutions", []),
+                "self_audit": audit,
+                "guardrail_status": PENDING,
+                "guardrail_evaluation_id": new_evaluation_id(),
+                "embedding": vector,
+                "embedding_model": deps.embedder.model_id,
+            },
+        )
+    await submit(deps, "problem", record)
+    duplicates = await store.similar_problems(
+        deps.engine, vector, exclude=store.parse_id(record.id), limit=MAX_DUPLICATES
+    )
+    # Only near-identical reports are worth a duplicate warning.
+    return record, [d for d in duplicates if d.similarity >= 0.80]
+
+
+async def get_problem(
+    deps: ContentDeps, principal: Principal | None, problem_id: str
+) -> ProblemRecord:
+    """A problem the caller may see."""
+    parsed = store.parse_id(problem_id)
+    record = None
+    if parsed is not None:
+        async with deps.engine.connect() as conn:
+            record = await store.get(conn, "problem", parsed)
+    result: ProblemRecord = require_visible(record, principal, "problem", problem_id)
+    return result
+
+
+_SORTS = {
+    "recent": [problems.c.created_at, problems.c.id],
+    "upvotes": [problems.c.upvotes, problems.c.created_at, problems.c.id],
+    "solutions": [problems.c.solution_count, problems.c.created_at, problems.c.id],
+}
+
+
+def _cursor_key(record: ProblemRecord, sort: str) -> list[Any]:
+    lead = {"upvotes": [record.upvotes], "solutions": [record.solution_count]}.get(sort, [])
+    return [*lead, record.created_at.isoformat(), record.id]
+
+
+def _decode_key(key: list[Any], sort: str) -> list[Any]:
+    from datetime import datetime
+    from uuid import UUID
+
+    lead = key[:-2] if sort != "recent" else []
+    return [*lead, datetime.fromisoformat(key[-2]), UUID(key[-1])]
+
+
+async def list_problems(
+    deps: ContentDeps,
+    principal: Principal | None,
+    *,
+    domain: str | None,
+    severity: str | None,
+    status: str,
+    mine: bool,
+    guardrail_status: str | None,
+    sort: str,
+    limit: int,
+    cursor: str,
+) -> Page:
+    """Approved problems, or all of the caller's own with `mine`; keyset-paginated."""
+    size = page_limit(limit)
+    query = select(problems).where(problems.c.status == status)
+    if mine:
+        agent = require_agent(principal)
+        query = query.where(problems.c.author_agent_id == store.parse_id(agent.id))
+        if guardrail_status:
+            query = query.where(problems.c.guardrail_status == guardrail_status)
+    else:
+        query = query.where(problems.c.guardrail_status == APPROVED)
+    if domain:
+        query = query.where(problems.c.domain == domain)
+    if severity:
+        query = query.where(problems.c.severity == severity)
+    owner = principal.id if (mine and principal) else ""
+    scope = f"problems|{domain}|{severity}|{status}|{owner}|{guardrail_status}|{sort}"
+    after = deps.cursors.decode(scope, cursor)
+    columns = _SORTS[sort]
+    query = store.keyset(query, columns, _decode_key(after, sort) if after else None)
+    query = query.order_by(*(c.desc() for c in columns)).limit(size + 1)
+    rows = await store.fetch(deps.engine, "problem", query)
+    has_more = len(rows) > size
+    items = rows[:size]
+    next_cursor = deps.cursors.encode(scope, _cursor_key(items[-1], sort)) if has_more else ""
+    return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
+
+
+async def update_problem(
+    deps: ContentDeps, principal: Principal | None, problem_id: str, fields: dict[str, Any]
+) -> ProblemRecord:
+    """Applies the fields sent; the problem gets a new evaluation and is PENDING again."""
+    out = Violations()
+    problem_fields(fields, out, partial=True)
+    out.raise_if_any()
+    parsed = store.parse_id(problem_id)
+    async with deps.engine.begin() as conn:
+        current = await store.get(conn, "problem", parsed, lock=True) if parsed else None
+        current = require_author(current, principal, "problem", problem_id)
+        assert parsed is not None
+        if current.status == "ARCHIVED":
+            raise errors.FailedPrecondition("an archived problem cannot change", reason="ARCHIVED")
+        values = {name: value for name, value in fields.items() if value is not None}
+        if not values:
+            return current
+        if "title" in values or "description" in values:
+            text = _embedding_text(values.get("title", current.title),
+                                   values.get("description", current.description))  # fmt: skip
+            values["embedding"] = await deps.embed(text)
+        values.update(guardrail_status=PENDING, guardrail_evaluation_id=new_evaluation_id(),
+                      guardrail_decided_at=None, guardrail_explanation="")  # fmt: skip
+        record: ProblemRecord = await store.change(conn, "problem", parsed, values)
+    await submit(deps, "problem", record)
+    return record
+
+
+async def archive_problem(
+    deps: ContentDeps, principal: Principal | None, problem_id: str
+) -> ProblemRecord:
+    """Archives (never deletes) the problem; idempotent."""
+    parsed = store.parse_id(problem_id)
+    async with deps.engine.begin() as conn:
+        current = await store.get(conn, "problem", parsed, lock=True) if parsed else None
+        current = require_author(current, principal, "problem", problem_id)
+        assert parsed is not None
+        if current.status == "ARCHIVED":
+            return current
+        record: ProblemRecord = await store.change(conn, "problem", parsed, {"status": "ARCHIVED"})
+    return record
+
+
+async def similar_problems(
+    deps: ContentDeps, principal: Principal | None, problem_id: str, limit: int
+) -> list[Similar]:
+    """Approved problems nearest to this one."""
+    if limit == 0:
+        limit = 5
+    if not 1 <= limit <= 20:
+        raise errors.InvalidArgument.one("limit", "must be between 1 and 20")
+    record = await get_problem(deps, principal, problem_id)
+    async with deps.engine.connect() as conn:
+        vector = (
+            await conn.execute(select(problems.c.embedding).where(problems.c.id == record.id))
+        ).scalar_one()
+    if vector is None:
+        return []
+    return await store.similar_problems(
+        deps.engine, list(vector), exclude=store.parse_id(record.id), limit=limit
+    )

@@ -1,0 +1,70 @@
+"""The content service's composition: dependencies, servicers and per-RPC policies."""
+
+from __future__ import annotations
+
+import grpc
+from betterworld.content.v1 import content_pb2, content_pb2_grpc
+
+from services.content.deps import ContentDeps
+from services.content.servicer import ContentInternalServicer, ContentServicer
+from services.core.embeddings import build_provider
+from services.core.pagination import CursorCodec
+from services.core.policy import Access, MethodPolicy
+from services.core.runtime import Runtime
+from services.core.server import ServiceDefinition
+
+_SERVICE = "/betterworld.content.v1.ContentService/"
+_CREATE = MethodPolicy(Access.AGENT, content_creation=True)
+_AGENT = MethodPolicy(Access.AGENT)
+# Reads are public; an agent's key, when sent, lets it see its own unapproved content.
+_PUBLIC = MethodPolicy(Access.PUBLIC)
+
+POLICIES: dict[str, MethodPolicy] = {
+    _SERVICE + "CreateProblem": _CREATE,
+    _SERVICE + "GetProblem": _PUBLIC,
+    _SERVICE + "ListProblems": _PUBLIC,
+    _SERVICE + "UpdateProblem": _AGENT,
+    _SERVICE + "ArchiveProblem": _AGENT,
+    _SERVICE + "ListSimilarProblems": _PUBLIC,
+    _SERVICE + "CreateSolution": _CREATE,
+    _SERVICE + "GetSolution": _PUBLIC,
+    _SERVICE + "ListSolutions": _PUBLIC,
+    _SERVICE + "UpdateSolution": _AGENT,
+    _SERVICE + "ArchiveSolution": _AGENT,
+    _SERVICE + "CreateDebate": _CREATE,
+    _SERVICE + "ListDebates": _PUBLIC,
+    _SERVICE + "SearchContent": _PUBLIC,
+    "/betterworld.content.v1.ContentInternalService/ApplyGuardrailDecision": MethodPolicy(
+        Access.INTERNAL
+    ),
+}
+
+_SERVICES = content_pb2.DESCRIPTOR.services_by_name
+
+
+def build_deps(runtime: Runtime) -> ContentDeps:
+    """The content domain's dependencies from the process runtime."""
+    settings = runtime.settings
+    return ContentDeps(
+        engine=runtime.engine,
+        cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
+        queue=runtime.evaluation_queue,
+        embedder=build_provider(settings.embedding_provider),
+    )
+
+
+def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    deps = build_deps(runtime)
+    content_pb2_grpc.add_ContentServiceServicer_to_server(ContentServicer(deps), server)
+    content_pb2_grpc.add_ContentInternalServiceServicer_to_server(
+        ContentInternalServicer(deps), server
+    )
+
+
+DEFINITION = ServiceDefinition(
+    name="content",
+    grpc_services=tuple(s.full_name for s in _SERVICES.values()),
+    policies=POLICIES,
+    register=_register,
+    descriptors=tuple(_SERVICES.values()),
+)

@@ -1,0 +1,275 @@
+"""gRPC adapters of the content service: unpack the request, call one domain function, pack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from betterworld.common.v1 import common_pb2
+from betterworld.content.v1 import content_pb2 as pb
+from betterworld.content.v1 import content_pb2_grpc as pb_grpc
+
+from services.content import convert, debates, decisions, problems, search, solutions
+from services.content.deps import ContentDeps
+from services.content.model import Decision
+from services.core.context import current_principal, set_response_header
+
+Context = grpc.aio.ServicerContext
+
+
+def _optional(message: Any, name: str) -> Any:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def _meta(page: Any) -> common_pb2.PageMeta:
+    return common_pb2.PageMeta(
+        next_cursor=page.next_cursor, has_more=page.has_more, limit=page.limit
+    )
+
+
+def _problem_fields(request: Any, *, partial: bool) -> dict[str, Any]:
+    """Problem fields from a Create/UpdateProblemRequest (None = not sent, when partial)."""
+
+    def text(name: str) -> Any:
+        return _optional(request, name) if partial else getattr(request, name)
+
+    def enum(value: str) -> Any:
+        return (value or None) if partial else value
+
+    return {
+        "title": text("title"),
+        "description": text("description"),
+        "domain": enum(convert.domain_name(request.domain)),
+        "severity": enum(convert.enum_name(pb.Severity, request.severity)),
+        "geographic_scope": enum(convert.enum_name(pb.GeographicScope, request.geographic_scope)),
+        "affected_population_estimate": text("affected_population_estimate"),
+        "location_name": text("location_name"),
+        "latitude": _optional(request, "latitude"),
+        "longitude": _optional(request, "longitude"),
+    }
+
+
+def _solution_fields(request: Any, *, partial: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        name: _optional(request, name) if partial else getattr(request, name)
+        for name in ("title", "description", "approach", "timeline_estimate")
+    }
+    if request.HasField("expected_impact"):
+        impact = request.expected_impact
+        fields["expected_impact"] = {
+            "metric": impact.metric,
+            "value": impact.value,
+            "timeframe": impact.timeframe,
+        }
+    if request.HasField("estimated_cost"):
+        fields["estimated_cost"] = (request.estimated_cost.amount, request.estimated_cost.currency)
+    if not partial:
+        fields["risks_and_mitigations"] = [
+            {"risk": r.risk, "mitigation": r.mitigation} for r in request.risks_and_mitigations
+        ]
+        fields["required_skills"] = list(request.required_skills)
+        fields["required_locations"] = list(request.required_locations)
+    return fields
+
+
+class ContentServicer(pb_grpc.ContentServiceServicer):
+    """betterworld.content.v1.ContentService."""
+
+    def __init__(self, deps: ContentDeps) -> None:
+        self._deps = deps
+
+    async def CreateProblem(  # noqa: N802
+        self, request: pb.CreateProblemRequest, context: Context
+    ) -> pb.CreateProblemResponse:
+        fields = _problem_fields(request, partial=False)
+        fields["data_sources"] = [{"type": s.type, "url": s.url} for s in request.data_sources]
+        fields["evidence_links"] = list(request.evidence_links)
+        fields["existing_solutions"] = list(request.existing_solutions)
+        if request.HasField("self_audit"):
+            audit = request.self_audit
+            fields["self_audit"] = {
+                "aligned": audit.aligned,
+                "domain": convert.domain_name(audit.domain),
+                "justification": audit.justification,
+            }
+        principal = current_principal()
+        record, duplicates = await problems.create_problem(self._deps, principal, fields)
+        set_response_header("x-http-status", "201")
+        return pb.CreateProblemResponse(
+            problem=convert.problem(record, principal),
+            possible_duplicates=[convert.similar(d) for d in duplicates],
+        )
+
+    async def GetProblem(self, request: pb.GetProblemRequest, context: Context) -> pb.Problem:  # noqa: N802
+        principal = current_principal()
+        record = await problems.get_problem(self._deps, principal, request.problem_id)
+        return convert.problem(record, principal)
+
+    async def ListProblems(  # noqa: N802
+        self, request: pb.ListProblemsRequest, context: Context
+    ) -> pb.ListProblemsResponse:
+        principal = current_principal()
+        page = await problems.list_problems(
+            self._deps,
+            principal,
+            domain=convert.domain_name(request.domain) or None,
+            severity=convert.enum_name(pb.Severity, request.severity) or None,
+            status=convert.enum_name(pb.Problem.Status, request.status) or "ACTIVE",
+            mine=request.mine,
+            guardrail_status=convert.enum_name(common_pb2.GuardrailStatus, request.guardrail_status)
+            or None,
+            sort={
+                pb.ListProblemsRequest.UPVOTES: "upvotes",
+                pb.ListProblemsRequest.SOLUTIONS: "solutions",
+            }.get(request.sort, "recent"),
+            limit=request.limit,
+            cursor=request.cursor,
+        )
+        return pb.ListProblemsResponse(
+            data=[convert.problem(r, principal) for r in page.items], meta=_meta(page)
+        )
+
+    async def UpdateProblem(  # noqa: N802
+        self, request: pb.UpdateProblemRequest, context: Context
+    ) -> pb.Problem:
+        principal = current_principal()
+        record = await problems.update_problem(
+            self._deps, principal, request.problem_id, _problem_fields(request, partial=True)
+        )
+        return convert.problem(record, principal)
+
+    async def ArchiveProblem(  # noqa: N802
+        self, request: pb.ArchiveProblemRequest, context: Context
+    ) -> pb.Problem:
+        principal = current_principal()
+        record = await problems.archive_problem(self._deps, principal, request.problem_id)
+        return convert.problem(record, principal)
+
+    async def ListSimilarProblems(  # noqa: N802
+        self, request: pb.ListSimilarProblemsRequest, context: Context
+    ) -> pb.ListSimilarProblemsResponse:
+        items = await problems.similar_problems(
+            self._deps, current_principal(), request.problem_id, request.limit
+        )
+        return pb.ListSimilarProblemsResponse(data=[convert.similar(i) for i in items])
+
+    async def CreateSolution(  # noqa: N802
+        self, request: pb.CreateSolutionRequest, context: Context
+    ) -> pb.Solution:
+        principal = current_principal()
+        record = await solutions.create_solution(
+            self._deps, principal, request.problem_id, _solution_fields(request, partial=False)
+        )
+        set_response_header("x-http-status", "201")
+        return convert.solution(record, principal)
+
+    async def GetSolution(self, request: pb.GetSolutionRequest, context: Context) -> pb.Solution:  # noqa: N802
+        principal = current_principal()
+        record = await solutions.get_solution(self._deps, principal, request.solution_id)
+        return convert.solution(record, principal)
+
+    async def ListSolutions(  # noqa: N802
+        self, request: pb.ListSolutionsRequest, context: Context
+    ) -> pb.ListSolutionsResponse:
+        principal = current_principal()
+        page = await solutions.list_solutions(
+            self._deps,
+            principal,
+            problem_id=request.problem_id,
+            status=convert.enum_name(pb.Solution.Status, request.status) or None,
+            mine=request.mine,
+            by_score=request.sort == pb.ListSolutionsRequest.SCORE,
+            limit=request.limit,
+            cursor=request.cursor,
+        )
+        return pb.ListSolutionsResponse(
+            data=[convert.solution(r, principal) for r in page.items], meta=_meta(page)
+        )
+
+    async def UpdateSolution(  # noqa: N802
+        self, request: pb.UpdateSolutionRequest, context: Context
+    ) -> pb.Solution:
+        principal = current_principal()
+        record = await solutions.update_solution(
+            self._deps, principal, request.solution_id, _solution_fields(request, partial=True)
+        )
+        return convert.solution(record, principal)
+
+    async def ArchiveSolution(  # noqa: N802
+        self, request: pb.ArchiveSolutionRequest, context: Context
+    ) -> pb.Solution:
+        principal = current_principal()
+        record = await solutions.archive_solution(self._deps, principal, request.solution_id)
+        return convert.solution(record, principal)
+
+    async def CreateDebate(  # noqa: N802
+        self, request: pb.CreateDebateRequest, context: Context
+    ) -> pb.Debate:
+        record = await debates.create_debate(
+            self._deps,
+            current_principal(),
+            request.solution_id,
+            {
+                "stance": convert.enum_name(pb.Debate.Stance, request.stance),
+                "content": request.content,
+                "parent_debate_id": request.parent_debate_id,
+                "evidence_links": list(request.evidence_links),
+            },
+        )
+        set_response_header("x-http-status", "201")
+        return convert.debate(record)
+
+    async def ListDebates(  # noqa: N802
+        self, request: pb.ListDebatesRequest, context: Context
+    ) -> pb.ListDebatesResponse:
+        page = await debates.list_debates(
+            self._deps,
+            current_principal(),
+            request.solution_id,
+            limit=request.limit,
+            cursor=request.cursor,
+        )
+        return pb.ListDebatesResponse(
+            data=[convert.debate(r) for r in page.items], meta=_meta(page)
+        )
+
+    async def SearchContent(  # noqa: N802
+        self, request: pb.SearchContentRequest, context: Context
+    ) -> pb.SearchContentResponse:
+        hits = await search.search_content(
+            self._deps,
+            query=request.q,
+            kind=convert.KIND_OF.get(request.kind),
+            domain=convert.domain_name(request.domain) or None,
+            limit=request.limit,
+        )
+        return pb.SearchContentResponse(data=[convert.hit(h) for h in hits])
+
+
+class ContentInternalServicer(pb_grpc.ContentInternalServiceServicer):
+    """betterworld.content.v1.ContentInternalService (internal credential only)."""
+
+    def __init__(self, deps: ContentDeps) -> None:
+        self._deps = deps
+
+    async def ApplyGuardrailDecision(  # noqa: N802
+        self, request: pb.ApplyGuardrailDecisionRequest, context: Context
+    ) -> pb.ApplyGuardrailDecisionResponse:
+        scores = None
+        if request.HasField("scores"):
+            s = request.scores
+            scores = (s.impact, s.feasibility, s.cost_efficiency, s.composite)
+        applied, stale = await decisions.apply_decision(
+            self._deps,
+            Decision(
+                kind=convert.KIND_OF.get(request.kind, ""),
+                content_id=request.content_id,
+                evaluation_id=request.evaluation_id,
+                status=convert.enum_name(common_pb2.GuardrailStatus, request.status),
+                alignment_score=request.alignment_score,
+                aligned_domain=convert.domain_name(request.aligned_domain) or None,
+                explanation=request.explanation,
+                scores=scores,
+            ),
+        )
+        return pb.ApplyGuardrailDecisionResponse(applied=applied, stale=stale)

@@ -1,0 +1,335 @@
+"""SQL for the content service's tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Select
+
+from services.content.model import (
+    APPROVED,
+    DebateRecord,
+    Decision,
+    Guardrail,
+    ProblemRecord,
+    SearchHit,
+    Similar,
+    SolutionRecord,
+)
+from services.content.tables import debates, problems, solutions
+
+TABLES: dict[str, Table] = {"problem": problems, "solution": solutions, "debate": debates}
+
+
+def parse_id(value: str) -> uuid.UUID | None:
+    """The UUID in `value`, or None when it is not one."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _guardrail(row: Row[Any]) -> Guardrail:
+    return Guardrail(
+        status=row.guardrail_status,
+        evaluation_id=str(row.guardrail_evaluation_id),
+        alignment_score=row.alignment_score,
+        aligned_domain=row.aligned_domain,
+        explanation=row.guardrail_explanation,
+    )
+
+
+def problem_record(row: Row[Any]) -> ProblemRecord:
+    """A problem from its row."""
+    return ProblemRecord(
+        id=str(row.id),
+        author_agent_id=str(row.author_agent_id),
+        title=row.title,
+        description=row.description,
+        domain=row.domain,
+        severity=row.severity,
+        affected_population_estimate=row.affected_population_estimate,
+        geographic_scope=row.geographic_scope,
+        location_name=row.location_name,
+        latitude=row.latitude,
+        longitude=row.longitude,
+        data_sources=list(row.data_sources),
+        evidence_links=list(row.evidence_links),
+        existing_solutions=list(row.existing_solutions),
+        self_audit=row.self_audit,
+        status=row.status,
+        upvotes=row.upvotes,
+        solution_count=row.solution_count,
+        guardrail=_guardrail(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def solution_record(row: Row[Any]) -> SolutionRecord:
+    """A solution from its row."""
+    scores = (
+        (row.impact_score, row.feasibility_score, row.cost_efficiency_score, row.composite_score)
+        if row.composite_score is not None
+        else None
+    )
+    cost = (
+        (float(row.estimated_cost_amount), row.estimated_cost_currency)
+        if row.estimated_cost_amount is not None
+        else None
+    )
+    return SolutionRecord(
+        id=str(row.id),
+        problem_id=str(row.problem_id),
+        author_agent_id=str(row.author_agent_id),
+        title=row.title,
+        description=row.description,
+        approach=row.approach,
+        expected_impact=row.expected_impact,
+        estimated_cost=cost,
+        risks_and_mitigations=list(row.risks_and_mitigations),
+        required_skills=list(row.required_skills),
+        required_locations=list(row.required_locations),
+        timeline_estimate=row.timeline_estimate,
+        status=row.status,
+        scores=scores,
+        debate_count=row.debate_count,
+        upvotes=row.upvotes,
+        guardrail=_guardrail(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def debate_record(row: Row[Any]) -> DebateRecord:
+    """A debate contribution from its row."""
+    return DebateRecord(
+        id=str(row.id),
+        solution_id=str(row.solution_id),
+        author_agent_id=str(row.author_agent_id),
+        parent_debate_id=str(row.parent_debate_id) if row.parent_debate_id else None,
+        stance=row.stance,
+        content=row.content,
+        evidence_links=list(row.evidence_links),
+        depth=row.depth,
+        upvotes=row.upvotes,
+        guardrail=_guardrail(row),
+        created_at=row.created_at,
+    )
+
+
+_RECORD = {"problem": problem_record, "solution": solution_record, "debate": debate_record}
+
+
+async def insert(conn: AsyncConnection, kind: str, values: dict[str, Any]) -> Any:
+    """Inserts a problem, solution or debate; returns its record."""
+    table = TABLES[kind]
+    row = (await conn.execute(table.insert().values(**values).returning(*table.c))).one()
+    return _RECORD[kind](row)
+
+
+async def get(
+    conn: AsyncConnection, kind: str, content_id: uuid.UUID, *, lock: bool = False
+) -> Any:
+    """One record by id (optionally locked FOR UPDATE), or None."""
+    table = TABLES[kind]
+    query = select(table).where(table.c.id == content_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return _RECORD[kind](row) if row else None
+
+
+async def change(
+    conn: AsyncConnection, kind: str, content_id: uuid.UUID, values: dict[str, Any]
+) -> Any:
+    """Updates columns and updated_at; returns the new record."""
+    table = TABLES[kind]
+    row = (
+        await conn.execute(
+            update(table)
+            .where(table.c.id == content_id)
+            .values(**values, updated_at=func.now())
+            .returning(*table.c)
+        )
+    ).one()
+    return _RECORD[kind](row)
+
+
+def keyset(query: Select[Any], columns: list[Any], after: list[Any] | None) -> Select[Any]:
+    """Adds `(c1, c2, ...) < after` for a descending keyset ordering."""
+    if after is None:
+        return query
+    clauses = []
+    for i, column in enumerate(columns):
+        equal = [columns[j] == after[j] for j in range(i)]
+        clauses.append(and_(*equal, column < after[i]))
+    return query.where(or_(*clauses))
+
+
+async def fetch(engine: AsyncEngine, kind: str, query: Select[Any]) -> list[Any]:
+    """Runs a select of whole rows and returns records."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [_RECORD[kind](row) for row in rows]
+
+
+async def set_embedding(
+    conn: AsyncConnection, kind: str, content_id: uuid.UUID, vector: list[float], model: str
+) -> None:
+    """Stores an item's embedding."""
+    table = TABLES[kind]
+    await conn.execute(
+        update(table)
+        .where(table.c.id == content_id)
+        .values(embedding=vector, embedding_model=model)
+    )
+
+
+async def similar_problems(
+    engine: AsyncEngine, vector: list[float], *, exclude: uuid.UUID | None, limit: int
+) -> list[Similar]:
+    """Approved, active problems nearest to `vector` (HNSW, cosine)."""
+    distance = problems.c.embedding.cosine_distance(vector)
+    query = (
+        select(problems.c.id, problems.c.title, problems.c.domain, distance.label("distance"))
+        .where(problems.c.guardrail_status == APPROVED)
+        .where(problems.c.status == "ACTIVE")
+        .where(problems.c.embedding.is_not(None))
+        .order_by(distance)
+        .limit(limit)
+    )
+    if exclude is not None:
+        query = query.where(problems.c.id != exclude)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [Similar(str(r.id), r.title, r.domain, round(1 - float(r.distance), 4)) for r in rows]
+
+
+async def search(
+    engine: AsyncEngine,
+    vector: list[float],
+    *,
+    kinds: tuple[str, ...],
+    domain: str | None,
+    limit: int,
+) -> list[SearchHit]:
+    """Approved problems and solutions nearest to `vector`, merged by similarity."""
+    hits: list[SearchHit] = []
+    async with engine.connect() as conn:
+        if "problem" in kinds:
+            distance = problems.c.embedding.cosine_distance(vector)
+            query = (
+                select(problems, distance.label("distance"))
+                .where(problems.c.guardrail_status == APPROVED)
+                .where(problems.c.status == "ACTIVE")
+                .where(problems.c.embedding.is_not(None))
+                .order_by(distance)
+                .limit(limit)
+            )
+            if domain:
+                query = query.where(problems.c.domain == domain)
+            for r in (await conn.execute(query)).all():
+                hits.append(
+                    SearchHit("problem", str(r.id), r.title, r.description[:300], r.domain,
+                              round(1 - float(r.distance), 4))
+                )  # fmt: skip
+        if "solution" in kinds:
+            distance = solutions.c.embedding.cosine_distance(vector)
+            query = (
+                select(solutions, problems.c.domain, distance.label("distance"))
+                .join(problems, problems.c.id == solutions.c.problem_id)
+                .where(solutions.c.guardrail_status == APPROVED)
+                .where(solutions.c.status != "ARCHIVED")
+                .where(solutions.c.embedding.is_not(None))
+                .order_by(distance)
+                .limit(limit)
+            )
+            if domain:
+                query = query.where(problems.c.domain == domain)
+            for r in (await conn.execute(query)).all():
+                hits.append(
+                    SearchHit("solution", str(r.id), r.title, r.description[:300], r.domain,
+                              round(1 - float(r.distance), 4))
+                )  # fmt: skip
+    hits.sort(key=lambda hit: hit.similarity, reverse=True)
+    return hits[:limit]
+
+
+async def apply_decision(conn: AsyncConnection, decision: Decision) -> tuple[bool, bool]:
+    """Records a decision under a row lock; returns (applied, stale).
+
+    Counters of the parent move in the same transaction, only when the item enters or leaves
+    APPROVED, so concurrent decisions keep them exact.
+    """
+    table = TABLES[decision.kind]
+    content_id = uuid.UUID(decision.content_id)
+    row = (
+        await conn.execute(select(table).where(table.c.id == content_id).with_for_update())
+    ).first()
+    if row is None:
+        return False, True
+    if str(row.guardrail_evaluation_id) != decision.evaluation_id:
+        return False, True
+    if row.guardrail_decided_at is not None and row.guardrail_status == decision.status:
+        return False, False
+    values: dict[str, Any] = {
+        "guardrail_status": decision.status,
+        "alignment_score": decision.alignment_score,
+        "aligned_domain": decision.aligned_domain,
+        "guardrail_explanation": decision.explanation,
+        "guardrail_decided_at": func.now(),
+    }
+    if decision.kind == "solution" and decision.scores is not None:
+        impact, feasibility, cost, composite = decision.scores
+        values.update(
+            impact_score=impact,
+            feasibility_score=feasibility,
+            cost_efficiency_score=cost,
+            composite_score=composite,
+        )
+    await conn.execute(update(table).where(table.c.id == content_id).values(**values))
+    delta = int(decision.status == APPROVED) - int(row.guardrail_status == APPROVED)
+    if delta:
+        await adjust_parent_counter(conn, decision.kind, row, delta)
+    return True, False
+
+
+async def adjust_parent_counter(conn: AsyncConnection, kind: str, row: Any, delta: int) -> None:
+    """Moves solution_count / debate_count of the parent; the first approved debate of a
+    PROPOSED solution moves it to DEBATING."""
+    if kind == "solution":
+        await conn.execute(
+            update(problems)
+            .where(problems.c.id == uuid.UUID(str(row.problem_id)))
+            .values(solution_count=problems.c.solution_count + delta)
+        )
+    elif kind == "debate":
+        values: dict[str, Any] = {"debate_count": solutions.c.debate_count + delta}
+        if delta > 0:
+            values["status"] = func.coalesce(
+                func.nullif(solutions.c.status, "PROPOSED"), "DEBATING"
+            )
+        await conn.execute(
+            update(solutions)
+            .where(solutions.c.id == uuid.UUID(str(row.solution_id)))
+            .values(**values)
+        )
+
+
+async def pending_since(engine: AsyncEngine, kind: str, before: datetime, limit: int) -> list[Any]:
+    """Items still PENDING that were last changed before `before` (for the sweep)."""
+    table = TABLES[kind]
+    query = (
+        select(table)
+        .where(table.c.guardrail_status == "PENDING")
+        .where(table.c.updated_at < before)
+        .order_by(table.c.updated_at)
+        .limit(limit)
+    )
+    return await fetch(engine, kind, query)

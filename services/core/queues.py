@@ -1,0 +1,82 @@
+"""Job queues (bullmq on Redis): names, job shapes, and the producer side."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bullmq import Queue
+from redis.exceptions import RedisError
+
+from services.core.logging import get_logger
+
+GUARDRAIL_QUEUE = "guardrail-evaluation"
+ENQUEUE_TIMEOUT_SECONDS = 1.0
+# 3 attempts with exponential backoff from 1 s; after the last, the job is dead-lettered and
+# the item flagged for human review (nothing stays pending).
+GUARDRAIL_JOB_OPTIONS: dict[str, Any] = {
+    "attempts": 3,
+    "backoff": {"type": "exponential", "delay": 1000},
+    "removeOnComplete": {"age": 7 * 24 * 3600, "count": 100_000},
+    "removeOnFail": {"age": 30 * 24 * 3600},
+}
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """What the guardrail worker needs to evaluate one piece of content.
+
+    The text travels in the job, so the worker never reads the content service's tables; the
+    evaluation id is also the job id, so enqueueing twice is harmless.
+    """
+
+    evaluation_id: str
+    kind: str
+    content_id: str
+    author_agent_id: str
+    title: str
+    body: str
+    claimed_domain: str | None
+
+    def data(self) -> dict[str, Any]:
+        """The job payload (JSON)."""
+        return {key: value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> EvaluationJob:
+        """The job from its payload."""
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+class EvaluationQueue:
+    """Producer for the guardrail queue."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._queue = Queue(GUARDRAIL_QUEUE, {"connection": redis_url})
+
+    @property
+    def queue(self) -> Queue:
+        """The underlying bullmq queue (for counts and job lookups)."""
+        return self._queue
+
+    async def enqueue(self, job: EvaluationJob) -> bool:
+        """Queues the job; False when Redis is unreachable (the sweep re-enqueues it later)."""
+        try:
+            # Bounded: a Redis outage must not hold the RPC; the sweep makes up for it.
+            await asyncio.wait_for(
+                self._queue.add(
+                    job.kind, job.data(), {**GUARDRAIL_JOB_OPTIONS, "jobId": job.evaluation_id}
+                ),
+                ENQUEUE_TIMEOUT_SECONDS,
+            )
+        except (RedisError, OSError, TimeoutError):
+            log.warning("enqueue_failed", queue=GUARDRAIL_QUEUE, evaluation_id=job.evaluation_id)
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Closes the queue's connection."""
+        await self._queue.close()

@@ -1,0 +1,1 @@
+"""GuardrailService: the three-layer check every piece of agent content passes."""

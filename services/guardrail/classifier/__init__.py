@@ -1,0 +1,1 @@
+"""Layer B of the guardrail: classifiers that score alignment, harm and (for solutions) quality."""

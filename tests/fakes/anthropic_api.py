@@ -1,0 +1,454 @@
+"""A local fake of the Anthropic Messages API (`POST /v1/messages`) for the real `anthropic` SDK.
+
+It speaks the wire format the SDK parses (message envelope, content blocks, usage, error bodies,
+request-id and retry-after headers), checks requests the way the API does for the parts this
+project relies on (auth and version headers, required fields, a forced tool that exists, no
+thinking with forced tool use), records every request, and answers from a script:
+
+    async with FakeAnthropicAPI() as fake:
+        fake.script(rate_limited(retry_after=0.05), tool_use({...}))
+        client = AsyncAnthropic(api_key="test", base_url=fake.base_url)
+
+Each scripted behaviour answers one request; when the script is empty, `default` answers (if
+set), otherwise a 400 that names the unscripted call. Run it standalone for manual and load tests
+(`python -m tests.fakes.anthropic_api --port 8788 --delay 0.5`): it then answers every request
+with a plausible evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiohttp import web
+
+TOOL_NAME = "record_evaluation"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    """Header names lower-cased."""
+    raw_body: bytes
+    body: dict[str, Any] | None
+    """The JSON body, or None when it was not a JSON object."""
+
+    @property
+    def model(self) -> str | None:
+        """The requested model id."""
+        return (self.body or {}).get("model")
+
+    @property
+    def system(self) -> str:
+        """The system prompt as one string (top-level `system`, string or text blocks)."""
+        system = (self.body or {}).get("system", "")
+        if isinstance(system, list):
+            return "".join(b.get("text", "") for b in system if isinstance(b, dict))
+        return str(system)
+
+    @property
+    def tool_choice(self) -> dict[str, Any] | None:
+        """The `tool_choice` object sent."""
+        return (self.body or {}).get("tool_choice")
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The tool definitions sent."""
+        return list((self.body or {}).get("tools") or [])
+
+    @property
+    def user_text(self) -> str:
+        """All text of the user turns, concatenated."""
+        parts: list[str] = []
+        for message in (self.body or {}).get("messages") or []:
+            if not isinstance(message, dict) or message.get("role") != "user":
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(
+                    b.get("text", "")
+                    for b in content
+                    if isinstance(b, dict) and b.get("type") == "text"
+                )
+        return "\n".join(parts)
+
+    def untrusted_payload(self) -> dict[str, Any] | None:
+        """The JSON between the <untrusted_content> tags of the user turn, when there is one."""
+        match = re.search(
+            r"<untrusted_content>\s*(.*?)\s*</untrusted_content>", self.user_text, re.DOTALL
+        )
+        if match is None:
+            return None
+        try:
+            payload = json.loads(match.group(1))
+        except ValueError:
+            return None
+        return payload if isinstance(payload, dict) else None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP response."""
+
+    status: int = 200
+    body: Any = None
+    """JSON-serialisable, or str/bytes sent verbatim."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds to wait before answering (a slow upstream, to trigger client timeouts)."""
+    content_type: str = "application/json"
+
+
+Behaviour = Callable[[RecordedRequest], Reply]
+"""Produces the reply to one request."""
+
+_ids = itertools.count(1)
+
+
+def _estimate_tokens(text: str) -> int:
+    # ~4 characters a token is close enough for cost assertions with explicit expectations.
+    return max(1, len(text) // 4)
+
+
+def _input_tokens(request: RecordedRequest) -> int:
+    tools = json.dumps(request.tools)
+    return _estimate_tokens(request.system + request.user_text + tools)
+
+
+def message(
+    content: list[dict[str, Any]],
+    *,
+    stop_reason: str | None = "end_turn",
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    delay: float = 0.0,
+) -> Behaviour:
+    """A 200 message with these content blocks; usage estimated from the request unless given."""
+
+    def behaviour(request: RecordedRequest) -> Reply:
+        n = next(_ids)
+        out = output_tokens
+        if out is None:
+            out = _estimate_tokens(json.dumps(content)) + 5
+        body = {
+            "id": f"msg_fake{n:020d}",
+            "type": "message",
+            "role": "assistant",
+            "model": request.model or "claude-unknown",
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": input_tokens
+                if input_tokens is not None
+                else _input_tokens(request),
+                "output_tokens": out,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "service_tier": "standard",
+            },
+        }
+        return Reply(200, body, {"request-id": f"req_fake{n:020d}"}, delay)
+
+    return behaviour
+
+
+def tool_use(
+    tool_input: Any,
+    *,
+    name: str = TOOL_NAME,
+    text_before: str | None = None,
+    stop_reason: str = "tool_use",
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    delay: float = 0.0,
+) -> Behaviour:
+    """A forced tool call with this input (any JSON value, to script malformed ones)."""
+    blocks: list[dict[str, Any]] = []
+    if text_before is not None:
+        blocks.append({"type": "text", "text": text_before})
+    blocks.append(
+        {
+            "type": "tool_use",
+            "id": f"toolu_fake{next(_ids):018d}",
+            "name": name,
+            "input": tool_input,
+        }
+    )
+    return message(
+        blocks,
+        stop_reason=stop_reason,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        delay=delay,
+    )
+
+
+def text_only(text: str = "I think this is fine.", **usage: Any) -> Behaviour:
+    """A prose answer without the tool call (what a model ignoring tool_choice would send)."""
+    return message([{"type": "text", "text": text}], stop_reason="end_turn", **usage)
+
+
+def refusal(**usage: Any) -> Behaviour:
+    """The API's safety classifier declining the request."""
+    return message([], stop_reason="refusal", **usage)
+
+
+def api_error(
+    status: int,
+    error_type: str,
+    text: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    delay: float = 0.0,
+) -> Behaviour:
+    """An error in the API's format: {"type": "error", "error": {"type", "message"}}."""
+
+    def behaviour(request: RecordedRequest) -> Reply:
+        request_id = f"req_fake{next(_ids):020d}"
+        body = {
+            "type": "error",
+            "error": {"type": error_type, "message": text},
+            "request_id": request_id,
+        }
+        return Reply(status, body, {"request-id": request_id, **(headers or {})}, delay)
+
+    return behaviour
+
+
+def rate_limited(retry_after: float = 1.0) -> Behaviour:
+    """429 rate_limit_error with retry-after (seconds; the SDK accepts fractions)."""
+    seconds = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+    return api_error(
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute rate limit.",
+        headers={
+            "retry-after": seconds,
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "0",
+        },
+    )
+
+
+def server_error() -> Behaviour:
+    """500 api_error."""
+    return api_error(500, "api_error", "Internal server error")
+
+
+def overloaded() -> Behaviour:
+    """529 overloaded_error."""
+    return api_error(529, "overloaded_error", "Overloaded")
+
+
+def unauthorized() -> Behaviour:
+    """401 authentication_error."""
+    return api_error(401, "authentication_error", "invalid x-api-key")
+
+
+def bad_request(text: str = "invalid request") -> Behaviour:
+    """400 invalid_request_error."""
+    return api_error(400, "invalid_request_error", text)
+
+
+def not_json(status: int = 200) -> Behaviour:
+    """A body that is not JSON (a proxy's HTML page)."""
+    return lambda _request: Reply(status, "<html>bad gateway</html>", content_type="text/html")
+
+
+def slow(behaviour: Behaviour, seconds: float) -> Behaviour:
+    """The same reply, sent after `seconds`."""
+    return lambda request: replace(behaviour(request), delay=seconds)
+
+
+def plausible_evaluation(delay: float = 0.0) -> Behaviour:
+    """A valid evaluation for whatever was asked: the claimed domain, low risk, and solution
+    scores when the tool schema asks for them. For load tests and the standalone server."""
+
+    def behaviour(request: RecordedRequest) -> Reply:
+        payload = request.untrusted_payload() or {}
+        schema: dict[str, Any] = next((t.get("input_schema", {}) for t in request.tools), {})
+        domain = payload.get("claimed_domain") or "community_building"
+        tool_input: dict[str, Any] = {
+            "aligned_domain": domain,
+            "alignment_score": 0.82,
+            "harm_risk": "none",
+            "harm_categories": [],
+            "reasoning": "Specific, constructive social-good work in the claimed domain.",
+        }
+        if "impact" in schema.get("properties", {}):
+            tool_input |= {"impact": 72, "feasibility": 65, "cost_efficiency": 60}
+        return tool_use(tool_input, delay=delay)(request)
+
+    return behaviour
+
+
+class FakeAnthropicAPI:
+    """The fake server on 127.0.0.1 and a free port; an async context manager."""
+
+    def __init__(self, *, api_key: str | None = None, default: Behaviour | None = None) -> None:
+        self.api_key = api_key
+        """When set, requests with another key get 401 (as the real API would)."""
+        self.default = default
+        self.requests: list[RecordedRequest] = []
+        """Every request received, in order (including rejected ones)."""
+        self._script: deque[Behaviour] = deque()
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as the SDK's base_url."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """Queues behaviours; each answers one request, in order."""
+        self._script.extend(behaviours)
+
+    @property
+    def pending(self) -> int:
+        """Scripted behaviours not used yet."""
+        return len(self._script)
+
+    async def start(self, port: int = 0) -> None:
+        """Binds and serves."""
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # handler_cancellation: a request whose client gave up (timeout) stops sleeping at once.
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Wakes slow handlers and shuts the server down."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeAnthropicAPI:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _handle(self, http: web.Request) -> web.StreamResponse:
+        raw = await http.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        request = RecordedRequest(
+            method=http.method,
+            path=http.path,
+            headers={k.lower(): v for k, v in http.headers.items()},
+            raw_body=raw,
+            body=parsed if isinstance(parsed, dict) else None,
+        )
+        self.requests.append(request)
+        rejection = self._reject(request)
+        if rejection is not None:
+            reply = rejection(request)
+        elif self._script:
+            reply = self._script.popleft()(request)
+        elif self.default is not None:
+            reply = self.default(request)
+        else:
+            reply = bad_request(f"fake: no reply scripted for request {len(self.requests)}")(
+                request
+            )
+        if reply.delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), reply.delay)
+        return self._response(reply)
+
+    def _reject(self, request: RecordedRequest) -> Behaviour | None:
+        """What the real API refuses before any model runs, for the parts this project uses."""
+        if request.path != "/v1/messages":
+            return api_error(404, "not_found_error", f"Not found: {request.path}")
+        if request.method != "POST":
+            return api_error(405, "invalid_request_error", "Method not allowed")
+        key = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if key is None and auth.lower().startswith("bearer "):
+            key = auth[len("bearer ") :]
+        if not key:
+            return api_error(401, "authentication_error", "x-api-key header is required")
+        if self.api_key is not None and key != self.api_key:
+            return unauthorized()
+        if "anthropic-version" not in request.headers:
+            return bad_request("anthropic-version: header is required")
+        body = request.body
+        if body is None:
+            return bad_request("request body must be a JSON object")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return bad_request("model: Field required")
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            return bad_request("max_tokens: Field required")
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return bad_request("messages: at least one message is required")
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") in ("tool", "any"):
+            names = {t.get("name") for t in request.tools if isinstance(t, dict)}
+            if choice.get("type") == "tool" and choice.get("name") not in names:
+                return bad_request(f"tool_choice: tool {choice.get('name')!r} is not in tools")
+            thinking = body.get("thinking")
+            if isinstance(thinking, dict) and thinking.get("type") != "disabled":
+                return bad_request("Thinking may not be enabled when tool_choice forces tool use.")
+        return None
+
+    @staticmethod
+    def _response(reply: Reply) -> web.Response:
+        if isinstance(reply.body, bytes):
+            data = reply.body
+        elif isinstance(reply.body, str):
+            data = reply.body.encode()
+        else:
+            data = json.dumps(reply.body).encode()
+        headers = {"content-type": reply.content_type, **reply.headers}
+        return web.Response(status=reply.status, body=data, headers=headers)
+
+
+async def _serve(port: int, delay: float) -> None:
+    fake = FakeAnthropicAPI(default=plausible_evaluation(delay))
+    await fake.start(port)
+    print(f"fake Anthropic Messages API on {fake.base_url} (delay {delay}s)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def main() -> None:
+    """Serves plausible evaluations until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8788)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.port, args.delay))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Fixtures for the content service: in-process on port 0, agents with keys, decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from betterworld.common.v1 import common_pb2
+from betterworld.content.v1 import content_pb2 as pb
+from betterworld.content.v1 import content_pb2_grpc
+
+from services.agent.accounts import create_agent
+from services.agent.model import CLAIM_VERIFIED, NewAgent
+from services.agent.service import build_deps as agent_deps
+from services.content.service import DEFINITION
+from services.core.settings import Settings
+from tests.helpers import RunningService, bearer, start_service
+
+_numbers = itertools.count()
+
+LAKE_PROBLEM = {
+    "title": "Declining water quality in Lake Merritt",
+    "description": (
+        "Lake Merritt in Oakland, California shows rising algae blooms and low dissolved oxygen "
+        "after storms, killing fish and threatening residents who use the lake."
+    ),
+}
+
+
+@dataclass
+class Agent:
+    """An agent with its API key."""
+
+    agent_id: str
+    key: str
+
+    @property
+    def auth(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata with the key."""
+        return tuple(bearer(self.key))
+
+
+@dataclass
+class ContentClient:
+    """The running content service with stubs and helpers."""
+
+    service: RunningService
+    settings: Settings
+
+    @property
+    def content(self) -> content_pb2_grpc.ContentServiceStub:
+        """Public stub."""
+        return content_pb2_grpc.ContentServiceStub(self.service.channel)
+
+    @property
+    def internal(self) -> content_pb2_grpc.ContentInternalServiceStub:
+        """Internal stub."""
+        return content_pb2_grpc.ContentInternalServiceStub(self.service.channel)
+
+    @property
+    def internal_auth(self) -> tuple[tuple[str, str], ...]:
+        """The internal service credential."""
+        return tuple(bearer(self.settings.internal_service_token.get_secret_value()))
+
+    async def agent(self) -> Agent:
+        """A new verified agent."""
+        runtime = self.service.runtime
+        registered = await create_agent(
+            agent_deps(runtime),
+            NewAgent(
+                username=f"content-agent-{next(_numbers)}",
+                framework="custom",
+                specializations=("clean_water_sanitation",),
+                email=None,
+                display_name="",
+                soul_summary="",
+                model_provider="",
+                model_name="",
+            ),
+            claim_status=CLAIM_VERIFIED,
+        )
+        return Agent(registered.agent.id, registered.api_key)
+
+    async def problem(self, author: Agent, **fields: object) -> pb.Problem:
+        """Creates a valid problem."""
+        request = pb.CreateProblemRequest(
+            title=str(fields.pop("title", LAKE_PROBLEM["title"])),
+            description=str(fields.pop("description", LAKE_PROBLEM["description"])),
+            domain=fields.pop("domain", common_pb2.CLEAN_WATER_SANITATION),  # type: ignore[arg-type]
+            severity=fields.pop("severity", pb.HIGH),  # type: ignore[arg-type]
+            geographic_scope=fields.pop("geographic_scope", pb.LOCAL),  # type: ignore[arg-type]
+            **fields,  # type: ignore[arg-type]
+        )
+        return (await self.content.CreateProblem(request, metadata=author.auth)).problem
+
+    async def decide(
+        self, kind: int, content_id: str, evaluation_id: str, status: int, **extra: object
+    ) -> pb.ApplyGuardrailDecisionResponse:
+        """Applies a guardrail decision through the internal RPC."""
+        return await self.internal.ApplyGuardrailDecision(
+            pb.ApplyGuardrailDecisionRequest(
+                kind=kind,  # type: ignore[arg-type]
+                content_id=content_id,
+                evaluation_id=evaluation_id,
+                status=status,  # type: ignore[arg-type]
+                alignment_score=float(extra.pop("alignment_score", 0.9)),  # type: ignore[arg-type]
+                aligned_domain=extra.pop("aligned_domain", common_pb2.CLEAN_WATER_SANITATION),  # type: ignore[arg-type]
+                **extra,  # type: ignore[arg-type]
+            ),
+            metadata=self.internal_auth,
+        )
+
+    async def approved_problem(self, author: Agent, **fields: object) -> pb.Problem:
+        """Creates a problem and approves it."""
+        problem = await self.problem(author, **fields)
+        await self.decide(
+            pb.PROBLEM, problem.problem_id, problem.guardrail_evaluation_id, common_pb2.APPROVED
+        )
+        return problem
+
+
+@pytest.fixture
+def content_settings(settings: Settings) -> Settings:
+    """Limits raised so tests that create a lot are not rate limited (one test checks them)."""
+    return settings.model_copy(
+        update={"rate_limit_agent_verified": 10_000, "rate_limit_public_per_ip": 10_000}
+    )
+
+
+@pytest.fixture
+async def content(content_settings: Settings, clean_state: None) -> AsyncIterator[ContentClient]:
+    """The content service in-process on a free port."""
+    service = await start_service(dataclasses.replace(DEFINITION), content_settings)
+    try:
+        yield ContentClient(service, content_settings)
+    finally:
+        await service.stop()
+
+
+Factory = Callable[[], Awaitable[Agent]]
