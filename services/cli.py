@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from services.core.settings import Settings, SettingsError, load_settings
 
-SERVICES = ("agent", "content")
+SERVICES = ("agent", "content", "guardrail")
 
 
 def _settings() -> Settings:
@@ -37,6 +37,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         return serve_processes(args.service, settings, processes=args.processes, port=args.port)
     return asyncio.run(serve(args.service, settings, port=args.port, reuse_port=args.reuse_port))
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from services.core.logging import configure_logging
+    from services.worker.main import run_worker
+
+    settings = _settings()
+    configure_logging(service="worker", level=settings.log_level)
+    return asyncio.run(run_worker(settings))
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -113,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N processes on the same port (SO_REUSEPORT), one per core; metrics aggregated",
     )
     serve.set_defaults(func=_cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the job worker (guardrail evaluations, sweeps)")
+    worker.set_defaults(func=_cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")

@@ -24,6 +24,10 @@ def definition_of(service: str) -> ServiceDefinition:
         from services.content.service import DEFINITION as CONTENT
 
         return CONTENT
+    if service == "guardrail":
+        from services.guardrail.service import DEFINITION as GUARDRAIL
+
+        return GUARDRAIL
     raise ValueError(f"unknown service {service!r}")
 
 
@@ -33,6 +37,8 @@ def port_of(service: str, settings: Settings) -> tuple[int, int]:
         return settings.agent_port, settings.metrics_port_agent
     if service == "content":
         return settings.content_port, settings.metrics_port_content
+    if service == "guardrail":
+        return settings.guardrail_port, settings.metrics_port_guardrail
     raise ValueError(f"unknown service {service!r}")
 
 

@@ -18,14 +18,18 @@ from services.devstack import EmbeddedPostgres, EmbeddedValkey
 from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
 from services.process import seed
 
-SERVICES = ("agent", "content")
+SERVICES = ("agent", "content", "guardrail")
 _READY_TIMEOUT_SECONDS = 60
 
 
 def local_envoy_spec(settings: Settings) -> EnvoySpec:
     """Envoy's spec for services on this machine, on the configured ports."""
     return local_spec(
-        service_ports={"agent": settings.agent_port, "content": settings.content_port},
+        service_ports={
+            "agent": settings.agent_port,
+            "content": settings.content_port,
+            "guardrail": settings.guardrail_port,
+        },
         listen_port=settings.envoy_port,
         admin_port=settings.envoy_admin_port,
         host=settings.host,
@@ -56,6 +60,7 @@ class Stack:
         env["DATABASE_URL"] = self.postgres.url
         env["REDIS_URL"] = self.valkey.url
         env["DATA_DIR"] = str(self.data_dir)
+        env["CONTENT_INTERNAL_TARGET"] = f"{self.settings.host}:{self.settings.content_port}"
         return env
 
     def start_databases(self) -> bool:
@@ -83,6 +88,7 @@ class Stack:
         """The services, then Envoy in front of them."""
         for service in SERVICES:
             self.spawn(service, [sys.executable, "-m", "services.cli", "serve", service])
+        self.spawn("worker", [sys.executable, "-m", "services.cli", "worker"])
         config = self.data_dir / "envoy.json"
         config.write_text(dump(render_envoy_config(local_envoy_spec(self.settings))))
         self.spawn(
@@ -135,6 +141,8 @@ BetterWorld mesh is up.
   grpcurl              grpcurl -plaintext {host}:{port} list
   agent service        {host}:{settings.agent_port} (metrics http://{host}:{settings.metrics_port_agent}/metrics)
   content service      {host}:{settings.content_port} (metrics http://{host}:{settings.metrics_port_content}/metrics)
+  guardrail service    {host}:{settings.guardrail_port} (metrics http://{host}:{settings.metrics_port_guardrail}/metrics)
+  worker metrics       http://{host}:{settings.metrics_port_worker}/metrics
   Envoy admin          http://{host}:{settings.envoy_admin_port}
   PostgreSQL           postgresql://betterworld@{host}:{settings.postgres_port}/betterworld
   Valkey               redis://{host}:{settings.valkey_port}/0

@@ -70,7 +70,7 @@ async def create_debate(
                 "guardrail_evaluation_id": new_evaluation_id(),
             },
         )
-    await submit(deps, "debate", record)
+    await submit(deps, "debate", record, principal)
     return record
 
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, select, union_all
+
 from services.content.deps import ContentDeps
+from services.content.model import APPROVED
+from services.content.tables import debates, problems, solutions
+from services.core.context import Principal
 from services.core.queues import EvaluationJob
 
 
@@ -14,7 +20,9 @@ def new_evaluation_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def job_for(kind: str, record: Any) -> EvaluationJob:
+def job_for(
+    kind: str, record: Any, *, account_age_days: float = 0.0, approved_items: int = 0
+) -> EvaluationJob:
     """The evaluation job of a record's current text."""
     if kind == "problem":
         title, body, domain = record.title, record.description, record.domain
@@ -30,12 +38,41 @@ def job_for(kind: str, record: Any) -> EvaluationJob:
         title=title,
         body=body,
         claimed_domain=domain,
+        author_account_age_days=account_age_days,
+        author_approved_items=approved_items,
     )
 
 
-async def submit(deps: ContentDeps, kind: str, record: Any) -> bool:
+async def approved_items(deps: ContentDeps, author_agent_id: str) -> int:
+    """How many of the author's problems, solutions and debates are approved."""
+    author = uuid.UUID(author_agent_id)
+    counts = union_all(
+        *(
+            select(func.count().label("n"))
+            .select_from(table)
+            .where(table.c.author_agent_id == author)
+            .where(table.c.guardrail_status == APPROVED)
+            for table in (problems, solutions, debates)
+        )
+    ).subquery()
+    async with deps.engine.connect() as conn:
+        return int((await conn.execute(select(func.sum(counts.c.n)))).scalar_one() or 0)
+
+
+async def submit(
+    deps: ContentDeps, kind: str, record: Any, principal: Principal | None = None
+) -> bool:
     """Queues the record for evaluation after its transaction committed.
 
     A failure here loses nothing: the item is stored PENDING and the sweep re-enqueues it.
     """
-    return await deps.queue.enqueue(job_for(kind, record))
+    age = 0.0
+    if principal is not None and principal.created_at is not None:
+        age = (datetime.now(UTC) - principal.created_at).total_seconds() / 86400
+    job = job_for(
+        kind,
+        record,
+        account_age_days=age,
+        approved_items=await approved_items(deps, record.author_agent_id),
+    )
+    return await deps.queue.enqueue(job)

@@ -83,7 +83,7 @@ async def create_problem(
                 "embedding_model": deps.embedder.model_id,
             },
         )
-    await submit(deps, "problem", record)
+    await submit(deps, "problem", record, principal)
     duplicates = await store.similar_problems(
         deps.engine, vector, exclude=store.parse_id(record.id), limit=MAX_DUPLICATES
     )
@@ -188,7 +188,7 @@ async def update_problem(
         values.update(guardrail_status=PENDING, guardrail_evaluation_id=new_evaluation_id(),
                       guardrail_decided_at=None, guardrail_explanation="")  # fmt: skip
         record: ProblemRecord = await store.change(conn, "problem", parsed, values)
-    await submit(deps, "problem", record)
+    await submit(deps, "problem", record, principal)
     return record
 
 

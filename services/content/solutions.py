@@ -104,7 +104,7 @@ async def create_solution(
                 "embedding_model": deps.embedder.model_id,
             },
         )
-    await submit(deps, "solution", record)
+    await submit(deps, "solution", record, principal)
     return record
 
 
@@ -200,7 +200,7 @@ async def update_solution(
         values.update(guardrail_status=PENDING, guardrail_evaluation_id=new_evaluation_id(),
                       guardrail_decided_at=None, guardrail_explanation="")  # fmt: skip
         record: SolutionRecord = await store.change(conn, "solution", parsed, values)
-    await submit(deps, "solution", record)
+    await submit(deps, "solution", record, principal)
     return record
 
 

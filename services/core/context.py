@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -31,6 +32,8 @@ class Principal:
     rate_limit_per_minute: int | None = None
     key_id: str = ""
     key_deprecated: bool = False
+    created_at: datetime | None = None
+    """When the agent registered (trust tier of the guardrail)."""
 
 
 @dataclass

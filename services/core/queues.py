@@ -40,6 +40,10 @@ class EvaluationJob:
     title: str
     body: str
     claimed_domain: str | None
+    author_account_age_days: float = 0.0
+    """Age of the author's account when submitted (trust tier input)."""
+    author_approved_items: int = 0
+    """Approved items of the author when submitted (trust tier input)."""
 
     def data(self) -> dict[str, Any]:
         """The job payload (JSON)."""

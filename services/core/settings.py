@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     """gRPC port of the content service (0 picks a free port)."""
     metrics_port_content: int = Field(default=9102, ge=0, le=65535)
     """Prometheus port of the content service (0 disables it)."""
+    guardrail_port: int = Field(default=50053, ge=0, le=65535)
+    """gRPC port of the guardrail service (0 picks a free port)."""
+    metrics_port_guardrail: int = Field(default=9103, ge=0, le=65535)
+    """Prometheus port of the guardrail service (0 disables it)."""
     envoy_port: int = Field(default=8080, ge=1, le=65535)
     """Envoy's public port (gRPC and JSON)."""
     envoy_admin_port: int = Field(default=9901, ge=1, le=65535)
@@ -113,6 +117,24 @@ class Settings(BaseSettings):
     """Model spend per UTC day in US cents; when spent, items go to human review."""
     guardrail_cache_ttl_seconds: int = Field(default=3600, ge=0)
     """How long a classifier verdict stays cached by content hash; 0 disables the cache."""
+    guardrail_approve_threshold: float = Field(default=0.70, ge=0, le=1)
+    """Alignment score at or above which a trusted author's content is approved."""
+    guardrail_flag_threshold: float = Field(default=0.40, ge=0, le=1)
+    """Alignment score below which content is rejected (between the two: flagged)."""
+    guardrail_new_account_days: int = Field(default=8, ge=0)
+    """Accounts younger than this are NEW: everything that passes Layer A is reviewed."""
+    guardrail_new_account_min_approved: int = Field(default=3, ge=0)
+    """Authors with fewer approved items are NEW too."""
+    content_internal_target: str = "127.0.0.1:50052"
+    """host:port the worker reaches the content service's internal RPCs at."""
+    worker_concurrency: int = Field(default=16, ge=1, le=512)
+    """Jobs the worker runs at once (model calls wait on I/O, so more than cores)."""
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    """How often the worker looks for content whose evaluation was lost."""
+    sweep_pending_after_seconds: float = Field(default=300.0, gt=0)
+    """Content PENDING longer than this, with no live job, is queued again."""
+    metrics_port_worker: int = Field(default=9105, ge=0, le=65535)
+    """Prometheus port of the worker (0 disables it)."""
     embedding_provider: str = "local"
     """Embedding model: "local" (all-MiniLM-L6-v2 int8 ONNX, 384 dims, no network)."""
     smtp_host: str | None = None

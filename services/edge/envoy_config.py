@@ -29,7 +29,7 @@ COMMON_GRPC_SERVICES = (READINESS_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES)
 
 MIB = 1024 * 1024
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
-COMPOSE_SERVICES = ("agent", "content")
+COMPOSE_SERVICES = ("agent", "content", "guardrail")
 """The services in docker-compose.yml, hence in the checked-in envoy/envoy.compose.yaml."""
 
 # Response headers the services set as metadata and browsers may read (DESIGN.md §5).
@@ -163,7 +163,16 @@ SERVICE_CATALOG: Mapping[str, ServiceDefaults] = {
             "/betterworld.content.v1.ContentService/SearchContent",
         ),
     ),
-    "guardrail": ServiceDefaults(port=50053, grpc_services=()),
+    "guardrail": ServiceDefaults(
+        port=50053,
+        grpc_services=("betterworld.guardrail.v1.GuardrailService",),
+        idempotent_methods=(
+            "/betterworld.guardrail.v1.GuardrailService/GetEvaluation",
+            "/betterworld.guardrail.v1.GuardrailService/ListFlagged",
+            "/betterworld.guardrail.v1.GuardrailService/GetFlagged",
+            "/betterworld.guardrail.v1.GuardrailService/GetGuardrailStats",
+        ),
+    ),
     "mission": ServiceDefaults(port=50054, grpc_services=()),
 }
 READINESS_METHOD = f"/{READINESS_SERVICE}/GetReadiness"

@@ -37,6 +37,7 @@ def _encode(owner: store.KeyOwner) -> bytes:
             "active": owner.active,
             "verified": owner.verified,
             "rate_limit_override": owner.rate_limit_override,
+            "created_at": owner.created_at.isoformat() if owner.created_at else None,
         }
     ).encode()
 
@@ -54,6 +55,7 @@ def _decode(raw: bytes) -> store.KeyOwner:
         active=data["active"],
         verified=data["verified"],
         rate_limit_override=data["rate_limit_override"],
+        created_at=datetime.fromisoformat(data["created_at"]) if data.get("created_at") else None,
     )
 
 
@@ -107,6 +109,7 @@ class Authenticator:
             rate_limit_per_minute=limit,
             key_id=owner.key_id,
             key_deprecated=owner.expires_at is not None,
+            created_at=owner.created_at,
         )
 
     async def _lookup(self, digest: bytes) -> store.KeyOwner | None:

@@ -13,7 +13,8 @@ from services.core.credentials.tables import api_keys, operators
 
 # The shared read of DESIGN.md §4: the agent columns authentication needs.
 _AGENT_FOR_KEY = text(
-    "SELECT username, is_active, claim_status, rate_limit_override FROM agents WHERE id = :id"
+    "SELECT username, is_active, claim_status, rate_limit_override, created_at"
+    " FROM agents WHERE id = :id"
 )
 
 
@@ -30,6 +31,7 @@ class KeyOwner:
     active: bool
     verified: bool
     rate_limit_override: int | None
+    created_at: datetime | None = None
 
 
 async def find_key_owner(engine: AsyncEngine, digest: bytes) -> KeyOwner | None:
@@ -62,6 +64,7 @@ async def find_key_owner(engine: AsyncEngine, digest: bytes) -> KeyOwner | None:
                 active=agent.is_active,
                 verified=agent.claim_status == "VERIFIED",
                 rate_limit_override=agent.rate_limit_override,
+                created_at=agent.created_at,
             )
         op = (
             await conn.execute(select(operators.c.name).where(operators.c.id == row.owner_id))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from betterworld.common.v1 import common_pb2
@@ -16,7 +18,10 @@ from services.agent.accounts import create_agent
 from services.agent.model import CLAIM_VERIFIED, NewAgent
 from services.agent.service import build_deps as agent_deps
 from services.content.service import DEFINITION
+from services.core.runtime import build_runtime
 from services.core.settings import Settings
+from services.guardrail.classifier.local import LocalClassifier
+from services.worker.main import build_worker
 from tests.helpers import RunningService, bearer, start_service
 
 _numbers = itertools.count()
@@ -141,3 +146,40 @@ async def content(content_settings: Settings, clean_state: None) -> AsyncIterato
 
 
 Factory = Callable[[], Awaitable[Agent]]
+
+
+@pytest.fixture(scope="module")
+def local_classifier() -> LocalClassifier:
+    classifier = LocalClassifier()
+    classifier.load()
+    return classifier
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("not reached in time")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def run_worker(
+    content: ContentClient,
+) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    started: list[Any] = []
+
+    async def start(classifier: Any, **overrides: Any) -> None:
+        settings: Settings = content.settings.model_copy(
+            update={"content_internal_target": content.service.address, **overrides}
+        )
+        runtime = build_runtime(settings)
+        worker, channel = await build_worker(settings, runtime, classifier)
+        worker.start()
+        started.append((worker, channel, runtime))
+
+    yield start
+    for worker, channel, runtime in started:
+        await worker.stop()
+        await channel.close(None)
+        await runtime.close()

@@ -1,0 +1,47 @@
+"""Reading evaluations: the caller's own, PENDING while the job is still queued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.core import errors
+from services.core.context import Principal, PrincipalKind
+from services.guardrail import store
+from services.guardrail.deps import GuardrailDeps
+
+
+@dataclass(frozen=True)
+class PendingEvaluation:
+    """An evaluation whose job has not finished."""
+
+    evaluation_id: str
+    content_kind: str
+    content_id: str
+
+
+def _parse(value: str) -> Any:
+    try:
+        return store.as_uuid(value)
+    except ValueError:
+        return None
+
+
+async def get_evaluation(
+    deps: GuardrailDeps, principal: Principal | None, evaluation_id: str
+) -> Any:
+    """The stored evaluation row, a PendingEvaluation, or NOT_FOUND (also for others' items)."""
+    not_found = errors.NotFound("evaluation", evaluation_id, reason="EVALUATION_NOT_FOUND")
+    parsed = _parse(evaluation_id)
+    if parsed is None or principal is None:
+        raise not_found
+    operator = principal.kind is PrincipalKind.OPERATOR
+    row = await store.evaluation(deps.engine, parsed)
+    if row is not None:
+        if not operator and str(row.author_agent_id) != principal.id:
+            raise not_found
+        return row
+    job = await deps.queue.getJob(str(parsed))
+    if job is None or (not operator and job.data.get("author_agent_id") != principal.id):
+        raise not_found
+    return PendingEvaluation(str(parsed), job.data["kind"], job.data["content_id"])

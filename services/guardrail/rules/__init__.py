@@ -1,0 +1,1 @@
+"""Layer A: versioned forbidden-pattern rules over normalized text, and their evaluation."""

@@ -1,0 +1,444 @@
+"""Layer A rule engine: forbidden-pattern categories with context exceptions, over normalized text.
+
+The rule set is data (`forbidden_patterns.v1.json`, see its `description`); `RuleSet.load()`
+compiles it once and `evaluate()` applies it to the normalized views of a text (`normalize.py`).
+
+A rule match is suppressed, not rejected, when an exception pattern of its category (or a global
+one, unless the category opts out) matches in the same sentence: "report fraud to the
+authorities", "support survivors of assault", "detect deepfakes". Suppressed matches are still
+reported so operators can see what almost fired. Rules marked `strict` ignore exceptions.
+
+Speed: running two hundred regexes over every text would cost milliseconds, so
+
+- patterns cannot match across a sentence break, and text is matched sentence by sentence;
+- every rule has anchors (word prefixes each match must contain, `anchors.py`); each anchor set
+  is one bit, each distinct word maps (cached) to the bits it satisfies, and a rule runs on a
+  sentence only when the sentence's bits cover the rule's;
+- a rule whose matches always start with one of a few words is tried only at those words, and
+  literal-first patterns drop their leading `\\b` so the regex engine can skip ahead in C.
+
+`evaluate(text, exhaustive=True)` bypasses all of it; tests check both give the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache, reduce
+from operator import or_
+from pathlib import Path
+from typing import Any
+
+from services.guardrail.rules.anchors import KEY_LENGTH, anchors, first_words, starts_with_literal
+from services.guardrail.rules.normalize import SENTENCE_BREAK, Lexicon, lexicon_from, views
+
+DEFAULT_PATH = Path(__file__).with_name("forbidden_patterns.v1.json")
+EXCERPT_MAX = 80
+# Context window either side of a match when its sentence is very long (no punctuation).
+CONTEXT_WINDOW = 200
+
+# Distinct words whose anchor bits are remembered; beyond this, bits are computed per call.
+_WORD_CACHE_MAX = 200_000
+_MACRO = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+_LITERAL_WORD = re.compile(r"[a-z]{2,}")
+_ESCAPE = re.compile(r"\\.")
+_STEM = re.compile(r"[a-z]+(?=\\w)")  # `verif\w*`: a stem, not a word
+# Inflection endings written as alternatives (`doxx?(?:ing|ed)`): not words on their own.
+_SUFFIXES = frozenset(["s", "es", "ed", "d", "ing", "er", "ers", "ly", "ies", "ied", "ment", "ion"])
+
+
+class RuleSetError(ValueError):
+    """The rule data file is malformed: missing fields, unknown macro, bad or capturing regex."""
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """One rule that matched; `excerpt` is normalized text around the match (at most 80 chars)."""
+
+    category: str
+    rule_id: str
+    excerpt: str
+    suppressed: bool = False
+    exception_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerAResult:
+    """Layer A's verdict: rejected when any match is not suppressed."""
+
+    rejected: bool
+    matches: tuple[RuleMatch, ...]
+    ruleset_version: str
+    duration_ms: float
+
+    @property
+    def blocking(self) -> tuple[RuleMatch, ...]:
+        """The matches that caused the rejection."""
+        return tuple(m for m in self.matches if not m.suppressed)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Categories with a blocking match, in rule-set order."""
+        return tuple(dict.fromkeys(m.category for m in self.blocking))
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    regex: re.Pattern[str]
+    reference: re.Pattern[str]  # \b(?:pattern)\b: what `regex` plus the shortcuts stand for
+    strict: bool
+    required: int  # bits of the anchor sets a sentence must satisfy; 0 = always run
+    # `regex` omits the leading \b (literal-first patterns search faster without it), so
+    # matches starting inside a word are skipped here instead.
+    check_start: bool
+    # Bit of the prefixes one of which starts every match (see first_words); 0 when unknown.
+    first: int
+
+    def finditer(self, sentence: _Sentence) -> Iterator[re.Match[str]]:
+        """Non-overlapping matches in a sentence, as `\\b(?:pattern)\\b` would find them."""
+        text = sentence.text
+        if self.first:
+            # Try the regex only where a word that can start a match begins.
+            done = 0
+            for pos in sentence.starts(self.first):
+                if pos >= done and (m := self.regex.match(text, pos)) is not None:
+                    yield m
+                    done = max(m.end(), pos + 1)
+            return
+        if not self.check_start:
+            yield from self.regex.finditer(text)
+            return
+        pos = 0
+        while (m := self.regex.search(text, pos)) is not None:
+            start = m.start()
+            if start and text[start - 1].isalnum():
+                pos = start + 1
+                continue
+            yield m
+            pos = max(m.end(), start + 1)
+
+
+class _Sentence:
+    """One sentence of a view with the anchor bits of each of its words."""
+
+    __slots__ = ("_offsets", "bits", "text", "word_bits", "words")
+
+    def __init__(self, text: str, words: list[str], word_bits: list[int]) -> None:
+        self.text = text
+        self.words = words
+        self.word_bits = word_bits
+        self.bits = reduce(or_, word_bits, 0)
+        self._offsets: list[int] | None = None
+
+    def starts(self, bit: int) -> list[int]:
+        """Offsets of the words having `bit`."""
+        offsets = self._offsets
+        if offsets is None:
+            offsets, pos = [], 0
+            for word in self.words:
+                offsets.append(pos)
+                pos += len(word) + 1
+            self._offsets = offsets
+        return [o for o, b in zip(offsets, self.word_bits, strict=True) if b & bit]
+
+
+@dataclass(frozen=True)
+class _Exception:
+    id: str
+    regex: re.Pattern[str]
+    required: int  # anchor bits, as for rules
+
+
+@dataclass(frozen=True)
+class _Category:
+    name: str
+    description: str
+    rules: tuple[_Rule, ...]
+    exceptions: tuple[_Exception, ...]
+
+
+class RuleSet:
+    """The compiled forbidden-pattern categories of one data-file version (use `load`)."""
+
+    def __init__(
+        self,
+        version: str,
+        categories: tuple[_Category, ...],
+        lexicon: Lexicon,
+        prefix_bits: dict[str, int],
+    ) -> None:
+        self.version = version
+        self._categories = categories
+        self._rules = tuple((c, r) for c in categories for r in c.rules)
+        self._lexicon = lexicon
+        self._prefix_bits = prefix_bits
+        self._word_bits: dict[str, int] = {}
+        self._order = [(c.name, r.id) for c, r in self._rules]
+        self._checks = [(r.required, c, r) for c, r in self._rules]
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Category names in data-file order."""
+        return tuple(c.name for c in self._categories)
+
+    def describe(self) -> dict[str, str]:
+        """Category name -> description, for explanations shown to agents and operators."""
+        return {c.name: c.description for c in self._categories}
+
+    def rule_ids(self, category: str) -> tuple[str, ...]:
+        """The rule ids of one category, in data-file order."""
+        return tuple(r.id for c in self._categories if c.name == category for r in c.rules)
+
+    def _sentence(self, text: str) -> _Sentence:
+        cache = self._word_bits
+        words = text.split(" ")
+        cached = [cache.get(word) for word in words]
+        if None not in cached:
+            return _Sentence(text, words, cached)  # type: ignore[arg-type]  # no None left
+        word_bits = []
+        for word, bits in zip(words, cached, strict=True):
+            if bits is None:
+                bits = self._bits_of(word)
+                if len(cache) < _WORD_CACHE_MAX:
+                    cache[word] = bits  # plain dict writes are atomic: safe across threads
+            word_bits.append(bits)
+        return _Sentence(text, words, word_bits)
+
+    def _bits_of(self, word: str) -> int:
+        bits = 0
+        for k in range(2, min(len(word), KEY_LENGTH) + 1):
+            bits |= self._prefix_bits.get(word[:k], 0)
+        return bits
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RuleSet:
+        """Reads and compiles a rule data file (default: the bundled v1 file)."""
+        source = Path(path) if path is not None else DEFAULT_PATH
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RuleSetError(f"cannot read rule set {source}: {exc}") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleSet:
+        """Compiles an already-parsed rule set (the JSON structure of the data file)."""
+        try:
+            version = str(data["version"])
+            macros: Mapping[str, str] = data.get("macros", {})
+            raw_categories: Mapping[str, Any] = data["categories"]
+            words: set[str] = set()
+            bits = _AnchorBits()
+            global_exceptions = _compile_exceptions(
+                data.get("global_exceptions", []), macros, words, bits
+            )
+        except (KeyError, TypeError) as exc:
+            raise RuleSetError(f"rule set is missing a field: {exc}") from exc
+        if not version or not raw_categories:
+            raise RuleSetError("rule set needs a version and at least one category")
+
+        categories: list[_Category] = []
+        for name, raw in raw_categories.items():
+            try:
+                rules = tuple(_compile_rule(name, r, macros, words, bits) for r in raw["rules"])
+                own = _compile_exceptions(raw.get("exceptions", []), macros, words, bits)
+                use_global = bool(raw.get("global_exceptions", True))
+                description = str(raw.get("description", ""))
+            except (KeyError, TypeError) as exc:
+                raise RuleSetError(f"category {name!r} is missing a field: {exc}") from exc
+            if not rules:
+                raise RuleSetError(f"category {name!r} has no rules")
+            categories.append(
+                _Category(
+                    name=name,
+                    description=description,
+                    rules=rules,
+                    exceptions=own + (global_exceptions if use_global else ()),
+                )
+            )
+        return cls(version, tuple(categories), lexicon_from(words), bits.prefix_bits)
+
+    def evaluate(self, text: str, *, exhaustive: bool = False) -> LayerAResult:
+        """Layer A on one text: every category's rules over the word and squeezed views.
+
+        `exhaustive` skips every shortcut (anchors, first words, boundary tricks) and runs each
+        rule's plain `\\b(?:pattern)\\b` regex and every exception on every sentence: slower,
+        and the same result; tests compare the two.
+        """
+        started = time.perf_counter()
+        found: dict[tuple[str, str], RuleMatch] = {}
+        for view in views(text, self._lexicon).distinct():
+            sentences = [self._sentence(s) for s in view.split(SENTENCE_BREAK)]
+            present = 0
+            for sentence in sentences:
+                present |= sentence.bits
+            if exhaustive:
+                present = -1  # all bits set: no rule, sentence or exception is skipped
+                for sentence in sentences:
+                    sentence.bits = -1
+            for need, category, rule in self._checks:
+                if present & need != need:
+                    continue
+                key = (category.name, rule.id)
+                previous = found.get(key)
+                if previous is not None and not previous.suppressed:
+                    continue  # already blocking (found in the other view)
+                for sentence in [s for s in sentences if s.bits & need == need]:
+                    match = _first_match(category, rule, sentence, exhaustive)
+                    if match is None:
+                        continue
+                    if previous is None or not match.suppressed:
+                        found[key] = previous = match
+                    if not match.suppressed:
+                        break
+        # Report in rule-set order whatever order the views found them in.
+        matches = tuple(found[k] for k in self._order if k in found)
+        return LayerAResult(
+            rejected=any(not m.suppressed for m in matches),
+            matches=matches,
+            ruleset_version=self.version,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+
+def _first_match(
+    category: _Category, rule: _Rule, sentence: _Sentence, exhaustive: bool
+) -> RuleMatch | None:
+    """The first blocking match of `rule` in `sentence`, else its first suppressed one."""
+    suppressed = None
+    matches = rule.reference.finditer(sentence.text) if exhaustive else rule.finditer(sentence)
+    for m in matches:
+        match = _judge(category, rule, sentence, m)
+        if not match.suppressed:
+            return match
+        suppressed = suppressed or match
+    return suppressed
+
+
+def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[str]) -> RuleMatch:
+    text = sentence.text
+    excerpt = _excerpt(text, m.start(), m.end())
+    if not rule.strict:
+        # The exception scope is the sentence (a slice, so `^` anchors at its start), cut to
+        # CONTEXT_WINDOW either side of the match when the sentence is very long.
+        context = text[max(0, m.start() - CONTEXT_WINDOW) : m.end() + CONTEXT_WINDOW]
+        for exception in category.exceptions:
+            need = exception.required
+            if sentence.bits & need == need and exception.regex.search(context) is not None:
+                return RuleMatch(category.name, rule.id, excerpt, True, exception.id)
+    return RuleMatch(category.name, rule.id, excerpt)
+
+
+def _excerpt(view: str, start: int, end: int) -> str:
+    if end - start >= EXCERPT_MAX:
+        return view[start : start + EXCERPT_MAX].strip()
+    spare = EXCERPT_MAX - (end - start)
+    left = max(0, start - spare // 2)
+    right = min(len(view), left + EXCERPT_MAX)
+    left = max(0, right - EXCERPT_MAX)
+    return view[left:right].strip()
+
+
+def _expand(pattern: str, macros: Mapping[str, str]) -> str:
+    def replace(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in macros:
+            raise RuleSetError(f"unknown macro {{{name}}} in pattern {pattern!r}")
+        return macros[name]
+
+    return _MACRO.sub(replace, pattern)
+
+
+def _compile(
+    pattern: str, macros: Mapping[str, str], where: str, leading_boundary: bool = True
+) -> re.Pattern[str]:
+    expanded = _expand(pattern, macros)
+    source = rf"\b(?:{expanded})\b" if leading_boundary else rf"(?:{expanded})\b"
+    try:
+        regex = re.compile(source)
+    except re.error as exc:
+        raise RuleSetError(f"{where}: invalid pattern: {exc}") from exc
+    # Capturing groups are never needed, cost time and confuse the anchor analysis: forbid them.
+    if regex.groups:
+        raise RuleSetError(f"{where}: use non-capturing groups (?:...) only")
+    return regex
+
+
+def _literal_words(pattern: str) -> Iterable[str]:
+    """Whole words a pattern spells out: the lexicon spelled-out runs are split back into."""
+    stems = set(_STEM.findall(pattern))
+    found = _LITERAL_WORD.findall(_ESCAPE.sub(" ", pattern))
+    return [w for w in found if w not in stems and w not in _SUFFIXES]
+
+
+class _AnchorBits:
+    """One bit per distinct anchor set; maps each word prefix to the bits of the sets holding it."""
+
+    def __init__(self) -> None:
+        self.ids: dict[frozenset[str], int] = {}
+        self.prefix_bits: dict[str, int] = {}
+
+    def bit(self, req: frozenset[str]) -> int:
+        """The bit standing for "a word starts with one of `req`"."""
+        index = self.ids.setdefault(req, len(self.ids))
+        for prefix in req:
+            self.prefix_bits[prefix] = self.prefix_bits.get(prefix, 0) | (1 << index)
+        return 1 << index
+
+    def required(self, pattern: str) -> int:
+        """The bits every match of `pattern` has (0 when it has no usable anchors)."""
+        need = 0
+        for req in anchors(pattern):
+            need |= self.bit(req)
+        return need
+
+
+def _compile_rule(
+    category: str,
+    raw: Mapping[str, Any],
+    macros: Mapping[str, str],
+    words: set[str],
+    bits: _AnchorBits,
+) -> _Rule:
+    rule_id = str(raw["id"])
+    where = f"{category}/{rule_id}"
+    regex = _compile(str(raw["pattern"]), macros, where)
+    words.update(_literal_words(regex.pattern))
+    literal_first = starts_with_literal(regex.pattern)
+    first = first_words(regex.pattern) if literal_first else None
+    required = bits.required(regex.pattern)
+    fast = _compile(str(raw["pattern"]), macros, where, False) if literal_first else regex
+    return _Rule(
+        id=rule_id,
+        regex=fast,
+        reference=regex,
+        strict=bool(raw.get("strict", False)),
+        required=required,
+        check_start=literal_first,
+        first=bits.bit(first) if first else 0,
+    )
+
+
+def _compile_exceptions(
+    raw: Iterable[Mapping[str, Any]],
+    macros: Mapping[str, str],
+    words: set[str],
+    bits: _AnchorBits,
+) -> tuple[_Exception, ...]:
+    out = []
+    for item in raw:
+        exception_id = str(item["id"])
+        regex = _compile(str(item["pattern"]), macros, f"exception {exception_id}")
+        words.update(_literal_words(regex.pattern))
+        out.append(_Exception(exception_id, regex, bits.required(regex.pattern)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def default_ruleset() -> RuleSet:
+    """The bundled rule set, compiled once per process."""
+    return RuleSet.load()

@@ -1,0 +1,406 @@
+"""Canonical text for Layer A: the views the forbidden-pattern rules match against.
+
+Obfuscation makes a forbidden phrase unreadable to a matcher while a person still reads it.
+`views()` undoes the common tricks in a fixed order, each step safe for ordinary text:
+
+1. Characters. NFKD (fullwidth and styled letters become ASCII, accents split off), then drop
+   combining marks (Mn/Me: accents, zalgo, variation selectors), format characters (Cf: zero-width
+   space and joiners, U+2060, BOM, soft hyphen, bidi controls) and invisible fillers; case-fold;
+   NFKC to recompose what is left.
+2. Homoglyphs. A curated map of Cyrillic, Greek and small-capital letters that look like Latin
+   ones, applied to a word only when it mixes scripts or consists entirely of lookalikes (the
+   UTS #39 "whole-script confusable" idea), so genuine Russian or Greek words are left alone.
+3. Leetspeak and signs. `%` becomes the word `percent`. In a run mixing letters with digits or
+   symbols (`b0mb`, `ph1sh1ng`, `l@bor`, `$cam`) the characters 0 1 3 4 5 7 @ $ become
+   o i e a s t a s, and `!`/`|` become i/l inside a word. Runs with fewer than two letters and
+   number/unit or code-like tokens (`5g`, `3d`, `4th`, `10km`, `co2`, `ak47`, `covid19`) are kept:
+   there the digits carry meaning. (`mak3`, `pip3`, `gho57` fold; two-letter codes like `au70`
+   do not.) `1` always folds to `i`, never `l` (a known gap).
+4. Word view. Runs of letters/digits are words, joined by single spaces; every other character
+   is a separator. A sentence end (`.`, `!`, `?` before whitespace, or a line break) is kept as
+   ". ", so rules never match across sentences and exceptions can be checked per sentence. A
+   period after a one-character word (`u.s.`, `j. smith`) is an initial, not a sentence end.
+5. Squeezed view. Three or more one-character words with the same separator (`g.u.n`,
+   `s-u-r-v-e-i-l-l-a-n-c-e`, `w e a p o n s`, `v_e_r_m_i_n`) are joined into one word and
+   leet-folded again (`d 0 x` -> `dox`); a pair spaced like such a run next to it joins too
+   (`n o  i m m i g r a n t s`). Requiring one separator keeps `make a b.o.m.b` as
+   `make a bomb`. With a lexicon (the engine passes the words its patterns use) a joined run is
+   split back into words when it can be entirely (`belowminimumwage` -> `below minimum wage`,
+   `abomb` -> `a bomb`); otherwise it stays joined.
+
+The word view changes ordinary prose only in case, punctuation and the folds above, so excerpts
+stay readable; the squeezed view differs from it only where letters were spelled out. The common
+case (ASCII text, no spelled-out letters) takes a fast path of a few C-level regex passes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+
+SENTENCE_BREAK = ". "
+
+# Invisible characters outside categories Cf/Mn/Me (those are dropped by category).
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+# Lowercase lookalikes only (case folding runs first), from Unicode's confusables.txt, trimmed to
+# letters that render near-identically to a Latin letter in common fonts.
+CONFUSABLES: dict[str, str] = {
+    # Cyrillic: a, ve, ie, io, ka, em, en, o, er, es, te, u, ha, soft sign, dze, i, yi, je,
+    # omega, izhitsa, straight u, shha, palochka, komi de, qa, we
+    "\u0430": "a",
+    "\u0432": "b",
+    "\u0435": "e",
+    "\u0451": "e",
+    "\u043a": "k",
+    "\u043c": "m",
+    "\u043d": "h",
+    "\u043e": "o",
+    "\u0440": "p",
+    "\u0441": "c",
+    "\u0442": "t",
+    "\u0443": "y",
+    "\u0445": "x",
+    "\u044c": "b",
+    "\u0455": "s",
+    "\u0456": "i",
+    "\u0457": "i",
+    "\u0458": "j",
+    "\u0461": "w",
+    "\u0475": "v",
+    "\u04af": "y",
+    "\u04bb": "h",
+    "\u04cf": "l",
+    "\u0501": "d",
+    "\u051b": "q",
+    "\u051d": "w",
+    # Greek: alpha, beta, gamma, epsilon, eta, iota, kappa, nu, omicron, rho, tau, upsilon, chi,
+    # omega, lunate sigma, yot
+    "\u03b1": "a",
+    "\u03b2": "b",
+    "\u03b3": "y",
+    "\u03b5": "e",
+    "\u03b7": "n",
+    "\u03b9": "i",
+    "\u03ba": "k",
+    "\u03bd": "v",
+    "\u03bf": "o",
+    "\u03c1": "p",
+    "\u03c4": "t",
+    "\u03c5": "u",
+    "\u03c7": "x",
+    "\u03c9": "w",
+    "\u03f2": "c",
+    "\u03f3": "j",
+    # Latin extensions that survive NFKC: dotless i, alpha, script g, iota, small capitals
+    "\u0131": "i",
+    "\u0251": "a",
+    "\u0261": "g",
+    "\u0269": "i",
+    "\u026a": "i",
+    "\u0274": "n",
+    "\u0280": "r",
+    "\u028f": "y",
+    "\u1d00": "a",
+    "\u1d04": "c",
+    "\u1d05": "d",
+    "\u1d07": "e",
+    "\u1d0b": "k",
+    "\u1d0d": "m",
+    "\u1d0f": "o",
+    "\u1d18": "p",
+    "\u1d1b": "t",
+    "\u1d1c": "u",
+    "\u1d20": "v",
+    "\u1d21": "w",
+    "\u1d22": "z",
+}
+_CONFUSABLE_TABLE = str.maketrans(CONFUSABLES)
+
+LEET: dict[str, str] = {
+    "0": "o",
+    "1": "i",
+    "3": "e",
+    "4": "a",
+    "5": "s",
+    "7": "t",
+    "@": "a",
+    "$": "s",
+    # Only inside a word (see _fold_run): at a word's edge they are punctuation.
+    "!": "i",
+    "|": "l",
+}
+_LEET_TABLE = str.maketrans(LEET)
+_LEET_CHARS = frozenset(LEET)
+_EDGE_ONLY = "!|"
+_RUN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$!|")
+# Tokens whose digits mean something: 5g, 3d, 4th, 10km, 500ml / co2, mp3, ak47, b12, g20; and
+# any token with a digit leetspeak never uses (covid19, sdg16, h2o).
+_UNITS = (
+    "st|nd|rd|th|s|g|d|k|m|x|h|am|pm|hr|hrs|min|yr|yrs|km|kg|mg|ml|mm|cm|ft|lb|lbs|oz|kw|mw|kwh"
+    "|hz|gb|mb|kb|tb|v|w"
+)
+_KEEP_DIGITS = re.compile(rf"\d+(?:{_UNITS})|[a-z]{{1,2}}\d+|.*[2689].*")
+
+# Most patterns below start with a character class or a literal on purpose: the regex engine then
+# skips to candidate positions in C instead of attempting a match at every character.
+_NON_ASCII_WORD = re.compile(r"[^\W\d_]*[^\x00-\x7f][^\W\d_]*")
+# A leet character next to a letter; the run around it is found in Python (rare).
+_LEET_HINT = re.compile(r"[0-9@$!|](?:(?<=[a-z].)|(?=[a-z]))")
+# Separator runs, except a lone space (already what the word view wants: fewer replacements).
+_NON_WORD = re.compile(r"[^\w ][\W_]*|_[\W_]*| [\W_]+")
+# From a possible sentence end to the end of its separator. Greedy with nothing after it, so a
+# long run of punctuation is one match (a lookahead here would backtrack quadratically).
+_TERMINATOR = re.compile(r"[.!?\n][\W_]*")
+_WHITESPACE = re.compile(r"\s")
+# Stands for a sentence break while separators collapse: a letter (so it survives) that ordinary
+# text does not contain; if some text does, the only effect is an extra sentence break.
+_MARK = "\ua66e"
+_MARKS = re.compile(r"\ua66e(?: \ua66e)*")
+# Two one-character words in a row in a word view (searched with a space prepended).
+_SPACED_PAIR = re.compile(r" [^ .] [^ .](?![^ .])")
+# Two or more one-character words in a row, whatever separates them.
+_CLUSTER = re.compile(r"(?<![^\W_])[^\W_](?:[\W_]+[^\W_](?![^\W_]))+")
+_WORD = re.compile(r"[^\W_]+")
+
+_MIN_RUN = 3
+# Longer spelled-out runs are joined but not split into words (splitting is quadratic-ish).
+_MAX_SEGMENT = 64
+# Short words a spelled-out run may hold besides rule words (`abomb` -> `a bomb`).
+_FUNCTION_WORDS = "a an and at by for from i in is it no not of on or so the their them they to we"
+
+
+@dataclass(frozen=True)
+class NormalizedViews:
+    """The two canonical forms of one text; `squeezed` equals `words` unless letters were spaced."""
+
+    words: str
+    squeezed: str
+
+    def distinct(self) -> tuple[str, ...]:
+        """The views worth matching: one when they are equal, else both."""
+        return (self.words,) if self.squeezed == self.words else (self.words, self.squeezed)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Words a joined spelled-out run may be split back into (see `lexicon_from`)."""
+
+    words: frozenset[str]
+    longest: int
+
+
+_NO_LEXICON = Lexicon(frozenset(), 0)
+
+
+def lexicon_from(words: Iterable[str]) -> Lexicon:
+    """A segmentation lexicon: the given words, their singulars, and common function words."""
+    out = set(_FUNCTION_WORDS.split())
+    for word in words:
+        out.add(word)
+        if len(word) > 3 and word.endswith("s"):
+            out.add(word[:-1])
+    return Lexicon(frozenset(out), max(len(w) for w in out))
+
+
+def normalize(text: str) -> str:
+    """The canonical form of `text`: its squeezed view, spelled-out runs joined (no lexicon)."""
+    return views(text).squeezed
+
+
+def views(text: str, lexicon: Lexicon = _NO_LEXICON) -> NormalizedViews:
+    """The word view and the squeezed view of `text` (see the module docstring)."""
+    canon = canonical_chars(text)
+    words = _word_view(canon)
+    if _SPACED_PAIR.search(" " + words) is None:
+        return NormalizedViews(words, words)  # nothing spelled out: nothing to squeeze
+    squeezed = _CLUSTER.sub(lambda m: " " + _squeeze(m.group(), lexicon) + " ", canon)
+    return NormalizedViews(words, _word_view(squeezed))
+
+
+class _DropInvisible(dict[int, int | None]):
+    """str.translate table deleting marks, format characters and invisible fillers.
+
+    Filled lazily: each code point is classified once per process; after that translate() runs
+    at C speed.
+    """
+
+    def __missing__(self, code: int) -> int | None:
+        c = chr(code)
+        value = None if c in _INVISIBLE or unicodedata.category(c) in ("Mn", "Me", "Cf") else code
+        self[code] = value
+        return value
+
+
+_DROP_INVISIBLE = _DropInvisible()
+
+
+def canonical_chars(text: str) -> str:
+    """Steps 1-3: compatibility-normalized, case-folded, invisible-free, homoglyph/leet-folded."""
+    if text.isascii():
+        folded = text.lower()  # NFKD/NFKC, marks and confusables cannot change ASCII
+    else:
+        kept = unicodedata.normalize("NFKD", text).translate(_DROP_INVISIBLE)
+        folded = unicodedata.normalize("NFKC", kept.casefold())
+        if not folded.isascii():
+            folded = _NON_ASCII_WORD.sub(_fold_confusables, folded)
+    # "50%" -> "50 percent": rules about rates can then require the word.
+    return fold_leet(folded.replace("%", " percent "))
+
+
+def _fold_confusables(match: re.Match[str]) -> str:
+    word = match.group()
+    non_ascii = [c for c in word if not c.isascii()]
+    # Mixed-script words and all-lookalike words are disguises; real Cyrillic/Greek words are not.
+    if len(non_ascii) < len(word) or all(c in CONFUSABLES for c in non_ascii):
+        return word.translate(_CONFUSABLE_TABLE)
+    return word
+
+
+def fold_leet(text: str) -> str:
+    """Step 3 on case-folded text: every run of letters mixed with leet characters, folded."""
+    out: list[str] = []
+    last = 0
+    for hint in _LEET_HINT.finditer(text):
+        if hint.start() < last:
+            continue  # inside a run already folded
+        start, end = hint.start(), hint.end()
+        while start > 0 and text[start - 1] in _RUN_CHARS:
+            start -= 1
+        while end < len(text) and text[end] in _RUN_CHARS:
+            end += 1
+        out.append(text[last:start])
+        out.append(_fold_run(text[start:end]))
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _fold_run(run: str) -> str:
+    """Leet-folds one run unless it has too few letters or is a number/unit/code token."""
+    core = run.strip(_EDGE_ONLY)
+    if _LEET_CHARS.isdisjoint(core):
+        return run
+    if sum(c.isalpha() for c in core) < 2 or _KEEP_DIGITS.fullmatch(core):
+        return run
+    lead = len(run) - len(run.lstrip(_EDGE_ONLY))
+    return run[:lead] + core.translate(_LEET_TABLE) + run[lead + len(core) :]
+
+
+def _word_view(canon: str) -> str:
+    marked = _NON_WORD.sub(" ", _TERMINATOR.sub(_mark_break, canon))
+    return _MARKS.sub(".", marked).replace(" .", ".").strip(" .")
+
+
+def _mark_break(m: re.Match[str]) -> str:
+    # The match starts with the terminator and holds only separators: it ends a sentence when
+    # whitespace follows (a period inside `g.u.n` or at the very end of the text does not).
+    if _WHITESPACE.search(m.group()) is None:
+        return " "
+    text, j = m.string, m.start()
+    while j > 0 and not text[j - 1].isalnum():
+        j -= 1
+    # After a one-character word a period is an initial (`u.s.`, `j. smith`), not a sentence end.
+    if j >= 2 and text[j - 2].isalnum():
+        return f" {_MARK} "
+    return " "
+
+
+@dataclass
+class _Run:
+    start: int  # first word (index)
+    end: int  # one past the last word
+    separator: str | None  # shared separator; None for a word standing alone
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def _squeeze(cluster: str, lexicon: Lexicon) -> str:
+    """A cluster of one-character words with its spelled-out runs joined (and segmented)."""
+    words: list[str] = []
+    separators: list[str] = []  # separators[k] precedes words[k]
+    position = 0
+    for m in _WORD.finditer(cluster):
+        separators.append(cluster[position : m.start()])
+        words.append(m.group())
+        position = m.end()
+    runs = _runs(separators)
+    out: list[str] = []
+    for k, run in enumerate(runs):
+        letters = words[run.start : run.end]
+        if _squeezable(runs, k):
+            out.append(_segment(_fold_run("".join(letters)), lexicon))
+        else:
+            out.extend(letters)
+    return " ".join(out)
+
+
+def _runs(separators: list[str]) -> list[_Run]:
+    """Groups a cluster's one-character words into runs sharing one separator.
+
+    A letter between two differently separated runs joins the longer one, so in `a g.u.n` the
+    `g` belongs to `g.u.n` and `a` stays a word of its own.
+    """
+    groups: list[_Run] = []
+    for k in range(1, len(separators)):
+        if groups and groups[-1].separator == separators[k]:
+            groups[-1].end = k + 1
+        else:
+            groups.append(_Run(k - 1, k + 1, separators[k]))
+    for left, right in pairwise(groups):
+        if left.length >= right.length:
+            right.start += 1
+        else:
+            left.end -= 1
+    runs: list[_Run] = []
+    for group in groups:
+        if group.length >= 2:
+            runs.append(group)
+        else:
+            runs.extend(_Run(k, k + 1, None) for k in range(group.start, group.end))
+    return runs
+
+
+def _squeezable(runs: list[_Run], k: int) -> bool:
+    """A run of 3+ letters is spelled-out text; so is a pair next to a run spaced the same way."""
+    run = runs[k]
+    if run.separator is None:
+        return False
+    if run.length >= _MIN_RUN:
+        return True
+    neighbours = [runs[j] for j in (k - 1, k + 1) if 0 <= j < len(runs)]
+    return any(n.separator == run.separator and n.length >= _MIN_RUN for n in neighbours)
+
+
+def _segment(joined: str, lexicon: Lexicon) -> str:
+    """Splits `joined` into the fewest lexicon words, or returns it unchanged if it cannot."""
+    words, longest = lexicon.words, lexicon.longest
+    if not words or joined in words or len(joined) > _MAX_SEGMENT:
+        return joined
+    n = len(joined)
+    # count[i]: the fewest words covering joined[:i] (None: cannot); back[i]: where the last starts
+    count: list[int | None] = [0] + [None] * n
+    back = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - longest), end):
+            before = count[start]
+            if before is None or joined[start:end] not in words:
+                continue
+            current = count[end]
+            if current is None or before + 1 < current:
+                count[end], back[end] = before + 1, start
+    if count[n] is None:
+        return joined
+    pieces: list[str] = []
+    end = n
+    while end > 0:
+        pieces.append(joined[back[end] : end])
+        end = back[end]
+    return " ".join(reversed(pieces))

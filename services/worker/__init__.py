@@ -1,0 +1,1 @@
+"""The worker process: consumes the job queues and runs scheduled sweeps."""

@@ -1,0 +1,101 @@
+"""The guardrail queue consumer: evaluates jobs, dead-letters the hopeless ones, sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from betterworld.content.v1 import content_pb2 as content_pb
+from bullmq import Job, Worker
+from prometheus_client import Counter
+
+from services.content.deps import ContentDeps
+from services.content.sweep import requeue_lost
+from services.core.logging import get_logger
+from services.core.queues import GUARDRAIL_JOB_OPTIONS, GUARDRAIL_QUEUE, EvaluationJob
+from services.guardrail.classifier.base import ClassifierError
+from services.guardrail.pipeline import Pipeline
+
+log = get_logger(__name__)
+JOBS_COMPLETED = Counter("bullmq_jobs_completed_total", "Jobs completed", ["queue"])
+JOBS_FAILED = Counter("bullmq_jobs_failed_total", "Job attempts that failed", ["queue"])
+_KINDS = {
+    "problem": content_pb.PROBLEM,
+    "solution": content_pb.SOLUTION,
+    "debate": content_pb.DEBATE,
+}
+
+
+class GuardrailWorker:
+    """Runs the guardrail pipeline on the queue with bounded concurrency."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        redis_url: str,
+        concurrency: int,
+        content: ContentDeps,
+        sweep_interval: float,
+        pending_after: timedelta,
+    ) -> None:
+        self._pipeline = pipeline
+        self._redis_url = redis_url
+        self._concurrency = concurrency
+        self._content = content
+        self._sweep_interval = sweep_interval
+        self._pending_after = pending_after
+        self._worker: Worker | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def process(self, job: Job, token: str) -> dict[str, str]:
+        """One attempt; the last failing attempt dead-letters the item as FLAGGED instead."""
+        data = EvaluationJob.from_data(job.data)
+        attempts = int(job.opts.get("attempts", GUARDRAIL_JOB_OPTIONS["attempts"]))
+        attempt = job.attemptsMade + 1
+        try:
+            outcome = await self._pipeline.evaluate(data, attempt=attempt)
+        except Exception as exc:
+            JOBS_FAILED.labels(GUARDRAIL_QUEUE).inc()
+            retryable = not (isinstance(exc, ClassifierError) and not exc.retryable)
+            if retryable and attempt < attempts:
+                log.warning("evaluation_attempt_failed", attempt=attempt, error=type(exc).__name__)
+                raise
+            log.error("evaluation_dead_lettered", attempts=attempt, error=type(exc).__name__)
+            await self._pipeline.dead_letter(data, type(exc).__name__, attempt)
+            JOBS_COMPLETED.labels(GUARDRAIL_QUEUE).inc()
+            return {"decision": "FLAGGED", "deadLettered": "true"}
+        JOBS_COMPLETED.labels(GUARDRAIL_QUEUE).inc()
+        return {"decision": outcome.verdict.status}
+
+    async def _sweep_forever(self) -> None:
+        assert self._worker is not None
+        from bullmq import Queue
+
+        queue = Queue(GUARDRAIL_QUEUE, {"connection": self._redis_url})
+        try:
+            while True:
+                try:
+                    await requeue_lost(self._content, queue, older_than=self._pending_after)
+                except Exception:  # a sweep failure must not stop future sweeps
+                    log.warning("sweep_failed")
+                await asyncio.sleep(self._sweep_interval)
+        finally:
+            await queue.close()
+
+    def start(self) -> None:
+        """Starts consuming (bullmq runs its own loop task) and the periodic sweep."""
+        self._worker = Worker(
+            GUARDRAIL_QUEUE,
+            self.process,
+            {"connection": self._redis_url, "concurrency": self._concurrency},
+        )
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep")
+
+    async def stop(self) -> None:
+        """Stops taking jobs and waits for the running ones (bullmq's close does)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        if self._worker is not None:
+            await self._worker.close()

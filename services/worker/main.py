@@ -1,0 +1,107 @@
+"""`betterworld worker`: the worker process's composition root and lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import grpc
+
+from services.content.service import build_deps as content_deps
+from services.core.logging import get_logger
+from services.core.metrics import start_metrics_endpoint
+from services.core.runtime import Runtime, build_runtime
+from services.core.settings import Settings
+from services.guardrail.apply import decision_applier
+from services.guardrail.cache import ResultCache
+from services.guardrail.classifier.base import Classifier
+from services.guardrail.decision import Thresholds
+from services.guardrail.pipeline import Pipeline
+from services.guardrail.rules.engine import RuleSet
+from services.worker.guardrail import GuardrailWorker
+
+log = get_logger(__name__)
+
+
+def build_classifier(settings: Settings, runtime: Runtime) -> Classifier:
+    """Claude when ANTHROPIC_API_KEY is set, else the local exemplar classifier."""
+    if settings.anthropic_api_key is not None:
+        from services.guardrail.budget import DailyBudget
+        from services.guardrail.classifier.claude import ClaudeClassifier, create_anthropic_client
+
+        client = create_anthropic_client(
+            api_key=settings.anthropic_api_key.get_secret_value(),
+            base_url=settings.anthropic_base_url,
+            timeout_seconds=settings.guardrail_timeout_seconds,
+            max_retries=settings.guardrail_max_retries,
+        )
+        budget = DailyBudget(runtime.redis, limit_cents=settings.guardrail_daily_budget_cents)
+        return ClaudeClassifier(client, model=settings.guardrail_model, budget=budget)
+    from services.guardrail.classifier.local import LocalClassifier
+
+    classifier = LocalClassifier()
+    classifier.load()
+    return classifier
+
+
+def thresholds_of(settings: Settings) -> Thresholds:
+    """Decision thresholds from settings."""
+    return Thresholds(
+        approve=settings.guardrail_approve_threshold,
+        flag=settings.guardrail_flag_threshold,
+        new_account_days=settings.guardrail_new_account_days,
+        new_account_min_approved=settings.guardrail_new_account_min_approved,
+    )
+
+
+async def build_worker(
+    settings: Settings, runtime: Runtime, classifier: Classifier | None = None
+) -> tuple[GuardrailWorker, grpc.aio.Channel]:
+    """The guardrail worker and its channel to the content service (caller closes both)."""
+    channel = grpc.aio.insecure_channel(settings.content_internal_target)
+    if classifier is None:
+        # Loading exemplar embeddings takes seconds of CPU: off the event loop.
+        classifier = await asyncio.to_thread(build_classifier, settings, runtime)
+    pipeline = Pipeline(
+        engine=runtime.engine,
+        rules=RuleSet.load(),
+        classifier=classifier,
+        cache=ResultCache(runtime.redis, ttl_seconds=settings.guardrail_cache_ttl_seconds),
+        thresholds=thresholds_of(settings),
+        apply=decision_applier(channel, settings.internal_service_token.get_secret_value()),
+    )
+    worker = GuardrailWorker(
+        pipeline,
+        redis_url=settings.redis_url,
+        concurrency=settings.worker_concurrency,
+        content=content_deps(runtime),
+        sweep_interval=settings.sweep_interval_seconds,
+        pending_after=timedelta(seconds=settings.sweep_pending_after_seconds),
+    )
+    return worker, channel
+
+
+async def run_worker(settings: Settings) -> int:
+    """Consumes until SIGTERM/SIGINT, then lets running jobs finish and closes everything."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = build_runtime(settings)
+    worker, channel = await build_worker(settings, runtime)
+    metrics = (
+        start_metrics_endpoint(settings.host, settings.metrics_port_worker)
+        if settings.metrics_port_worker
+        else None
+    )
+    worker.start()
+    log.info("worker_started", concurrency=settings.worker_concurrency)
+    await stop.wait()
+    log.info("worker_stopping")
+    await worker.stop()
+    await channel.close(None)
+    if metrics is not None:
+        metrics.close()
+    await runtime.close()
+    return 0

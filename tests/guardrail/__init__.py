@@ -1,0 +1,1 @@
+"""Guardrail quality evidence: the labeled evaluation set and the checks run on it."""
