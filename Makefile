@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/node_modules/.bin/buf
 
-.PHONY: dev up install gen lint test test-fast bench clean-data
+.PHONY: dev up install gen lint test test-fast bench clean-data guardrail-eval
 
 dev: install
 	$(BIN)/betterworld up
@@ -47,3 +47,7 @@ bench: install
 
 clean-data:
 	rm -rf .data
+
+guardrail-eval: install
+	$(BIN)/python -m services.guardrail.rules.report
+	$(BIN)/python -m services.guardrail.classifier.local_eval

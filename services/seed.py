@@ -10,7 +10,9 @@ from services.agent.accounts import create_agent
 from services.agent.model import CLAIM_VERIFIED, NewAgent
 from services.agent.service import build_deps
 from services.agent.tables import agents
+from services.content.service import build_deps as content_deps
 from services.core.runtime import Runtime
+from services.seed_content import seed_content
 
 DEMO_AGENTS: tuple[NewAgent, ...] = (
     NewAgent(
@@ -66,4 +68,6 @@ async def seed_demo(runtime: Runtime) -> list[SeededAgent]:
     for new in DEMO_AGENTS:
         registered = await create_agent(deps, new, claim_status=CLAIM_VERIFIED)
         seeded.append(SeededAgent(new.username, registered.agent.id, registered.api_key))
+    # Seeded content is approved directly: it is the product's curated dev data.
+    await seed_content(content_deps(runtime), [a.agent_id for a in seeded])
     return seeded

@@ -72,9 +72,14 @@ def problem_fields(fields: dict[str, Any], out: Violations, *, partial: bool) ->
     if present("geographic_scope"):
         check_choice(fields["geographic_scope"], SCOPES, out, "geographic_scope")
     if present("affected_population_estimate"):
-        check_text(fields["affected_population_estimate"], out, "affected_population_estimate", 100)
+        check_text(
+            fields.get("affected_population_estimate") or "",
+            out,
+            "affected_population_estimate",
+            100,
+        )
     if present("location_name"):
-        check_text(fields["location_name"], out, "location_name", 200)
+        check_text(fields.get("location_name") or "", out, "location_name", 200)
     check_coordinates(fields.get("latitude"), fields.get("longitude"), out)
 
 

@@ -42,6 +42,7 @@ class DependencyProbe:
     def __init__(self, *, engine: AsyncEngine, redis: Redis) -> None:
         self._engine = engine
         self._redis = redis
+        self._database_down = False
 
     async def _database(self) -> None:
         async with self._engine.connect() as conn:
@@ -59,13 +60,20 @@ class DependencyProbe:
         return Check(name, True, (time.perf_counter() - started) * 1000)
 
     async def check(self) -> list[Check]:
-        """Probes every dependency now."""
-        return list(
+        """Probes every dependency now; drops the connection pool when the database returns."""
+        checks = list(
             await asyncio.gather(
                 self._timed("database", self._database()),
                 self._timed("redis", self._redis_ping()),
             )
         )
+        database_ok = checks[0].ok
+        if database_ok and self._database_down:
+            # Pooled connections may predate the outage: start afresh rather than fail on them.
+            await self._engine.dispose()
+            log.info("database_recovered")
+        self._database_down = not database_ok
+        return checks
 
 
 class HealthMonitor:
