@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     """host:port the worker reaches the content service's internal RPCs at."""
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     """Jobs the worker runs at once (model calls wait on I/O, so more than cores)."""
+    worker_lock_seconds: float = Field(default=30.0, gt=0)
+    """A job whose worker stops renewing its lock this long (a crash) is handed to another."""
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     """How often the worker looks for content whose evaluation was lost."""
     sweep_pending_after_seconds: float = Field(default=300.0, gt=0)

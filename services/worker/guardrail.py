@@ -35,6 +35,7 @@ class GuardrailWorker:
         *,
         redis_url: str,
         concurrency: int,
+        lock_seconds: float = 30.0,
         content: ContentDeps,
         sweep_interval: float,
         pending_after: timedelta,
@@ -42,6 +43,7 @@ class GuardrailWorker:
         self._pipeline = pipeline
         self._redis_url = redis_url
         self._concurrency = concurrency
+        self._lock_ms = int(lock_seconds * 1000)
         self._content = content
         self._sweep_interval = sweep_interval
         self._pending_after = pending_after
@@ -88,14 +90,24 @@ class GuardrailWorker:
         self._worker = Worker(
             GUARDRAIL_QUEUE,
             self.process,
-            {"connection": self._redis_url, "concurrency": self._concurrency},
+            {
+                "connection": self._redis_url,
+                "concurrency": self._concurrency,
+                # A crashed worker's jobs return to the queue once their lock lapses.
+                "lockDuration": self._lock_ms,
+                "stalledInterval": self._lock_ms,
+            },
         )
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep")
 
-    async def stop(self) -> None:
-        """Stops taking jobs and waits for the running ones (bullmq's close does)."""
+    async def stop(self, *, force: bool = False) -> None:
+        """Stops taking jobs and waits for the running ones (bullmq's close does).
+
+        `force` abandons running jobs without finishing them, as a crash would; their locks
+        lapse and another worker takes them over.
+        """
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._worker is not None:
-            await self._worker.close()
+            await self._worker.close(force=force)

@@ -75,6 +75,7 @@ async def build_worker(
         pipeline,
         redis_url=settings.redis_url,
         concurrency=settings.worker_concurrency,
+        lock_seconds=settings.worker_lock_seconds,
         content=content_deps(runtime),
         sweep_interval=settings.sweep_interval_seconds,
         pending_after=timedelta(seconds=settings.sweep_pending_after_seconds),
