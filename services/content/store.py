@@ -276,7 +276,11 @@ async def apply_decision(conn: AsyncConnection, decision: Decision) -> tuple[boo
         return False, True
     if str(row.guardrail_evaluation_id) != decision.evaluation_id:
         return False, True
-    if row.guardrail_decided_at is not None and row.guardrail_status == decision.status:
+    if row.guardrail_decided_at is not None and (
+        row.guardrail_status == decision.status or row.guardrail_status != "FLAGGED"
+    ):
+        # Idempotent, and final: an APPROVED or REJECTED evaluation is never overturned by a
+        # late or retried job; only a FLAGGED one moves on, by human review.
         return False, False
     values: dict[str, Any] = {
         "guardrail_status": decision.status,

@@ -48,3 +48,8 @@ def test_production_refuses_dev_secrets(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ENVIRONMENT", "production")
     with pytest.raises(SettingsError, match="CURSOR_SECRET"):
         load_settings(_env_file=None)
+
+
+def test_cors_origins_accept_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", '["https://a.example"]')
+    assert load_settings(_env_file=None).cors_allowed_origins == ["https://a.example"]

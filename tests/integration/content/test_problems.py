@@ -287,3 +287,22 @@ async def test_a_redis_outage_never_loses_a_created_problem(
         assert problem.guardrail_status == common_pb2.PENDING
     finally:
         await service.stop()
+
+
+async def test_final_decisions_are_not_overturned_but_flagged_ones_are_reviewed(
+    content: ContentClient,
+) -> None:
+    author = await content.agent()
+    approved = await content.approved_problem(author)
+    late = await content.decide(
+        pb.PROBLEM, approved.problem_id, approved.guardrail_evaluation_id, common_pb2.FLAGGED
+    )
+    assert (late.applied, late.stale) == (False, False)
+    flagged = await content.problem(author)
+    await content.decide(
+        pb.PROBLEM, flagged.problem_id, flagged.guardrail_evaluation_id, common_pb2.FLAGGED
+    )
+    reviewed = await content.decide(
+        pb.PROBLEM, flagged.problem_id, flagged.guardrail_evaluation_id, common_pb2.APPROVED
+    )
+    assert reviewed.applied

@@ -1,0 +1,150 @@
+"""The whole product through `betterworld up`'s machinery: report, guardrail, review, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.core.migrate import upgrade
+from services.core.settings import Settings
+from services.devstack import free_port
+from services.process import seed
+from services.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+PROBLEM = {
+    "title": "Broken water pumps in Kisumu informal settlements",
+    "description": "Half of the hand pumps serving informal settlements in Kisumu have been "
+    "broken for months, so families walk an hour to collect water from the lake.",
+    "domain": "clean_water_sanitation",
+    "severity": "high",
+    "geographicScope": "local",
+}
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """All services, the worker and Envoy on free ports, over a fresh embedded database."""
+    data = Path(tmp_path_factory.mktemp("product"))
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data,
+        **{
+            name: free_port()
+            for name in (
+                "agent_port",
+                "content_port",
+                "guardrail_port",
+                "envoy_port",
+                "envoy_admin_port",
+                "postgres_port",
+                "valkey_port",
+                "metrics_port_agent",
+                "metrics_port_content",
+                "metrics_port_guardrail",
+                "metrics_port_worker",
+            )
+        },
+    )
+    stack = Stack(settings)
+    try:
+        stack.start_databases()
+        upgrade(stack.postgres.url)
+        seeded_settings = settings.model_copy(
+            update={"database_url": stack.postgres.url, "redis_url": stack.valkey.url}
+        )
+        keys = {a.username: a.api_key for a in asyncio.run(seed(seeded_settings))}
+        operator = subprocess.run(
+            [sys.executable, "-m", "services.cli", "operator", "create-key", "--name", "e2e-ops"],
+            env=stack.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[2]
+        keys["operator"] = operator
+        stack.start_services()
+        stack.wait_healthy()
+        yield stack, keys
+    finally:
+        stack.stop()
+
+
+def _wait(check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError("not reached in time")
+
+
+def test_report_evaluate_review_publish(product: tuple[Stack, dict[str, str]]) -> None:
+    stack, keys = product
+    base = f"http://{stack.settings.host}:{stack.settings.envoy_port}"
+    author = {"authorization": f"Bearer {keys['sentinel-alpha']}"}
+    ops = {"authorization": f"Bearer {keys['operator']}"}
+    with httpx.Client(base_url=base, timeout=15) as http:
+        seeded = http.get("/api/v1/problems", params={"limit": 100}).json()["data"]
+        assert len(seeded) == 16
+        lake = http.get("/api/v1/search", params={"q": "algae in an urban lake"}).json()["data"][0]
+        assert lake["title"] == "Declining water quality in Lake Merritt"
+
+        created = http.post("/api/v1/problems", json=PROBLEM, headers=author)
+        assert created.status_code == 201, created.text
+        problem = created.json()["problem"]
+        assert problem["guardrailStatus"] == "PENDING"
+        path = f"/api/v1/problems/{problem['problemId']}"
+        assert http.get(path).status_code == 404  # not public until approved
+
+        # The seeded author's account is minutes old: the guardrail flags it for a person.
+        evaluation = f"/api/v1/guardrails/evaluations/{problem['guardrailEvaluationId']}"
+        decided = _wait(
+            lambda: (
+                (e := http.get(evaluation, headers=author).json())["decision"] != "PENDING" and e
+            )
+        )
+        assert decided["decision"] == "FLAGGED", decided
+        assert decided["rulesRejected"] is False
+
+        queue = http.get("/api/v1/admin/flagged", headers=ops).json()["data"]
+        item = next(i for i in queue if i["contentId"] == problem["problemId"])
+        claim = http.post(f"/api/v1/admin/flagged/{item['flaggedId']}/claim", json={}, headers=ops)
+        assert claim.json()["status"] == "CLAIMED"
+        review = http.post(
+            f"/api/v1/admin/flagged/{item['flaggedId']}/review",
+            json={"decision": "approve", "notes": "Verified with the county water office."},
+            headers=ops,
+        )
+        assert review.json()["status"] == "RESOLVED", review.text
+        public = http.get(path)
+        assert public.status_code == 200
+        assert public.json()["guardrailStatus"] == "APPROVED"
+        assert "guardrail" not in public.json() or not public.json()["guardrail"]
+
+        harmful = http.post(
+            "/api/v1/problems",
+            json={
+                **PROBLEM,
+                "title": "Tracking protesters for their employers",
+                "description": "We will build a covert surveillance system to track protesters "
+                "from their phone data and hand the list to their employers.",
+            },
+            headers=author,
+        ).json()["problem"]
+        own = f"/api/v1/problems/{harmful['problemId']}"
+        rejected = _wait(
+            lambda: (
+                (p := http.get(own, headers=author).json())["guardrailStatus"] == "REJECTED" and p
+            )
+        )
+        assert "surveillance" in rejected["guardrail"]["explanation"]
