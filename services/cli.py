@@ -48,6 +48,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return asyncio.run(run_worker(settings))
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from services.review_cli import run_review
+
+    return run_review(args, _settings())
+
+
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from services.core.migrate import upgrade
 
@@ -125,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the job worker (guardrail evaluations, sweeps)")
     worker.set_defaults(func=_cmd_worker)
+
+    from services.review_cli import add_parser as add_review_parser
+
+    add_review_parser(sub)
+    sub.choices["review"].set_defaults(func=_cmd_review)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -167,3 +168,48 @@ async def test_review_queue_claims_are_exclusive_and_reviews_apply(
     assert stats.flag_rate == 1.0
     assert stats.flagged_waiting == 0
     assert stats.layer_a_p99_ms > 0
+
+
+async def test_review_from_the_terminal(
+    content: ContentClient,
+    guardrail: RunningService,
+    stub: Any,
+    run_worker: Any,
+    local_classifier: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.cli import build_parser
+    from services.review_cli import run_review
+
+    key = generate_key(OPERATOR_KEY_PREFIX)
+    await credentials.create_operator(
+        guardrail.runtime.engine, name="carol", digest=key.digest, display_prefix=key.display_prefix
+    )
+    monkeypatch.setenv("BW_OPERATOR_KEY", key.plaintext)
+    author = await content.agent()
+    problem = await content.problem(author)
+    await run_worker(local_classifier)
+    alice = tuple(bearer(key.plaintext))
+
+    async def flagged() -> bool:
+        return bool((await stub.ListFlagged(pb.ListFlaggedRequest(), metadata=alice)).data)
+
+    await eventually(flagged)
+
+    async def cli(*argv: str) -> int:
+        args = build_parser().parse_args(["review", "--target", guardrail.address, *argv])
+        return await asyncio.to_thread(run_review, args, content.settings)
+
+    assert await cli("list") == 0
+    listed = re.search(r"^([0-9a-f-]{36})  problem +WAITING", capsys.readouterr().out, re.M)
+    assert listed, "the queue listing names the flagged problem"
+    flagged_id = listed.group(1)
+    assert await cli("claim", flagged_id) == 0
+    assert await cli("approve", flagged_id, "--notes", "Checked the sources; looks right.") == 0
+    assert await cli("approve", flagged_id, "--notes", "again") == 1
+    assert "INVALID_ARGUMENT" in capsys.readouterr().err
+    published = await content.content.GetProblem(
+        content_pb2.GetProblemRequest(problem_id=problem.problem_id)
+    )
+    assert published.guardrail_status == common_pb2.APPROVED
