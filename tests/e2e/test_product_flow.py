@@ -12,12 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.core.migrate import upgrade
 from services.core.settings import Settings
 from services.devstack import free_port
 from services.process import seed
 from services.stack import Stack
+from tests.e2e.test_fuzz import FUZZ, Route, check_http, json_bodies, request_text
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +41,10 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, d
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=data,
+        # High limits: the fuzz below must reach validation, not stop at 429s.
+        rate_limit_content_per_agent=100_000,
+        rate_limit_agent_verified=100_000,
+        rate_limit_public_per_ip=100_000,
         **{
             name: free_port()
             for name in (
@@ -148,3 +155,46 @@ def test_report_evaluate_review_publish(product: tuple[Stack, dict[str, str]]) -
             )
         )
         assert "surveillance" in rejected["guardrail"]["explanation"]
+
+
+CONTENT_ROUTES = (
+    Route("CreateProblem", "POST", "/api/v1/problems", (*PROBLEM, "latitude", "longitude",
+          "evidenceLinks", "dataSources", "selfAudit", "existingSolutions")),
+    Route("UpdateProblem", "PATCH", "/api/v1/problems/{id}", ("title", "description", "domain")),
+    Route("CreateSolution", "POST", "/api/v1/solutions", ("problemId", "title", "description",
+          "approach", "expectedImpact", "estimatedCost", "risksAndMitigations")),
+    Route("CreateDebate", "POST", "/api/v1/solutions/{id}/debates", ("stance", "content",
+          "parentDebateId", "evidenceLinks")),
+    Route("PrecheckContent", "POST", "/api/v1/guardrails/precheck", ("contentType", "title",
+          "text")),
+    Route("ReviewFlagged", "POST", "/api/v1/admin/flagged/{id}/review", ("decision", "notes")),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("route", CONTENT_ROUTES, ids=lambda r: r.rpc)
+def test_junk_never_breaks_content_or_guardrail_routes(
+    product: tuple[Stack, dict[str, str]], route: Route
+) -> None:
+    stack, keys = product
+    base = f"http://{stack.settings.host}:{stack.settings.envoy_port}"
+    auths = [
+        {},
+        {"authorization": f"Bearer {keys['community-nexus']}"},
+        {"authorization": f"Bearer {keys['operator']}"},
+    ]
+    with httpx.Client(base_url=base, timeout=30) as http:
+        lake = http.get("/api/v1/search", params={"q": "lake"}).json()["data"][0]["id"]
+
+        @FUZZ
+        @given(
+            body=json_bodies(route),
+            auth=st.sampled_from(auths),
+            target=st.sampled_from([lake, "not-a-uuid", "00000000-0000-4000-8000-000000000000"]),
+        )
+        def run(body: bytes, auth: dict[str, str], target: str) -> None:
+            path = route.path.replace("{id}", target)
+            headers = {**auth, "content-type": "application/json"}
+            response = http.request(route.method, path, content=body, headers=headers)
+            check_http(response, request_text(path, body))
+
+        run()
