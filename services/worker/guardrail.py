@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from betterworld.content.v1 import content_pb2 as content_pb
 from bullmq import Job, Worker
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.content.deps import ContentDeps
 from services.content.sweep import requeue_lost
@@ -19,6 +19,9 @@ from services.guardrail.pipeline import Pipeline
 log = get_logger(__name__)
 JOBS_COMPLETED = Counter("bullmq_jobs_completed_total", "Jobs completed", ["queue"])
 JOBS_FAILED = Counter("bullmq_jobs_failed_total", "Job attempts that failed", ["queue"])
+QUEUE_SIZE = Gauge("bullmq_queue_size", "Jobs in the queue by state", ["queue", "state"])
+_COUNTED_STATES = ("waiting", "active", "delayed", "failed", "completed")
+_GAUGE_INTERVAL_SECONDS = 5.0
 _KINDS = {
     "problem": content_pb.PROBLEM,
     "solution": content_pb.SOLUTION,
@@ -75,13 +78,20 @@ class GuardrailWorker:
         from bullmq import Queue
 
         queue = Queue(GUARDRAIL_QUEUE, {"connection": self._redis_url})
+        last_sweep = 0.0
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
-                    await requeue_lost(self._content, queue, older_than=self._pending_after)
-                except Exception:  # a sweep failure must not stop future sweeps
+                    counts = await queue.getJobCounts(*_COUNTED_STATES)
+                    for state, count in counts.items():
+                        QUEUE_SIZE.labels(GUARDRAIL_QUEUE, state).set(count)
+                    if loop.time() - last_sweep >= self._sweep_interval:
+                        last_sweep = loop.time()
+                        await requeue_lost(self._content, queue, older_than=self._pending_after)
+                except Exception:  # a failed round must not stop future ones
                     log.warning("sweep_failed")
-                await asyncio.sleep(self._sweep_interval)
+                await asyncio.sleep(min(self._sweep_interval, _GAUGE_INTERVAL_SECONDS))
         finally:
             await queue.close()
 
@@ -111,3 +121,6 @@ class GuardrailWorker:
             await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._worker is not None:
             await self._worker.close(force=force)
+        close = getattr(self._pipeline.classifier, "aclose", None)
+        if close is not None:
+            await close()

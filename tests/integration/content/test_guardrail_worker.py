@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from sqlalchemy import select
@@ -105,3 +106,40 @@ async def test_a_model_that_keeps_failing_leaves_the_item_flagged_not_pending(
     assert current.guardrail_status == common_pb2.FLAGGED
     assert "automatic evaluation failed" in current.guardrail.explanation
     assert model.calls == 3
+
+
+async def test_with_an_api_key_the_worker_asks_claude_once_per_content(
+    content: ContentClient, run_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import SecretStr
+
+    from tests.fakes.anthropic_api import FakeAnthropicAPI, plausible_evaluation
+
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    async with FakeAnthropicAPI(api_key="sk-test", default=plausible_evaluation()) as fake:
+        # No classifier passed: the worker builds the Claude one from settings, as in production.
+        await run_worker(
+            None,
+            anthropic_api_key=SecretStr("sk-test"),
+            anthropic_base_url=fake.base_url,
+            guardrail_new_account_days=0,
+            guardrail_new_account_min_approved=0,
+        )
+        author = await content.agent()
+        first = await content.problem(author)
+        await eventually(lambda: _decided(content, author, first.problem_id))
+        again = await content.problem(author)  # identical text: served from the cache
+        await eventually(lambda: _decided(content, author, again.problem_id))
+        statuses = [
+            (await _status(content, author, p.problem_id)).guardrail.alignment_score
+            for p in (first, again)
+        ]
+        assert statuses == [pytest.approx(0.82), pytest.approx(0.82)]
+        assert len(fake.requests) == 1
+        request = fake.requests[0]
+        assert (request.body or {})["tool_choice"]["type"] == "tool"
+
+
+async def _decided(content: ContentClient, author: Any, problem_id: str) -> bool:
+    current = await _status(content, author, problem_id)
+    return current.guardrail_status == common_pb2.APPROVED  # type: ignore[no-any-return]
