@@ -146,3 +146,37 @@ def context_switches(pid: int) -> tuple[int, int]:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total_v, total_n
+
+
+def all_processes() -> dict[int, tuple[str, float]]:
+    """Every process on the machine: pid -> (command line, CPU seconds so far)."""
+    out: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            raw = (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+            name = raw.decode(errors="replace") or f"[{(entry / 'comm').read_text().strip()}]"
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        out[pid] = (name[:120], cpu_seconds(pid))
+    return out
+
+
+def top_others(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    ours: set[int],
+    wall: float,
+    n: int = 3,
+) -> list[tuple[str, float]]:
+    """The processes outside `ours` that used the most CPU between two snapshots (cores)."""
+    usage = []
+    for pid, (name, cpu) in after.items():
+        if pid in ours:
+            continue
+        delta = cpu - before.get(pid, (name, 0.0))[1]
+        if delta > 0.01 * wall:
+            usage.append((name, round(delta / wall, 2)))
+    return sorted(usage, key=lambda item: -item[1])[:n]

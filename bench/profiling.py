@@ -29,7 +29,9 @@ def start_py_spy(
         "--duration",
         str(seconds),
         "--rate",
-        "250",
+        # Native unwinding pauses the process for each sample: sample less often so that the
+        # profiled process is not slowed into a backlog (which would change what it does).
+        "67" if native else "250",
         "--format",
         "raw",
         "--output",

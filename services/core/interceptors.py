@@ -104,7 +104,13 @@ def _is_dependency_outage(exc: BaseException) -> bool:
 
 
 class _UnaryInterceptor(grpc.aio.ServerInterceptor):
-    """Applies `wrap` to unary-unary handlers and passes streaming ones through."""
+    """Applies `wrap` to unary-unary handlers and passes streaming ones through.
+
+    gRPC asks the interceptors for a handler on every call; the wrapped handler of a method is
+    built once and reused (profiling showed rebuilding it per call as a visible cost).
+    """
+
+    _wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]]
 
     async def intercept_service(
         self,
@@ -114,7 +120,14 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        return self.wrap(handler_call_details.method, handler)
+        method: str = handler_call_details.method
+        cache = self.__dict__.setdefault("_wrapped", {})
+        cached = cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self.wrap(method, handler)
+        cache[method] = (handler, wrapped)
+        return wrapped
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The handler to serve `method` with."""
