@@ -20,6 +20,16 @@ def new_evaluation_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+def back_to_moderation() -> dict[str, Any]:
+    """Column values that put edited content back in the queue under a new evaluation."""
+    return {
+        "guardrail_status": "PENDING",
+        "guardrail_evaluation_id": new_evaluation_id(),
+        "guardrail_decided_at": None,
+        "guardrail_explanation": "",
+    }
+
+
 def job_for(
     kind: str, record: Any, *, account_age_days: float = 0.0, approved_items: int = 0
 ) -> EvaluationJob:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from services.content import store
 from services.content.deps import ContentDeps
 from services.content.model import APPROVED, PENDING, Page, ProblemRecord, Similar
-from services.content.moderation import new_evaluation_id, submit
+from services.content.moderation import back_to_moderation, new_evaluation_id, submit
 from services.content.tables import problems
 from services.content.validation import (
     check_domain,
@@ -185,8 +185,7 @@ async def update_problem(
             text = _embedding_text(values.get("title", current.title),
                                    values.get("description", current.description))  # fmt: skip
             values["embedding"] = await deps.embed(text)
-        values.update(guardrail_status=PENDING, guardrail_evaluation_id=new_evaluation_id(),
-                      guardrail_decided_at=None, guardrail_explanation="")  # fmt: skip
+        values.update(back_to_moderation())
         record: ProblemRecord = await store.change(conn, "problem", parsed, values)
     await submit(deps, "problem", record, principal)
     return record

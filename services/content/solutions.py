@@ -12,7 +12,7 @@ from sqlalchemy import select
 from services.content import store
 from services.content.deps import ContentDeps
 from services.content.model import APPROVED, PENDING, Page, SolutionRecord
-from services.content.moderation import new_evaluation_id, submit
+from services.content.moderation import back_to_moderation, new_evaluation_id, submit
 from services.content.problems import get_problem
 from services.content.tables import solutions
 from services.content.validation import check_list
@@ -197,8 +197,7 @@ async def update_solution(
             )
         if current.guardrail.status == APPROVED:
             await store.adjust_parent_counter(conn, "solution", current, -1)
-        values.update(guardrail_status=PENDING, guardrail_evaluation_id=new_evaluation_id(),
-                      guardrail_decided_at=None, guardrail_explanation="")  # fmt: skip
+        values.update(back_to_moderation())
         record: SolutionRecord = await store.change(conn, "solution", parsed, values)
     await submit(deps, "solution", record, principal)
     return record
