@@ -8,7 +8,8 @@ answer), and measures:
    index in place for the first chunk, then "COPY first, build HNSW after" for the rest.
 2. k6 through Envoy (JSON): ListProblems, SearchContent, CreateProblem (constant arrival rate).
 3. Queue flood: 1,000 problems created through the API (each enqueues one evaluation); time to
-   enqueue all, and time until the worker has decided all (guardrail_evaluations rows).
+   enqueue all, and time until the worker has decided all (guardrail_evaluations rows); and
+   1,000 jobs added straight to the guardrail queue for COPYed PENDING problems (the worker alone).
 4. Layer A: RuleSet.evaluate timed in-process over the eval set texts and a 2000-char text.
 
 Results: bench/results/content-report.md and content-report.json.
@@ -29,7 +30,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,16 +58,37 @@ CONTENT_LIMIT = 1_000_000
 
 SCENARIOS = {
     "list_problems": Scenario(
-        "list_problems", "ListProblems ?limit=20&domain=<random>", "list_problems.js",
-        500, 25, 60, 400, "ListProblems", 25.0,
+        "list_problems",
+        "ListProblems ?limit=20&domain=<random>",
+        "list_problems.js",
+        500,
+        25,
+        60,
+        400,
+        "ListProblems",
+        25.0,
     ),
     "search": Scenario(
-        "search", "SearchContent ?q=<200 distinct queries>", "search.js",
-        50, 25, 20, 200, "SearchContent", None,
+        "search",
+        "SearchContent ?q=<200 distinct queries>",
+        "search.js",
+        50,
+        25,
+        20,
+        200,
+        "SearchContent",
+        None,
     ),
     "create_problem": Scenario(
-        "create_problem", "CreateProblem, authenticated, unique text", "create_problem.js",
-        50, 20, 20, 200, "CreateProblem", 30.0,
+        "create_problem",
+        "CreateProblem, authenticated, unique text",
+        "create_problem.js",
+        50,
+        20,
+        20,
+        200,
+        "CreateProblem",
+        30.0,
     ),
 }
 SEARCH_P95_TARGET_MS = 30.0
@@ -75,40 +96,124 @@ SEARCH_P95_TARGET_MS = 30.0
 # -- synthetic problems ----------------------------------------------------------------------
 
 _SUBJECTS: dict[str, list[str]] = {
-    "poverty_reduction": ["informal debt traps", "no savings buffer for day labourers",
-                          "evictions after rent increases", "unbanked market vendors"],
-    "education_access": ["girls leaving school early", "no textbooks in rural schools",
-                         "teacher shortages in remote villages", "long walks to secondary school"],
-    "healthcare_improvement": ["clinics without nurses", "expired medicines at health posts",
-                               "no ambulance for maternity emergencies", "untreated diabetes"],
-    "environmental_protection": ["plastic waste in rivers", "air pollution from brick kilns",
-                                 "illegal dumping near homes", "soil erosion on hillsides"],
-    "food_security": ["crop failure after drought", "rising food prices for families",
-                      "post-harvest grain losses", "child malnutrition in lean season"],
-    "mental_health_wellbeing": ["depression among farmers", "no counsellors for teenagers",
-                                "stigma around mental illness", "burnout of health workers"],
-    "community_building": ["no safe public spaces", "isolated newcomers",
-                           "closed community centres", "tension between neighbourhoods"],
-    "disaster_response": ["flooding of informal settlements", "no early warning for cyclones",
-                          "unsafe housing after earthquakes", "slow relief after landslides"],
-    "digital_inclusion": ["no internet in rural schools", "elders locked out of e-services",
-                          "costly mobile data", "no digital skills training for women"],
-    "human_rights": ["undocumented children without schooling", "detention without trial",
-                     "forced evictions", "barriers to legal aid"],
-    "clean_water_sanitation": ["contaminated drinking water", "broken hand pumps",
-                               "no latrines in camps", "arsenic in well water"],
-    "sustainable_energy": ["power cuts in hospitals", "kerosene lamps in homes",
-                           "unmaintained solar mini grids", "smoke from cooking fires"],
-    "gender_equality": ["unequal pay for women", "no childcare for working mothers",
-                        "full shelters for survivors", "girls married before eighteen"],
-    "biodiversity_conservation": ["coral reef bleaching", "decline of wetland birds",
-                                  "deforestation near villages", "overfishing of reefs"],
-    "elder_care": ["isolated elderly people", "no home care for the frail",
-                   "elders without pensions", "dementia care shortages"],
+    "poverty_reduction": [
+        "informal debt traps",
+        "no savings buffer for day labourers",
+        "evictions after rent increases",
+        "unbanked market vendors",
+    ],
+    "education_access": [
+        "girls leaving school early",
+        "no textbooks in rural schools",
+        "teacher shortages in remote villages",
+        "long walks to secondary school",
+    ],
+    "healthcare_improvement": [
+        "clinics without nurses",
+        "expired medicines at health posts",
+        "no ambulance for maternity emergencies",
+        "untreated diabetes",
+    ],
+    "environmental_protection": [
+        "plastic waste in rivers",
+        "air pollution from brick kilns",
+        "illegal dumping near homes",
+        "soil erosion on hillsides",
+    ],
+    "food_security": [
+        "crop failure after drought",
+        "rising food prices for families",
+        "post-harvest grain losses",
+        "child malnutrition in lean season",
+    ],
+    "mental_health_wellbeing": [
+        "depression among farmers",
+        "no counsellors for teenagers",
+        "stigma around mental illness",
+        "burnout of health workers",
+    ],
+    "community_building": [
+        "no safe public spaces",
+        "isolated newcomers",
+        "closed community centres",
+        "tension between neighbourhoods",
+    ],
+    "disaster_response": [
+        "flooding of informal settlements",
+        "no early warning for cyclones",
+        "unsafe housing after earthquakes",
+        "slow relief after landslides",
+    ],
+    "digital_inclusion": [
+        "no internet in rural schools",
+        "elders locked out of e-services",
+        "costly mobile data",
+        "no digital skills training for women",
+    ],
+    "human_rights": [
+        "undocumented children without schooling",
+        "detention without trial",
+        "forced evictions",
+        "barriers to legal aid",
+    ],
+    "clean_water_sanitation": [
+        "contaminated drinking water",
+        "broken hand pumps",
+        "no latrines in camps",
+        "arsenic in well water",
+    ],
+    "sustainable_energy": [
+        "power cuts in hospitals",
+        "kerosene lamps in homes",
+        "unmaintained solar mini grids",
+        "smoke from cooking fires",
+    ],
+    "gender_equality": [
+        "unequal pay for women",
+        "no childcare for working mothers",
+        "full shelters for survivors",
+        "girls married before eighteen",
+    ],
+    "biodiversity_conservation": [
+        "coral reef bleaching",
+        "decline of wetland birds",
+        "deforestation near villages",
+        "overfishing of reefs",
+    ],
+    "elder_care": [
+        "isolated elderly people",
+        "no home care for the frail",
+        "elders without pensions",
+        "dementia care shortages",
+    ],
 }
-_PLACES = ["Kisumu", "Dhaka", "Lima", "Cebu", "Accra", "Tucson", "Quetta", "Recife", "Lagos",
-           "Nairobi", "Chennai", "Manila", "Oaxaca", "Sana'a", "Kathmandu", "Medellin", "Hanoi",
-           "Kampala", "Tijuana", "Harare", "Lusaka", "Mosul", "Jakarta", "Cusco", "Goma"]
+_PLACES = [
+    "Kisumu",
+    "Dhaka",
+    "Lima",
+    "Cebu",
+    "Accra",
+    "Tucson",
+    "Quetta",
+    "Recife",
+    "Lagos",
+    "Nairobi",
+    "Chennai",
+    "Manila",
+    "Oaxaca",
+    "Sana'a",
+    "Kathmandu",
+    "Medellin",
+    "Hanoi",
+    "Kampala",
+    "Tijuana",
+    "Harare",
+    "Lusaka",
+    "Mosul",
+    "Jakarta",
+    "Cusco",
+    "Goma",
+]
 _TITLES = ["{s} in {p}", "{p}: {s}", "Growing problem of {s} in {p}", "{s} across {p} district"]
 _DESCRIPTIONS = [
     "Local groups in {p} report {s}; the problem has worsened over the past two years and "
@@ -148,24 +253,40 @@ async def load_problems(
 
     from services.core.embeddings.provider import build_provider
 
-    rng = random.Random(42)
+    rng = random.Random(42)  # noqa: S311 (reproducible test data)
     nrng = np.random.default_rng(42)
     out: dict[str, Any] = {"rows": total, "distinct_texts_embedded": distinct}
     t0 = time.monotonic()
     provider = build_provider("local", threads=2)
     texts = distinct_texts(distinct, rng)
     base = np.vstack(
-        [provider.embed([f"{t}\n{d}" for _, t, d in texts[i : i + 64]])
-         for i in range(0, distinct, 64)]
+        [
+            provider.embed([f"{t}\n{d}" for _, t, d in texts[i : i + 64]])
+            for i in range(0, distinct, 64)
+        ]
     ).astype(np.float32)
     out["embed_s"] = round(time.monotonic() - t0, 1)
     out["embedding_model"] = provider.model_id
     now = datetime.now(UTC)
     columns = [
-        "id", "author_agent_id", "title", "description", "domain", "severity",
-        "geographic_scope", "location_name", "status", "guardrail_status",
-        "guardrail_evaluation_id", "alignment_score", "aligned_domain", "guardrail_decided_at",
-        "embedding", "embedding_model", "created_at", "updated_at",
+        "id",
+        "author_agent_id",
+        "title",
+        "description",
+        "domain",
+        "severity",
+        "geographic_scope",
+        "location_name",
+        "status",
+        "guardrail_status",
+        "guardrail_evaluation_id",
+        "alignment_score",
+        "aligned_domain",
+        "guardrail_decided_at",
+        "embedding",
+        "embedding_model",
+        "created_at",
+        "updated_at",
     ]
 
     def rows(start: int, stop: int) -> list[tuple[Any, ...]]:
@@ -178,13 +299,28 @@ async def load_problems(
         for j, i in enumerate(range(start, stop)):
             domain, title, desc = texts[i % distinct]
             created = now - timedelta(seconds=(total - i) * 30)
-            batch.append((
-                uuid.uuid4(), author_ids[i % len(author_ids)],
-                title if i < distinct else f"{title} #{i // distinct}", desc, domain,
-                SEVERITIES[i % 4], SCOPES[(i // 4) % 4], "", "ACTIVE", "APPROVED",
-                uuid.uuid4(), round(0.7 + 0.3 * rng.random(), 3), domain, created,
-                vecs[j], provider.model_id, created, created,
-            ))
+            batch.append(
+                (
+                    uuid.uuid4(),
+                    author_ids[i % len(author_ids)],
+                    title if i < distinct else f"{title} #{i // distinct}",
+                    desc,
+                    domain,
+                    SEVERITIES[i % 4],
+                    SCOPES[(i // 4) % 4],
+                    "",
+                    "ACTIVE",
+                    "APPROVED",
+                    uuid.uuid4(),
+                    round(0.7 + 0.3 * rng.random(), 3),
+                    domain,
+                    created,
+                    vecs[j],
+                    provider.model_id,
+                    created,
+                    created,
+                )
+            )
         return batch
 
     conn = await asyncpg.connect(dsn)
@@ -192,10 +328,15 @@ async def load_problems(
         await register_vector(conn)
         # 1. With the migration's HNSW index in place: row-by-row index inserts.
         t = time.monotonic()
-        await conn.copy_records_to_table("problems", records=rows(0, indexed_chunk), columns=columns)
+        await conn.copy_records_to_table(
+            "problems", records=rows(0, indexed_chunk), columns=columns
+        )
         s = time.monotonic() - t
-        out["copy_with_hnsw"] = {"rows": indexed_chunk, "s": round(s, 2),
-                                 "rows_per_s": round(indexed_chunk / s)}
+        out["copy_with_hnsw"] = {
+            "rows": indexed_chunk,
+            "s": round(s, 2),
+            "rows_per_s": round(indexed_chunk / s),
+        }
         # 2. COPY first, build HNSW after (DESIGN): same definition as the migration.
         indexdef = await conn.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_problems_embedding'"
@@ -259,8 +400,9 @@ async def wait_drained(dsn: str, target: int, timeout_s: float) -> tuple[float, 
         await conn.close()
 
 
-async def queue_flood(base_url: str, dsn: str, keys: list[str], count: int,
-                      concurrency: int, run_id: str) -> dict[str, Any]:
+async def queue_flood(
+    base_url: str, dsn: str, keys: list[str], count: int, concurrency: int, run_id: str
+) -> dict[str, Any]:
     """Creates `count` problems through the API, then waits until all are decided."""
     before = await _count(dsn, "SELECT count(*) FROM guardrail_evaluations")
     statuses: dict[int, int] = {}
@@ -289,6 +431,13 @@ async def queue_flood(base_url: str, dsn: str, keys: list[str], count: int,
         enqueue_s = time.monotonic() - t0
     created = statuses.get(201, 0)
     waited, rows = await wait_drained(dsn, before + created, 180)
+    # Decisions applied to the problems too (nothing else is pending during the flood).
+    t1 = time.monotonic()
+    while time.monotonic() - t1 < 120 and await _count(  # noqa: ASYNC110 (polling the DB)
+        dsn, "SELECT count(*) FROM problems WHERE guardrail_status = 'PENDING'"
+    ):
+        await asyncio.sleep(0.2)
+    applied_s = waited + time.monotonic() - t1
     decisions = {}
     import asyncpg
 
@@ -296,7 +445,8 @@ async def queue_flood(base_url: str, dsn: str, keys: list[str], count: int,
     try:
         for r in await conn.fetch(
             "SELECT decision, count(*) AS n FROM (SELECT decision FROM guardrail_evaluations "
-            "ORDER BY created_at DESC LIMIT $1) t GROUP BY decision", created
+            "ORDER BY created_at DESC LIMIT $1) t GROUP BY decision",
+            created,
         ):
             decisions[r["decision"]] = r["n"]
     finally:
@@ -311,6 +461,133 @@ async def queue_flood(base_url: str, dsn: str, keys: list[str], count: int,
         "total_s": round(enqueue_s + waited, 2),
         "decided": rows - before,
         "decisions": decisions,
+        "all_applied_after_enqueue_s": round(applied_s, 2),
+    }
+
+
+async def queue_flood_direct(
+    dsn: str, redis_url: str, author_ids: list[uuid.UUID], count: int, concurrency: int, run_id: str
+) -> dict[str, Any]:
+    """COPYs `count` PENDING problems, enqueues their jobs straight into the guardrail queue
+    (EvaluationQueue, as the content service does), then waits until all are decided: this
+    isolates the worker from the content service's CreateProblem throughput."""
+    import asyncpg
+
+    from services.core.queues import GUARDRAIL_JOB_OPTIONS, EvaluationJob, EvaluationQueue
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        before = int(await conn.fetchval("SELECT count(*) FROM guardrail_evaluations"))
+        jobs = []
+        records = []
+        for i in range(count):
+            pid, eid, author = uuid.uuid4(), uuid.uuid4(), author_ids[i % len(author_ids)]
+            title = f"Silted irrigation canals in district {i} ({run_id})"
+            body = (
+                f"Farmers in district {i} (run {run_id}) lose a third of their harvest "
+                "because irrigation canals silt up every season and nobody organises the "
+                "clearing work, so water no longer reaches the fields at the tail end."
+            )
+            records.append(
+                (pid, author, title, body, "food_security", "HIGH", "LOCAL", "PENDING", eid)
+            )
+            # Trusted author (30 days, 10 approved): the full approve/flag/reject path.
+            jobs.append(
+                EvaluationJob(
+                    str(eid),
+                    "problem",
+                    str(pid),
+                    str(author),
+                    title,
+                    body,
+                    "food_security",
+                    30.0,
+                    10,
+                )
+            )
+        await conn.copy_records_to_table(
+            "problems",
+            records=records,
+            columns=[
+                "id",
+                "author_agent_id",
+                "title",
+                "description",
+                "domain",
+                "severity",
+                "geographic_scope",
+                "guardrail_status",
+                "guardrail_evaluation_id",
+            ],
+        )
+    finally:
+        await conn.close()
+    queue = EvaluationQueue(redis_url)
+    sem = asyncio.Semaphore(concurrency)
+    ok = 0
+
+    errors: dict[str, int] = {}
+
+    async def one(job: EvaluationJob) -> None:
+        nonlocal ok
+        async with sem:
+            # The producer's own add (queue name, job options, job id = evaluation id), without
+            # EvaluationQueue.enqueue's swallow-and-return-False, so a failure shows its cause.
+            try:
+                await queue.queue.add(
+                    job.kind, job.data(), {**GUARDRAIL_JOB_OPTIONS, "jobId": job.evaluation_id}
+                )
+                ok += 1
+            except Exception as exc:
+                errors[repr(exc)[:200]] = errors.get(repr(exc)[:200], 0) + 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(j) for j in jobs))
+    enqueue_s = time.monotonic() - t0
+    await queue.close()
+    waited, rows = await wait_drained(dsn, before + count, 180)
+    # The evaluation row is written before the decision is applied to the problem (internal
+    # RPC): also wait until none of these problems is PENDING.
+    conn = await asyncpg.connect(dsn)
+    ids = [r[0] for r in records]
+    try:
+        while time.monotonic() - t0 < 240:
+            pending = int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM problems WHERE id = ANY($1::uuid[]) "
+                    "AND guardrail_status = 'PENDING'",
+                    ids,
+                )
+            )
+            if not pending:
+                break
+            await asyncio.sleep(0.2)
+        applied_s = time.monotonic() - t0 - enqueue_s
+        decisions = {
+            r["decision"]: r["n"]
+            for r in await conn.fetch(
+                "SELECT decision, count(*) AS n FROM guardrail_evaluations "
+                "WHERE id = ANY($1::uuid[]) "
+                "GROUP BY decision",
+                [uuid.UUID(j.evaluation_id) for j in jobs],
+            )
+        }
+        still_pending = pending
+    finally:
+        await conn.close()
+    return {
+        "requested": count,
+        "client_concurrency": concurrency,
+        "statuses": {"201": ok} if ok == count else {"enqueued": ok},
+        "enqueue_s": round(enqueue_s, 2),
+        "enqueue_rps": round(ok / enqueue_s, 1) if enqueue_s else None,
+        "drain_after_enqueue_s": round(waited, 2),
+        "total_s": round(enqueue_s + waited, 2),
+        "decided": rows - before,
+        "decisions": decisions,
+        "problems_still_pending": still_pending,
+        "all_applied_after_enqueue_s": round(applied_s, 2),
+        "enqueue_errors": errors,
     }
 
 
@@ -321,8 +598,11 @@ def layer_a(repeats_long: int = 2000) -> dict[str, Any]:
     from services.guardrail.rules.engine import RuleSet
 
     rules = RuleSet.load()
-    texts = [json.loads(line)["text"] for line in
-             (ROOT / "tests/guardrail/evalset.jsonl").read_text().splitlines() if line.strip()]
+    texts = [
+        json.loads(line)["text"]
+        for line in (ROOT / "tests/guardrail/evalset.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     long_text = (" ".join(texts[:40]))[:2000]
     long_text = long_text.ljust(2000, ".")
 
@@ -348,8 +628,12 @@ def layer_a(repeats_long: int = 2000) -> dict[str, Any]:
             "mean_ms": round(statistics.fmean(xs), 4),
         }
 
-    return {"rules_version": getattr(rules, "version", "?"), "evalset_items": len(texts),
-            "evalset": stats(evalset), "text_2000_chars": stats(long)}
+    return {
+        "rules_version": getattr(rules, "version", "?"),
+        "evalset_items": len(texts),
+        "evalset": stats(evalset),
+        "text_2000_chars": stats(long),
+    }
 
 
 # -- k6 scenario -----------------------------------------------------------------------------
@@ -381,15 +665,22 @@ def run_scenario(b: Bench, sc: Scenario, content_metrics: str) -> dict[str, Any]
 
 
 def _ms(v: Any) -> str:
-    return "–" if v is None else f"{v:g} ms"
+    return "-" if v is None else f"{v:g} ms"
 
 
 def render(r: dict[str, Any]) -> str:
-    lines = [f"# Content & guardrail bench (issue 3) — {r['started']}", "",
-             f"Machine: {r['machine']}. k6 {r['k6']}. Worker: WORKER_CONCURRENCY="
-             f"{r['worker_concurrency']}, Layer B = fake Anthropic API, {r['fake_delay_s']} s "
-             "per answer.", "", "## Targets", "",
-             "| Target | Measured | Result |", "|---|---|---|"]
+    lines = [
+        f"# Content & guardrail bench (issue 3) — {r['started']}",
+        "",
+        f"Machine: {r['machine']}. k6 {r['k6']}. Worker: WORKER_CONCURRENCY="
+        f"{r['worker_concurrency']}, Layer B = fake Anthropic API, {r['fake_delay_s']} s "
+        "per answer.",
+        "",
+        "## Targets",
+        "",
+        "| Target | Measured | Result |",
+        "|---|---|---|",
+    ]
     sc = r.get("scenarios", {})
 
     def k6row(name: str, target: str, pct: str, limit: float | None) -> None:
@@ -398,8 +689,12 @@ def render(r: dict[str, Any]) -> str:
             return
         lat = s["latency_ms"]
         val = lat.get(pct)
-        ok = (s["completed"] >= 0.98 * s["scheduled"] and s["dropped_iterations"] == 0
-              and s["errors"] == 0 and (limit is None or (val is not None and val < limit)))
+        ok = (
+            s["completed"] >= 0.98 * s["scheduled"]
+            and s["dropped_iterations"] == 0
+            and s["errors"] == 0
+            and (limit is None or (val is not None and val < limit))
+        )
         lines.append(
             f"| {target} | {s['achieved_rps']} rps of {s['target_rps']}, p50 {_ms(lat['p50'])}, "
             f"p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}, {s['errors']} errors, "
@@ -408,42 +703,74 @@ def render(r: dict[str, Any]) -> str:
 
     k6row("list_problems", "ListProblems 500 rps, p99 < 25 ms", "p99", 25.0)
     k6row("create_problem", "CreateProblem 50 rps, p99 < 30 ms", "p99", 30.0)
-    k6row("search", f"SearchContent over 100k, p95 < 30 ms ({sc.get('search', {}).get('target_rps')}"
-          " rps)", "p95", SEARCH_P95_TARGET_MS)
-    f = r.get("flood")
-    if f:
-        lines.append(
-            f"| Queue flood 1,000: enqueued < 60 s | {f['enqueue_s']} s "
-            f"({f['enqueue_rps']}/s, statuses {f['statuses']}) | "
-            f"{'PASS' if f['enqueue_s'] < 60 and f['statuses'].get('201') == f['requested'] else 'FAIL'} |")
-        lines.append(
-            f"| Queue flood 1,000: drained < 60 s | {f['drain_after_enqueue_s']} s after the last "
-            f"enqueue ({f['total_s']} s from the first), {f['decided']} decided {f['decisions']} | "
-            f"{'PASS' if f['drain_after_enqueue_s'] < 60 and f['decided'] >= f['requested'] else 'FAIL'} |")
+    k6row(
+        "search",
+        f"SearchContent over 100k, p95 < 30 ms ({sc.get('search', {}).get('target_rps')} rps)",
+        "p95",
+        SEARCH_P95_TARGET_MS,
+    )
+    for fkey, flabel in (
+        ("flood", "via CreateProblem API"),
+        ("flood_direct", "jobs enqueued directly"),
+    ):
+        f = r.get(fkey)
+        if f:
+            enq_ok = f["enqueue_s"] < 60 and f["statuses"].get("201") == f["requested"]
+            drain_ok = (
+                f["drain_after_enqueue_s"] < 60
+                and f["decided"] >= f["requested"]
+                and (f.get("all_applied_after_enqueue_s") or 0) < 60
+            )
+            lines.append(
+                f"| Queue flood 1,000 ({flabel}): enqueued < 60 s | {f['enqueue_s']} s "
+                f"({f['enqueue_rps']}/s, statuses {f['statuses']}) | "
+                f"{'PASS' if enq_ok else 'FAIL'} |"
+            )
+            lines.append(
+                f"| Queue flood 1,000 ({flabel}): drained < 60 s | "
+                f"{f['drain_after_enqueue_s']} s after the last enqueue ({f['total_s']} s from "
+                f"the first), {f['decided']} decided {f['decisions']}; all applied to the problems "
+                f"{f.get('all_applied_after_enqueue_s')} s after the last enqueue | "
+                f"{'PASS' if drain_ok else 'FAIL'} |"
+            )
     a = r.get("layer_a")
     if a:
-        for key, label in (("evalset", f"eval set ({a['evalset_items']} texts x5)"),
-                           ("text_2000_chars", "2000-char text")):
+        for key, label in (
+            ("evalset", f"eval set ({a['evalset_items']} texts x5)"),
+            ("text_2000_chars", "2000-char text"),
+        ):
             s = a[key]
-            lines.append(f"| Layer A p99 < 1 ms, {label} | p50 {s['p50_ms']} ms, p99 "
-                         f"{s['p99_ms']} ms, max {s['max_ms']} ms | "
-                         f"{'PASS' if s['p99_ms'] < 1 else 'FAIL'} |")
+            lines.append(
+                f"| Layer A p99 < 1 ms, {label} | p50 {s['p50_ms']} ms, p99 "
+                f"{s['p99_ms']} ms, max {s['max_ms']} ms | "
+                f"{'PASS' if s['p99_ms'] < 1 else 'FAIL'} |"
+            )
     d = r.get("data")
     if d:
-        lines += ["", "## Data load", "",
-                  f"- {d['rows']:,} APPROVED problems over the 15 domains; {d['distinct_texts_embedded']:,} "
-                  f"distinct template texts embedded with `{d['embedding_model']}` in {d['embed_s']} s; "
-                  "every row reuses one of those vectors plus Gaussian noise (σ 0.02 per "
-                  "dimension, re-normalized), titles get a `#n` suffix.",
-                  f"- COPY with the HNSW index in place: {d['copy_with_hnsw']['rows']:,} rows in "
-                  f"{d['copy_with_hnsw']['s']} s ({d['copy_with_hnsw']['rows_per_s']:,} rows/s).",
-                  f"- COPY without it: {d['copy_without_hnsw']['rows']:,} rows in "
-                  f"{d['copy_without_hnsw']['s']} s ({d['copy_without_hnsw']['rows_per_s']:,} rows/s); "
-                  f"then `{d['hnsw_definition']}` in {d['hnsw_build_s']} s; ANALYZE {d['analyze_s']} s.",
-                  f"- Table + indexes: {d['table_size_mb']} MB; total load {d['total_s']} s."]
-    lines += ["", "## k6 scenarios (details)", "",
-              "| Scenario | rate | done | p50 | p90 | p95 | p99 | max | server mean / p99 est | cores (content, envoy, postgres, worker) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Data load",
+            "",
+            f"- {d['rows']:,} APPROVED problems over the 15 domains; "
+            f"{d['distinct_texts_embedded']:,} "
+            f"distinct template texts embedded with `{d['embedding_model']}` in {d['embed_s']} s; "
+            "every row reuses one of those vectors plus Gaussian noise (sigma 0.02 per "
+            "dimension, re-normalized), titles get a `#n` suffix.",
+            f"- COPY with the HNSW index in place: {d['copy_with_hnsw']['rows']:,} rows in "
+            f"{d['copy_with_hnsw']['s']} s ({d['copy_with_hnsw']['rows_per_s']:,} rows/s).",
+            f"- COPY without it: {d['copy_without_hnsw']['rows']:,} rows in "
+            f"{d['copy_without_hnsw']['s']} s ({d['copy_without_hnsw']['rows_per_s']:,} rows/s); "
+            f"then `{d['hnsw_definition']}` in {d['hnsw_build_s']} s; ANALYZE {d['analyze_s']} s.",
+            f"- Table + indexes: {d['table_size_mb']} MB; total load {d['total_s']} s.",
+        ]
+    lines += [
+        "",
+        "## k6 scenarios (details)",
+        "",
+        "| Scenario | rate | done | p50 | p90 | p95 | p99 | max | server mean / p99 est "
+        "| cores (content, envoy, postgres, worker) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in sc.values():
         lat, ss, c = s["latency_ms"], s.get("server_side", {}), s["cpu_cores"]
         lines.append(
@@ -451,7 +778,8 @@ def render(r: dict[str, Any]) -> str:
             f"{lat['p50']} | {lat['p90']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
             f"{ss.get('mean_ms')} / {ss.get('p99_ms_est')} ms | {c.get('content')}, "
             f"{c.get('envoy')}, {c.get('postgres')}, {c.get('worker')} (others+k6 "
-            f"{c.get('others_incl_k6')}) |")
+            f"{c.get('others_incl_k6')}) |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -460,12 +788,20 @@ def render(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="*", help="subset of: data list_problems search create_problem "
-                   "flood layer_a (list/search need data)")
+    p.add_argument(
+        "--only",
+        nargs="*",
+        help="subset of: data list_problems search create_problem "
+        "flood flood_direct layer_a (list/search need data)",
+    )
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--distinct", type=int, default=2000)
-    p.add_argument("--indexed-chunk", type=int, default=5000,
-                   help="rows COPYed with the HNSW index in place (to measure its cost)")
+    p.add_argument(
+        "--indexed-chunk",
+        type=int,
+        default=5000,
+        help="rows COPYed with the HNSW index in place (to measure its cost)",
+    )
     p.add_argument("--scale", type=float, default=1.0, help="k6 duration factor")
     p.add_argument("--search-rate", type=int, default=50)
     p.add_argument("--worker-concurrency", type=int, default=64)
@@ -477,8 +813,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--keep-data", action="store_true")
     args = p.parse_args(argv)
-    steps = set(args.only or ["data", "list_problems", "search", "create_problem", "flood",
-                              "layer_a"])
+    steps = set(
+        args.only
+        or ["data", "list_problems", "search", "create_problem", "flood", "flood_direct", "layer_a"]
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -486,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join([".venv/bin/python -m bench.content", *(argv or sys.argv[1:])]),
         "machine": f"{os.cpu_count()} vCPU {platform.processor() or platform.machine()}, "
-                   f"Linux {platform.release()}, Python {platform.python_version()}",
+        f"Linux {platform.release()}, Python {platform.python_version()}",
         "k6": _k6_version(),
         "worker_concurrency": args.worker_concurrency,
         "fake_delay_s": args.fake_delay,
@@ -502,12 +840,22 @@ def main(argv: list[str] | None = None) -> int:
             fake_port = free_port()
             fake_log = open(RESULTS / "fake-anthropic.log", "wb")  # noqa: SIM115
             fake = subprocess.Popen(
-                [sys.executable, "-m", "tests.fakes.anthropic_api", "--port", str(fake_port),
-                 "--delay", str(args.fake_delay)],
-                cwd=str(ROOT), stdout=fake_log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fakes.anthropic_api",
+                    "--port",
+                    str(fake_port),
+                    "--delay",
+                    str(args.fake_delay),
+                ],
+                cwd=str(ROOT),
+                stdout=fake_log,
+                stderr=subprocess.STDOUT,
             )
-            ns = argparse.Namespace(keep_logs=args.keep_logs, keep_data=args.keep_data,
-                                    wait_quiet=args.wait_quiet)
+            ns = argparse.Namespace(
+                keep_logs=args.keep_logs, keep_data=args.keep_data, wait_quiet=args.wait_quiet
+            )
             b = Bench(ns)
             extra = {
                 "rate_limit_content_per_agent": CONTENT_LIMIT,
@@ -538,33 +886,72 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 sc = SCENARIOS[name]
                 rate = args.search_rate if name == "search" else sc.rate
-                sc = Scenario(sc.name, sc.label, sc.script, rate,
-                              max(5, round(sc.duration_s * args.scale)), sc.pre_vus, sc.max_vus,
-                              sc.rpc, sc.p99_target_ms)
+                sc = Scenario(
+                    sc.name,
+                    sc.label,
+                    sc.script,
+                    rate,
+                    max(5, round(sc.duration_s * args.scale)),
+                    sc.pre_vus,
+                    sc.max_vus,
+                    sc.rpc,
+                    sc.p99_target_ms,
+                )
                 res = run_scenario(b, sc, content_metrics)
                 report["scenarios"][name] = res
-                print(name, res["achieved_rps"], res["latency_ms"], "errors", res["errors"],
-                      "dropped", res["dropped_iterations"], flush=True)
+                print(
+                    name,
+                    res["achieved_rps"],
+                    res["latency_ms"],
+                    "errors",
+                    res["errors"],
+                    "dropped",
+                    res["dropped_iterations"],
+                    flush=True,
+                )
             if "flood" in steps:
                 # Let the CreateProblem run's evaluations finish first.
-                pending = asyncio.run(_count(dsn, "SELECT count(*) FROM problems "
-                                                  "WHERE guardrail_status = 'PENDING'"))
+                pending = asyncio.run(
+                    _count(dsn, "SELECT count(*) FROM problems WHERE guardrail_status = 'PENDING'")
+                )
                 if pending:
                     t0 = time.monotonic()
                     while pending and time.monotonic() - t0 < 120:
                         time.sleep(1)
-                        pending = asyncio.run(_count(dsn, "SELECT count(*) FROM problems "
-                                                          "WHERE guardrail_status = 'PENDING'"))
+                        pending = asyncio.run(
+                            _count(
+                                dsn,
+                                "SELECT count(*) FROM problems WHERE guardrail_status = 'PENDING'",
+                            )
+                        )
                     report["pending_before_flood_wait_s"] = round(time.monotonic() - t0, 1)
                 b.wait_quiet(args.wait_quiet)
                 cpu0 = {n: g.cpu() for n, g in b.groups.items()}
                 t0 = time.monotonic()
-                report["flood"] = asyncio.run(queue_flood(
-                    b.base_url, dsn, keys, args.flood, args.flood_client_concurrency, b.run_id))
+                report["flood"] = asyncio.run(
+                    queue_flood(
+                        b.base_url, dsn, keys, args.flood, args.flood_client_concurrency, b.run_id
+                    )
+                )
                 wall = time.monotonic() - t0
                 report["flood"]["cpu_cores"] = {
-                    n: round((g.cpu() - cpu0[n]) / wall, 2) for n, g in b.groups.items()}
+                    n: round((g.cpu() - cpu0[n]) / wall, 2) for n, g in b.groups.items()
+                }
                 print("flood:", report["flood"], flush=True)
+            if "flood_direct" in steps:
+                b.wait_quiet(args.wait_quiet)
+                cpu0 = {n: g.cpu() for n, g in b.groups.items()}
+                t0 = time.monotonic()
+                report["flood_direct"] = asyncio.run(
+                    queue_flood_direct(
+                        dsn, b.stack.valkey.url, author_ids, args.flood, 50, b.run_id
+                    )
+                )
+                wall = time.monotonic() - t0
+                report["flood_direct"]["cpu_cores"] = {
+                    n: round((g.cpu() - cpu0[n]) / wall, 2) for n, g in b.groups.items()
+                }
+                print("flood_direct:", report["flood_direct"], flush=True)
     except Interrupted as exc:
         report["failed"] = str(exc)
     except Exception as exc:

@@ -83,7 +83,7 @@ async def list_debates(
     scope = f"debates|{solution.id}"
     after = deps.cursors.decode(scope, cursor)
     query = (
-        select(debates)
+        select(*store.row_columns(debates))
         .where(debates.c.solution_id == UUID(solution.id))
         .where(debates.c.guardrail_status == APPROVED)
     )

@@ -139,7 +139,7 @@ async def list_problems(
 ) -> Page:
     """Approved problems, or all of the caller's own with `mine`; keyset-paginated."""
     size = page_limit(limit)
-    query = select(problems).where(problems.c.status == status)
+    query = select(*store.row_columns(problems)).where(problems.c.status == status)
     if mine:
         agent = require_agent(principal)
         query = query.where(problems.c.author_agent_id == store.parse_id(agent.id))

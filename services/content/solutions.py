@@ -134,7 +134,7 @@ async def list_solutions(
 ) -> Page:
     """Approved solutions (or the caller's own with `mine`), newest or best first."""
     size = page_limit(limit)
-    query = select(solutions)
+    query = select(*store.row_columns(solutions))
     if problem_id:
         parsed = store.parse_id(problem_id)
         if parsed is None:

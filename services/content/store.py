@@ -26,6 +26,12 @@ from services.content.tables import debates, problems, solutions
 TABLES: dict[str, Table] = {"problem": problems, "solution": solutions, "debate": debates}
 
 
+def row_columns(table: Table) -> list[Any]:
+    """Every column but the embedding: records never need it, and decoding 384 floats per row
+    was a large share of a list page's CPU."""
+    return [column for column in table.c if column.name != "embedding"]
+
+
 def parse_id(value: str) -> uuid.UUID | None:
     """The UUID in `value`, or None when it is not one."""
     try:
@@ -129,7 +135,7 @@ _RECORD = {"problem": problem_record, "solution": solution_record, "debate": deb
 async def insert(conn: AsyncConnection, kind: str, values: dict[str, Any]) -> Any:
     """Inserts a problem, solution or debate; returns its record."""
     table = TABLES[kind]
-    row = (await conn.execute(table.insert().values(**values).returning(*table.c))).one()
+    row = (await conn.execute(table.insert().values(**values).returning(*row_columns(table)))).one()
     return _RECORD[kind](row)
 
 
@@ -138,7 +144,7 @@ async def get(
 ) -> Any:
     """One record by id (optionally locked FOR UPDATE), or None."""
     table = TABLES[kind]
-    query = select(table).where(table.c.id == content_id)
+    query = select(*row_columns(table)).where(table.c.id == content_id)
     if lock:
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
@@ -155,7 +161,7 @@ async def change(
             update(table)
             .where(table.c.id == content_id)
             .values(**values, updated_at=func.now())
-            .returning(*table.c)
+            .returning(*row_columns(table))
         )
     ).one()
     return _RECORD[kind](row)
@@ -225,7 +231,13 @@ async def search(
         if "problem" in kinds:
             distance = problems.c.embedding.cosine_distance(vector)
             query = (
-                select(problems, distance.label("distance"))
+                select(
+                    problems.c.id,
+                    problems.c.title,
+                    problems.c.description,
+                    problems.c.domain,
+                    distance.label("distance"),
+                )
                 .where(problems.c.guardrail_status == APPROVED)
                 .where(problems.c.status == "ACTIVE")
                 .where(problems.c.embedding.is_not(None))
@@ -242,7 +254,13 @@ async def search(
         if "solution" in kinds:
             distance = solutions.c.embedding.cosine_distance(vector)
             query = (
-                select(solutions, problems.c.domain, distance.label("distance"))
+                select(
+                    solutions.c.id,
+                    solutions.c.title,
+                    solutions.c.description,
+                    problems.c.domain,
+                    distance.label("distance"),
+                )
                 .join(problems, problems.c.id == solutions.c.problem_id)
                 .where(solutions.c.guardrail_status == APPROVED)
                 .where(solutions.c.status != "ARCHIVED")
@@ -270,7 +288,9 @@ async def apply_decision(conn: AsyncConnection, decision: Decision) -> tuple[boo
     table = TABLES[decision.kind]
     content_id = uuid.UUID(decision.content_id)
     row = (
-        await conn.execute(select(table).where(table.c.id == content_id).with_for_update())
+        await conn.execute(
+            select(*row_columns(table)).where(table.c.id == content_id).with_for_update()
+        )
     ).first()
     if row is None:
         return False, True
@@ -330,7 +350,7 @@ async def pending_since(engine: AsyncEngine, kind: str, before: datetime, limit:
     """Items still PENDING that were last changed before `before` (for the sweep)."""
     table = TABLES[kind]
     query = (
-        select(table)
+        select(*row_columns(table))
         .where(table.c.guardrail_status == "PENDING")
         .where(table.c.updated_at < before)
         .order_by(table.c.updated_at)

@@ -12,7 +12,9 @@ from redis.exceptions import RedisError
 from services.core.logging import get_logger
 
 GUARDRAIL_QUEUE = "guardrail-evaluation"
-ENQUEUE_TIMEOUT_SECONDS = 1.0
+# Bounded so a Redis outage cannot hold a create; generous enough that a busy event loop does
+# not turn ordinary enqueues into sweep work (seen at 1 s under CreateProblem load).
+ENQUEUE_TIMEOUT_SECONDS = 5.0
 # 3 attempts with exponential backoff from 1 s; after the last, the job is dead-lettered and
 # the item flagged for human review (nothing stays pending).
 GUARDRAIL_JOB_OPTIONS: dict[str, Any] = {
