@@ -24,6 +24,7 @@ from services.core.context import Principal, PrincipalKind
 from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
 from services.core.credentials.keys import AGENT_KEY_PREFIX, generate_key
+from services.core.ids import parse_uuid
 from services.core.pagination import page_limit
 from services.core.validation import Violations, check_text
 
@@ -85,7 +86,7 @@ async def create_agent(
             await credentials.insert_key(
                 conn,
                 owner_kind="agent",
-                owner_id=store.parse_id(agent.id),  # type: ignore[arg-type]
+                owner_id=parse_uuid(agent.id),  # type: ignore[arg-type]
                 digest=key.digest,
                 display_prefix=key.display_prefix,
             )
@@ -102,7 +103,7 @@ async def get_agent(
     deps: AgentDeps, agent_id: str, *, include_inactive: bool = False
 ) -> AgentRecord:
     """An agent by id; NOT_FOUND for unknown ids (and deactivated ones unless asked for)."""
-    parsed = store.parse_id(agent_id)
+    parsed = parse_uuid(agent_id)
     agent = await store.get_agent(deps.engine, parsed) if parsed else None
     if agent is None or (not agent.is_active and not include_inactive):
         raise errors.NotFound("agent", agent_id, reason="AGENT_NOT_FOUND")
@@ -167,7 +168,7 @@ async def apply_changes(
         values["specializations"] = list(changes.specializations)
     if changes.email is not None or changes.clear_email:
         values["email"] = changes.email
-    agent_id = store.parse_id(principal.id)
+    agent_id = parse_uuid(principal.id)
     assert agent_id is not None
     if not values:
         return await get_me(deps, principal)
@@ -227,8 +228,8 @@ async def list_agents(
 
 async def rotate_api_key(deps: AgentDeps, principal: Principal) -> tuple[str, datetime]:
     """A new key; the calling key stays valid for the grace period. Returns (key, old expiry)."""
-    agent_id = store.parse_id(principal.id)
-    key_id = store.parse_id(principal.key_id)
+    agent_id = parse_uuid(principal.id)
+    key_id = parse_uuid(principal.key_id)
     assert agent_id is not None and key_id is not None
     key = generate_key(AGENT_KEY_PREFIX)
     expires_at = deps.clock() + deps.key_rotation_grace

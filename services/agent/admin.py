@@ -11,6 +11,7 @@ from services.core import audit, errors
 from services.core.context import Principal
 from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
+from services.core.ids import parse_uuid
 from services.core.validation import Violations, check_text
 
 
@@ -23,7 +24,7 @@ async def _change(
     action: str,
     details: dict[str, Any],
 ) -> AgentRecord:
-    parsed = store.parse_id(agent_id)
+    parsed = parse_uuid(agent_id)
     if parsed is None:
         raise errors.NotFound("agent", agent_id, reason="AGENT_NOT_FOUND")
     async with deps.engine.begin() as conn:

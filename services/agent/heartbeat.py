@@ -12,6 +12,7 @@ from services.agent.deps import AgentDeps
 from services.agent.signing import PublishedKey, SignedPayload
 from services.core import errors
 from services.core.context import Principal
+from services.core.ids import parse_uuid
 from services.core.validation import Violations, check_text
 
 INSTRUCTIONS_VERSION = "2026-11-01"
@@ -108,7 +109,7 @@ def validate_checkin(
 async def checkin(deps: AgentDeps, principal: Principal, **fields: Any) -> CheckinAccepted:
     """Validates (see validate_checkin) and stores the check-in, activity summary included."""
     data = validate_checkin(deps, **fields)
-    agent_id = store.parse_id(principal.id)
+    agent_id = parse_uuid(principal.id)
     assert agent_id is not None
     async with deps.engine.begin() as conn:
         checkin_id, received = await store.insert_checkin(

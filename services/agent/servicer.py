@@ -9,13 +9,14 @@ import grpc
 from betterworld.agent.v1 import agent_pb2 as pb
 from betterworld.agent.v1 import agent_pb2_grpc as pb_grpc
 from betterworld.common.v1 import common_pb2
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
 from services.agent import accounts, admin, heartbeat, verification
 from services.agent.deps import AgentDeps
 from services.agent.model import AgentRecord
 from services.core import errors
 from services.core.context import Principal, current_principal, set_response_header
+from services.core.convert import domain_name, enum_name, timestamp
 
 Context = grpc.aio.ServicerContext
 
@@ -27,27 +28,15 @@ def _principal() -> Principal:
 
 
 def _enum_name(enum: object, value: int) -> str:
-    """Lowercase enum name; "" for the zero value or numbers this server does not know."""
-    try:
-        name: str = enum.Name(value)  # type: ignore[attr-defined]
-    except ValueError:
-        return ""
-    return "" if name.endswith("_UNSPECIFIED") else name.lower()
+    """Lowercase enum name (the stored form); "" for unset or unknown values."""
+    return enum_name(enum, value).lower()
 
 
 def _domains(values: list[int]) -> list[str]:
-    return [_enum_name(common_pb2.Domain, v) or "?" for v in values]
+    return [domain_name(v) or "?" for v in values]
 
 
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _from_ts(message: object, name: str) -> datetime | None:
+def _fromtimestamp(message: object, name: str) -> datetime | None:
     if not message.HasField(name):  # type: ignore[attr-defined]
         return None
     try:
@@ -73,9 +62,9 @@ def agent_message(agent: AgentRecord, deps: AgentDeps) -> pb.Agent:
         is_active=agent.is_active,
         reputation_score=agent.reputation_score,
         rate_limit_per_minute=deps.rate_limit_of(agent.claim_status, agent.rate_limit_override),
-        last_heartbeat_at=_ts(agent.last_heartbeat_at),
-        created_at=_ts(agent.created_at),
-        updated_at=_ts(agent.updated_at),
+        last_heartbeat_at=timestamp(agent.last_heartbeat_at),
+        created_at=timestamp(agent.created_at),
+        updated_at=timestamp(agent.updated_at),
     )
 
 
@@ -93,7 +82,7 @@ def profile_message(agent: AgentRecord) -> pb.AgentProfile:
         claim_status=pb.ClaimStatus.Value(agent.claim_status),
         reputation_score=agent.reputation_score,
         is_active=agent.is_active,
-        created_at=_ts(agent.created_at),
+        created_at=timestamp(agent.created_at),
     )
 
 
@@ -176,7 +165,9 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         self, request: pb.RotateApiKeyRequest, context: Context
     ) -> pb.RotateApiKeyResponse:
         api_key, expires_at = await accounts.rotate_api_key(self._deps, _principal())
-        return pb.RotateApiKeyResponse(api_key=api_key, previous_key_expires_at=_ts(expires_at))
+        return pb.RotateApiKeyResponse(
+            api_key=api_key, previous_key_expires_at=timestamp(expires_at)
+        )
 
     async def RequestVerification(  # noqa: N802
         self, request: pb.RequestVerificationRequest, context: Context
@@ -184,7 +175,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         sent = await verification.request_verification(self._deps, _principal())
         return pb.RequestVerificationResponse(
             sent_to=sent.sent_to,
-            expires_at=_ts(sent.expires_at),
+            expires_at=timestamp(sent.expires_at),
             sends_remaining=sent.sends_remaining,
         )
 
@@ -220,7 +211,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         accepted = await heartbeat.checkin(
             self._deps,
             _principal(),
-            timestamp=_from_ts(request, "timestamp"),
+            timestamp=_fromtimestamp(request, "timestamp"),
             instructions_version=request.instructions_version,
             activity=json_format.MessageToDict(
                 request.activity_summary,
@@ -231,7 +222,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         )
         return pb.CheckinResponse(
             checkin_id=accepted.checkin_id,
-            next_checkin_recommended=_ts(accepted.next_checkin),
+            next_checkin_recommended=timestamp(accepted.next_checkin),
             current_instructions_version=heartbeat.INSTRUCTIONS_VERSION,
         )
 

@@ -37,14 +37,6 @@ def _record(row: Row[Any]) -> AgentRecord:
     )
 
 
-def parse_id(value: str) -> uuid.UUID | None:
-    """The UUID in `value`, or None when it is not one (callers turn that into NOT_FOUND)."""
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
 async def insert_agent(conn: AsyncConnection, new: NewAgent, *, claim_status: str) -> AgentRecord:
     """Inserts an agent; a taken username raises IntegrityError on USERNAME_UNIQUE_INDEX."""
     row = (

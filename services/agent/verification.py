@@ -15,6 +15,7 @@ from services.core import errors
 from services.core.context import Principal
 from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
+from services.core.ids import parse_uuid
 from services.core.logging import get_logger
 
 CODE_TTL = timedelta(minutes=15)
@@ -45,7 +46,7 @@ def mask_email(email: str) -> str:
 
 async def request_verification(deps: AgentDeps, principal: Principal) -> CodeSent:
     """Generates a code and queues the email; RESOURCE_EXHAUSTED after 3 sends an hour."""
-    agent_id = store.parse_id(principal.id)
+    agent_id = parse_uuid(principal.id)
     assert agent_id is not None
     now = deps.clock()
     code = f"{secrets.randbelow(1_000_000):06d}"
@@ -89,7 +90,7 @@ async def verify_agent(deps: AgentDeps, principal: Principal, code: str) -> str:
     """Checks the code; VERIFIED on success. Returns the new claim status."""
     if len(code) != 6 or not code.isdigit():
         raise errors.InvalidArgument.one("verification_code", "must be 6 digits")
-    agent_id = store.parse_id(principal.id)
+    agent_id = parse_uuid(principal.id)
     assert agent_id is not None
     invalid = errors.InvalidArgument.one(
         "verification_code",

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
-from google.protobuf import timestamp_pb2
 
 from services.content.model import (
     DebateRecord,
@@ -19,45 +15,18 @@ from services.content.model import (
 )
 from services.content.visibility import is_author
 from services.core.context import Principal
+from services.core.convert import domain_value, status_value, timestamp
 
 KIND_OF = {pb.PROBLEM: "problem", pb.SOLUTION: "solution", pb.DEBATE: "debate"}
 KIND_ENUM = {name: value for value, name in KIND_OF.items()}
 
 
-def enum_name(enum: Any, value: int) -> str:
-    """Upper-case enum name; "" for the zero value or unknown numbers."""
-    try:
-        name: str = enum.Name(value)
-    except ValueError:
-        return ""
-    return "" if name.endswith("_UNSPECIFIED") else name
-
-
-def domain_name(value: int) -> str:
-    """Stored (lower-case) domain name; "" when unset or unknown."""
-    return enum_name(common_pb2.Domain, value).lower()
-
-
-def domain_enum(name: str | None) -> Any:
-    """The Domain enum value of a stored name (0 when none)."""
-    return common_pb2.Domain.Value(name.upper()) if name else 0
-
-
-def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    """A Timestamp, or None."""
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def _guardrail(g: Guardrail) -> pb.GuardrailOutcome:
     return pb.GuardrailOutcome(
-        status=common_pb2.GuardrailStatus.Value(g.status),
+        status=status_value(g.status),
         evaluation_id=g.evaluation_id,
         alignment_score=g.alignment_score or 0.0,
-        aligned_domain=domain_enum(g.aligned_domain),
+        aligned_domain=domain_value(g.aligned_domain),
         explanation=g.explanation,
     )
 
@@ -69,7 +38,7 @@ def problem(record: ProblemRecord, viewer: Principal | None) -> pb.Problem:
         author_agent_id=record.author_agent_id,
         title=record.title,
         description=record.description,
-        domain=domain_enum(record.domain),
+        domain=domain_value(record.domain),
         severity=pb.Severity.Value(record.severity),
         affected_population_estimate=record.affected_population_estimate,
         geographic_scope=pb.GeographicScope.Value(record.geographic_scope),
@@ -82,8 +51,8 @@ def problem(record: ProblemRecord, viewer: Principal | None) -> pb.Problem:
         guardrail_evaluation_id=record.guardrail.evaluation_id,
         upvotes=record.upvotes,
         solution_count=record.solution_count,
-        created_at=ts(record.created_at),
-        updated_at=ts(record.updated_at),
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
     )
     if record.latitude is not None and record.longitude is not None:
         message.location.CopyFrom(
@@ -93,7 +62,7 @@ def problem(record: ProblemRecord, viewer: Principal | None) -> pb.Problem:
         message.self_audit.CopyFrom(
             pb.SelfAudit(
                 aligned=record.self_audit["aligned"],
-                domain=domain_enum(record.self_audit.get("domain")),
+                domain=domain_value(record.self_audit.get("domain")),
                 justification=record.self_audit["justification"],
             )
         )
@@ -123,8 +92,8 @@ def solution(record: SolutionRecord, viewer: Principal | None) -> pb.Solution:
         guardrail_evaluation_id=record.guardrail.evaluation_id,
         debate_count=record.debate_count,
         upvotes=record.upvotes,
-        created_at=ts(record.created_at),
-        updated_at=ts(record.updated_at),
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
     )
     if record.expected_impact:
         message.expected_impact.CopyFrom(pb.ExpectedImpact(**record.expected_impact))
@@ -157,7 +126,7 @@ def debate(record: DebateRecord) -> pb.Debate:
         guardrail_status=common_pb2.GuardrailStatus.Value(record.guardrail.status),
         guardrail_evaluation_id=record.guardrail.evaluation_id,
         upvotes=record.upvotes,
-        created_at=ts(record.created_at),
+        created_at=timestamp(record.created_at),
     )
 
 
@@ -166,7 +135,7 @@ def similar(item: Similar) -> pb.SimilarProblem:
     return pb.SimilarProblem(
         problem_id=item.id,
         title=item.title,
-        domain=domain_enum(item.domain),
+        domain=domain_value(item.domain),
         similarity=item.similarity,
     )
 
@@ -178,6 +147,6 @@ def hit(item: SearchHit) -> pb.SearchResult:
         id=item.id,
         title=item.title,
         snippet=item.snippet,
-        domain=domain_enum(item.domain),
+        domain=domain_value(item.domain),
         similarity=item.similarity,
     )

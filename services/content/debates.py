@@ -18,6 +18,7 @@ from services.content.validation import check_urls, stance
 from services.content.visibility import require_agent, require_visible
 from services.core import errors
 from services.core.context import Principal
+from services.core.ids import parse_uuid
 from services.core.pagination import page_limit
 from services.core.validation import Violations, check_required_text
 
@@ -42,7 +43,7 @@ async def create_debate(
         depth = 0
         parent_uuid = None
         if parent_id:
-            parsed = store.parse_id(parent_id)
+            parsed = parse_uuid(parent_id)
             parent = await store.get(conn, "debate", parsed) if parsed else None
             if parent is None or parent.solution_id != solution.id:
                 raise errors.InvalidArgument.one(

@@ -6,6 +6,7 @@ from services.content import store
 from services.content.deps import ContentDeps
 from services.content.model import DECISIONS, Decision
 from services.core import errors
+from services.core.ids import parse_uuid
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -16,9 +17,9 @@ async def apply_decision(deps: ContentDeps, decision: Decision) -> tuple[bool, b
     out = []
     if decision.kind not in store.TABLES:
         out.append(errors.FieldViolation("kind", "must be PROBLEM, SOLUTION or DEBATE"))
-    if store.parse_id(decision.content_id) is None:
+    if parse_uuid(decision.content_id) is None:
         out.append(errors.FieldViolation("content_id", "must be a UUID"))
-    if store.parse_id(decision.evaluation_id) is None:
+    if parse_uuid(decision.evaluation_id) is None:
         out.append(errors.FieldViolation("evaluation_id", "must be a UUID"))
     if decision.status not in DECISIONS:
         out.append(errors.FieldViolation("status", "must be APPROVED, FLAGGED or REJECTED"))

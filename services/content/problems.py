@@ -20,6 +20,7 @@ from services.content.validation import (
 from services.content.visibility import require_agent, require_author, require_visible
 from services.core import errors
 from services.core.context import Principal
+from services.core.ids import parse_uuid
 from services.core.pagination import page_limit
 from services.core.validation import Violations, check_text, check_url
 
@@ -63,7 +64,7 @@ async def create_problem(
             conn,
             "problem",
             {
-                "author_agent_id": store.parse_id(agent.id),
+                "author_agent_id": parse_uuid(agent.id),
                 "title": fields["title"].strip(),
                 "description": fields["description"].strip(),
                 "domain": fields["domain"],
@@ -85,7 +86,7 @@ async def create_problem(
         )
     await submit(deps, "problem", record, principal)
     duplicates = await store.similar_problems(
-        deps.engine, vector, exclude=store.parse_id(record.id), limit=MAX_DUPLICATES
+        deps.engine, vector, exclude=parse_uuid(record.id), limit=MAX_DUPLICATES
     )
     # Only near-identical reports are worth a duplicate warning.
     return record, [d for d in duplicates if d.similarity >= 0.80]
@@ -95,7 +96,7 @@ async def get_problem(
     deps: ContentDeps, principal: Principal | None, problem_id: str
 ) -> ProblemRecord:
     """A problem the caller may see."""
-    parsed = store.parse_id(problem_id)
+    parsed = parse_uuid(problem_id)
     record = None
     if parsed is not None:
         async with deps.engine.connect() as conn:
@@ -142,7 +143,7 @@ async def list_problems(
     query = select(*store.row_columns(problems)).where(problems.c.status == status)
     if mine:
         agent = require_agent(principal)
-        query = query.where(problems.c.author_agent_id == store.parse_id(agent.id))
+        query = query.where(problems.c.author_agent_id == parse_uuid(agent.id))
         if guardrail_status:
             query = query.where(problems.c.guardrail_status == guardrail_status)
     else:
@@ -171,7 +172,7 @@ async def update_problem(
     out = Violations()
     problem_fields(fields, out, partial=True)
     out.raise_if_any()
-    parsed = store.parse_id(problem_id)
+    parsed = parse_uuid(problem_id)
     async with deps.engine.begin() as conn:
         current = await store.get(conn, "problem", parsed, lock=True) if parsed else None
         current = require_author(current, principal, "problem", problem_id)
@@ -195,7 +196,7 @@ async def archive_problem(
     deps: ContentDeps, principal: Principal | None, problem_id: str
 ) -> ProblemRecord:
     """Archives (never deletes) the problem; idempotent."""
-    parsed = store.parse_id(problem_id)
+    parsed = parse_uuid(problem_id)
     async with deps.engine.begin() as conn:
         current = await store.get(conn, "problem", parsed, lock=True) if parsed else None
         current = require_author(current, principal, "problem", problem_id)
@@ -222,5 +223,5 @@ async def similar_problems(
     if vector is None:
         return []
     return await store.similar_problems(
-        deps.engine, list(vector), exclude=store.parse_id(record.id), limit=limit
+        deps.engine, list(vector), exclude=parse_uuid(record.id), limit=limit
     )

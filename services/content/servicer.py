@@ -13,6 +13,7 @@ from services.content import convert, debates, decisions, problems, search, solu
 from services.content.deps import ContentDeps
 from services.content.model import Decision
 from services.core.context import current_principal, set_response_header
+from services.core.convert import domain_name, enum_name
 
 Context = grpc.aio.ServicerContext
 
@@ -39,9 +40,9 @@ def _problem_fields(request: Any, *, partial: bool) -> dict[str, Any]:
     return {
         "title": text("title"),
         "description": text("description"),
-        "domain": enum(convert.domain_name(request.domain)),
-        "severity": enum(convert.enum_name(pb.Severity, request.severity)),
-        "geographic_scope": enum(convert.enum_name(pb.GeographicScope, request.geographic_scope)),
+        "domain": enum(domain_name(request.domain)),
+        "severity": enum(enum_name(pb.Severity, request.severity)),
+        "geographic_scope": enum(enum_name(pb.GeographicScope, request.geographic_scope)),
         "affected_population_estimate": text("affected_population_estimate"),
         "location_name": text("location_name"),
         "latitude": _optional(request, "latitude"),
@@ -89,7 +90,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             audit = request.self_audit
             fields["self_audit"] = {
                 "aligned": audit.aligned,
-                "domain": convert.domain_name(audit.domain),
+                "domain": domain_name(audit.domain),
                 "justification": audit.justification,
             }
         principal = current_principal()
@@ -112,11 +113,11 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         page = await problems.list_problems(
             self._deps,
             principal,
-            domain=convert.domain_name(request.domain) or None,
-            severity=convert.enum_name(pb.Severity, request.severity) or None,
-            status=convert.enum_name(pb.Problem.Status, request.status) or "ACTIVE",
+            domain=domain_name(request.domain) or None,
+            severity=enum_name(pb.Severity, request.severity) or None,
+            status=enum_name(pb.Problem.Status, request.status) or "ACTIVE",
             mine=request.mine,
-            guardrail_status=convert.enum_name(common_pb2.GuardrailStatus, request.guardrail_status)
+            guardrail_status=enum_name(common_pb2.GuardrailStatus, request.guardrail_status)
             or None,
             sort={
                 pb.ListProblemsRequest.UPVOTES: "upvotes",
@@ -176,7 +177,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             self._deps,
             principal,
             problem_id=request.problem_id,
-            status=convert.enum_name(pb.Solution.Status, request.status) or None,
+            status=enum_name(pb.Solution.Status, request.status) or None,
             mine=request.mine,
             by_score=request.sort == pb.ListSolutionsRequest.SCORE,
             limit=request.limit,
@@ -210,7 +211,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             current_principal(),
             request.solution_id,
             {
-                "stance": convert.enum_name(pb.Debate.Stance, request.stance),
+                "stance": enum_name(pb.Debate.Stance, request.stance),
                 "content": request.content,
                 "parent_debate_id": request.parent_debate_id,
                 "evidence_links": list(request.evidence_links),
@@ -240,7 +241,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             self._deps,
             query=request.q,
             kind=convert.KIND_OF.get(request.kind),
-            domain=convert.domain_name(request.domain) or None,
+            domain=domain_name(request.domain) or None,
             limit=request.limit,
         )
         return pb.SearchContentResponse(data=[convert.hit(h) for h in hits])
@@ -265,9 +266,9 @@ class ContentInternalServicer(pb_grpc.ContentInternalServiceServicer):
                 kind=convert.KIND_OF.get(request.kind, ""),
                 content_id=request.content_id,
                 evaluation_id=request.evaluation_id,
-                status=convert.enum_name(common_pb2.GuardrailStatus, request.status),
+                status=enum_name(common_pb2.GuardrailStatus, request.status),
                 alignment_score=request.alignment_score,
-                aligned_domain=convert.domain_name(request.aligned_domain) or None,
+                aligned_domain=domain_name(request.aligned_domain) or None,
                 explanation=request.explanation,
                 scores=scores,
             ),

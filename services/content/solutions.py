@@ -19,6 +19,7 @@ from services.content.validation import check_list
 from services.content.visibility import require_agent, require_author, require_visible
 from services.core import errors
 from services.core.context import Principal
+from services.core.ids import parse_uuid
 from services.core.pagination import page_limit
 from services.core.validation import Violations, check_required_text, check_text
 
@@ -112,7 +113,7 @@ async def get_solution(
     deps: ContentDeps, principal: Principal | None, solution_id: str
 ) -> SolutionRecord:
     """A solution the caller may see."""
-    parsed = store.parse_id(solution_id)
+    parsed = parse_uuid(solution_id)
     record = None
     if parsed is not None:
         async with deps.engine.connect() as conn:
@@ -136,7 +137,7 @@ async def list_solutions(
     size = page_limit(limit)
     query = select(*store.row_columns(solutions))
     if problem_id:
-        parsed = store.parse_id(problem_id)
+        parsed = parse_uuid(problem_id)
         if parsed is None:
             raise errors.InvalidArgument.one("problem_id", "must be a UUID")
         query = query.where(solutions.c.problem_id == parsed)
@@ -180,7 +181,7 @@ async def update_solution(
     out = Violations()
     _check(fields, out, partial=True)
     out.raise_if_any()
-    parsed = store.parse_id(solution_id)
+    parsed = parse_uuid(solution_id)
     async with deps.engine.begin() as conn:
         current = await store.get(conn, "solution", parsed, lock=True) if parsed else None
         current = require_author(current, principal, "solution", solution_id)
@@ -207,7 +208,7 @@ async def archive_solution(
     deps: ContentDeps, principal: Principal | None, solution_id: str
 ) -> SolutionRecord:
     """Archives the solution; an approved one stops counting for its problem."""
-    parsed = store.parse_id(solution_id)
+    parsed = parse_uuid(solution_id)
     async with deps.engine.begin() as conn:
         current = await store.get(conn, "solution", parsed, lock=True) if parsed else None
         current = require_author(current, principal, "solution", solution_id)

@@ -32,14 +32,6 @@ def row_columns(table: Table) -> list[Any]:
     return [column for column in table.c if column.name != "embedding"]
 
 
-def parse_id(value: str) -> uuid.UUID | None:
-    """The UUID in `value`, or None when it is not one."""
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
 def _guardrail(row: Row[Any]) -> Guardrail:
     return Guardrail(
         status=row.guardrail_status,
@@ -217,6 +209,29 @@ async def similar_problems(
     return [Similar(str(r.id), r.title, r.domain, round(1 - float(r.distance), 4)) for r in rows]
 
 
+def _nearest(kind: str, vector: list[float], domain: str | None, limit: int) -> Select[Any]:
+    """Approved, live problems or solutions by cosine distance to `vector` (HNSW order)."""
+    table = TABLES[kind]
+    distance = table.c.embedding.cosine_distance(vector)
+    query = select(
+        table.c.id,
+        table.c.title,
+        table.c.description,
+        problems.c.domain,
+        distance.label("distance"),
+    )
+    if table is solutions:
+        query = query.join(problems, problems.c.id == solutions.c.problem_id)
+    query = (
+        query.where(table.c.guardrail_status == APPROVED)
+        .where(table.c.status != "ARCHIVED")
+        .where(table.c.embedding.is_not(None))
+        .order_by(distance)
+        .limit(limit)
+    )
+    return query.where(problems.c.domain == domain) if domain else query
+
+
 async def search(
     engine: AsyncEngine,
     vector: list[float],
@@ -228,53 +243,13 @@ async def search(
     """Approved problems and solutions nearest to `vector`, merged by similarity."""
     hits: list[SearchHit] = []
     async with engine.connect() as conn:
-        if "problem" in kinds:
-            distance = problems.c.embedding.cosine_distance(vector)
-            query = (
-                select(
-                    problems.c.id,
-                    problems.c.title,
-                    problems.c.description,
-                    problems.c.domain,
-                    distance.label("distance"),
-                )
-                .where(problems.c.guardrail_status == APPROVED)
-                .where(problems.c.status == "ACTIVE")
-                .where(problems.c.embedding.is_not(None))
-                .order_by(distance)
-                .limit(limit)
-            )
-            if domain:
-                query = query.where(problems.c.domain == domain)
-            for r in (await conn.execute(query)).all():
-                hits.append(
-                    SearchHit("problem", str(r.id), r.title, r.description[:300], r.domain,
-                              round(1 - float(r.distance), 4))
-                )  # fmt: skip
-        if "solution" in kinds:
-            distance = solutions.c.embedding.cosine_distance(vector)
-            query = (
-                select(
-                    solutions.c.id,
-                    solutions.c.title,
-                    solutions.c.description,
-                    problems.c.domain,
-                    distance.label("distance"),
-                )
-                .join(problems, problems.c.id == solutions.c.problem_id)
-                .where(solutions.c.guardrail_status == APPROVED)
-                .where(solutions.c.status != "ARCHIVED")
-                .where(solutions.c.embedding.is_not(None))
-                .order_by(distance)
-                .limit(limit)
-            )
-            if domain:
-                query = query.where(problems.c.domain == domain)
-            for r in (await conn.execute(query)).all():
-                hits.append(
-                    SearchHit("solution", str(r.id), r.title, r.description[:300], r.domain,
-                              round(1 - float(r.distance), 4))
-                )  # fmt: skip
+        for kind in kinds:
+            rows = (await conn.execute(_nearest(kind, vector, domain, limit))).all()
+            hits += [
+                SearchHit(kind, str(r.id), r.title, r.description[:300], r.domain,
+                          round(1 - float(r.distance), 4))
+                for r in rows
+            ]  # fmt: skip
     hits.sort(key=lambda hit: hit.similarity, reverse=True)
     return hits[:limit]
 

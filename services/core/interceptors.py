@@ -110,7 +110,8 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):
     built once and reused (profiling showed rebuilding it per call as a visible cost).
     """
 
-    _wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]]
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -121,12 +122,11 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         method: str = handler_call_details.method
-        cache = self.__dict__.setdefault("_wrapped", {})
-        cached = cache.get(method)
+        cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
         wrapped = self.wrap(method, handler)
-        cache[method] = (handler, wrapped)
+        self._wrapped[method] = (handler, wrapped)
         return wrapped
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -138,6 +138,7 @@ class RequestContextInterceptor(_UnaryInterceptor):
     """Outermost: request id, client IP, metrics, the access log and the one error mapping."""
 
     def __init__(self, *, service: str) -> None:
+        super().__init__()
         self._service = service
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -236,6 +237,7 @@ class AuthInterceptor(_UnaryInterceptor):
         authenticator: Authenticator,
         policies: Mapping[str, MethodPolicy],
     ) -> None:
+        super().__init__()
         self._authenticator = authenticator
         self._policies = policies
 
@@ -311,6 +313,7 @@ class RateLimitInterceptor(_UnaryInterceptor):
         public_per_ip: int,
         content_per_agent: int,
     ) -> None:
+        super().__init__()
         self._limiter = limiter
         self._policies = policies
         self._auth_per_ip = auth_per_ip

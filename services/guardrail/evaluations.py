@@ -7,6 +7,7 @@ from typing import Any
 
 from services.core import errors
 from services.core.context import Principal, PrincipalKind
+from services.core.ids import parse_uuid
 from services.guardrail import store
 from services.guardrail.deps import GuardrailDeps
 
@@ -20,19 +21,12 @@ class PendingEvaluation:
     content_id: str
 
 
-def _parse(value: str) -> Any:
-    try:
-        return store.as_uuid(value)
-    except ValueError:
-        return None
-
-
 async def get_evaluation(
     deps: GuardrailDeps, principal: Principal | None, evaluation_id: str
 ) -> Any:
     """The stored evaluation row, a PendingEvaluation, or NOT_FOUND (also for others' items)."""
     not_found = errors.NotFound("evaluation", evaluation_id, reason="EVALUATION_NOT_FOUND")
-    parsed = _parse(evaluation_id)
+    parsed = parse_uuid(evaluation_id)
     if parsed is None or principal is None:
         raise not_found
     operator = principal.kind is PrincipalKind.OPERATOR

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from services.core import audit, errors
 from services.core.context import Principal
+from services.core.ids import parse_uuid
 from services.core.pagination import page_limit
 from services.core.queues import EvaluationJob
 from services.core.validation import Violations, check_required_text
@@ -28,10 +29,10 @@ class FlaggedPage:
 
 
 def _id(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except (ValueError, TypeError):
-        raise errors.NotFound("flagged item", value, reason="FLAGGED_NOT_FOUND") from None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise errors.NotFound("flagged item", value, reason="FLAGGED_NOT_FOUND")
+    return parsed
 
 
 async def list_flagged(

@@ -8,9 +8,9 @@ import grpc
 from betterworld.common.v1 import common_pb2
 from betterworld.guardrail.v1 import guardrail_pb2 as pb
 from betterworld.guardrail.v1 import guardrail_pb2_grpc as pb_grpc
-from google.protobuf import timestamp_pb2
 
 from services.core.context import Principal, current_principal
+from services.core.convert import domain_value, status_value, timestamp
 from services.guardrail import evaluations, precheck, review, stats
 from services.guardrail.deps import GuardrailDeps
 from services.guardrail.evaluations import PendingEvaluation
@@ -24,22 +24,6 @@ def _principal() -> Principal:
     principal = current_principal()
     assert principal is not None, "the access policy guarantees a principal here"
     return principal
-
-
-def _ts(value: Any) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _domain(name: str | None) -> Any:
-    return common_pb2.Domain.Value(name.upper()) if name else 0
-
-
-def _status(name: str | None) -> Any:
-    return common_pb2.GuardrailStatus.Value(name) if name else 0
 
 
 def _matches(layer_a: dict[str, Any]) -> list[pb.RuleMatch]:
@@ -66,14 +50,14 @@ def evaluation_message(row: Any) -> pb.Evaluation:
         explanation=row.explanation,
         rules_rejected=bool(row.layer_a.get("rejected", False)),
         matches=_matches(row.layer_a),
-        aligned_domain=_domain(row.aligned_domain),
+        aligned_domain=domain_value(row.aligned_domain),
         harm_risk=row.harm_risk or "",
         classifier=row.classifier or "",
         cache_hit=row.cache_hit == "true",
         trust_tier=row.trust_tier,
         timings_ms={k: float(v) for k, v in row.timings_ms.items()},
         attempts=row.attempts,
-        created_at=_ts(row.created_at),
+        created_at=timestamp(row.created_at),
     )
     if row.alignment_score is not None:
         message.alignment_score = row.alignment_score
@@ -90,10 +74,10 @@ def flagged_message(row: Any, evaluation: Any = None) -> pb.FlaggedItem:
         reason=row.reason,
         status=pb.FlaggedItem.Status.Value(row.status),
         claimed_by=row.claimed_by or "",
-        claimed_at=_ts(row.claimed_at),
-        review_decision=_status(row.review_decision),
+        claimed_at=timestamp(row.claimed_at),
+        review_decision=status_value(row.review_decision),
         review_notes=row.review_notes or "",
-        created_at=_ts(row.created_at),
+        created_at=timestamp(row.created_at),
     )
     if evaluation is not None:
         message.evaluation.CopyFrom(evaluation_message(evaluation))
@@ -127,7 +111,7 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         )
         if result.cached is not None:
             response.alignment_score = result.cached.alignment_score
-            response.aligned_domain = _domain(result.cached.aligned_domain)
+            response.aligned_domain = domain_value(result.cached.aligned_domain)
         return response
 
     async def GetEvaluation(  # noqa: N802

@@ -1,0 +1,42 @@
+"""Transport conversions every servicer needs: timestamps, enum names, domains."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from betterworld.common.v1 import common_pb2
+from google.protobuf import timestamp_pb2
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A Timestamp, or None (the field stays unset)."""
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def enum_name(enum: Any, value: int) -> str:
+    """Upper-case enum value name; "" for the zero value or numbers this server does not know."""
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return ""
+    return "" if name.endswith("_UNSPECIFIED") else name
+
+
+def domain_name(value: int) -> str:
+    """The stored (lower-case) domain name; "" when unset or unknown."""
+    return enum_name(common_pb2.Domain, value).lower()
+
+
+def domain_value(name: str | None) -> Any:
+    """The Domain enum value of a stored name (0 when none)."""
+    return common_pb2.Domain.Value(name.upper()) if name else 0
+
+
+def status_value(name: str | None) -> Any:
+    """The GuardrailStatus enum value of a stored status (0 when none)."""
+    return common_pb2.GuardrailStatus.Value(name) if name else 0
