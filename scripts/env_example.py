@@ -33,7 +33,8 @@ def render() -> str:
     """The .env.example text."""
     lines = [HEADER]
     for name, field in Settings.model_fields.items():
-        lines.append(f"# {field.description or ''}".rstrip())
+        for line in (field.description or "").splitlines() or [""]:
+            lines.append(f"# {line.strip()}".rstrip())
         lines.append(f"# {name.upper()}={_default(field.default)}")
         lines.append("")
     return "\n".join(lines)

@@ -73,6 +73,14 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_embeddings_backfill(args: argparse.Namespace) -> int:
+    from services.process import backfill_embeddings
+
+    stored = asyncio.run(backfill_embeddings(_settings(), batch_size=args.batch_size))
+    print(f"stored {stored} embeddings")
+    return 0
+
+
 def _cmd_operator_create_key(args: argparse.Namespace) -> int:
     from services.process import create_operator_key
 
@@ -143,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed", help="create demo agents in an empty database, print their keys")
     seed.set_defaults(func=_cmd_seed)
+
+    embeddings = sub.add_parser("embeddings", help="search embeddings of problems and solutions")
+    embeddings_sub = embeddings.add_subparsers(dest="embeddings_command", required=True)
+    backfill = embeddings_sub.add_parser(
+        "backfill",
+        help="embed every item with no vector or one from another model (after changing "
+        "EMBEDDING_PROVIDER); resumable",
+    )
+    backfill.add_argument("--batch-size", type=int, default=64, help="texts per provider call")
+    backfill.set_defaults(func=_cmd_embeddings_backfill)
 
     operator = sub.add_parser("operator", help="operator accounts")
     operator_sub = operator.add_subparsers(dest="operator_command", required=True)

@@ -69,6 +69,18 @@ async def seed(settings: Settings) -> list[SeededAgent]:
         await runtime.close()
 
 
+async def backfill_embeddings(settings: Settings, *, batch_size: int) -> int:
+    """Embeds all items missing a search vector from the configured provider; returns how many."""
+    from services.content.embedding import backfill
+    from services.content.service import build_deps
+
+    runtime = build_runtime(settings)
+    try:
+        return await backfill(build_deps(runtime), batch_size=batch_size)
+    finally:
+        await runtime.close()
+
+
 async def create_operator_key(settings: Settings, name: str) -> str:
     """Creates (or reuses) the operator `name` and returns a new key for it."""
     if not _OPERATOR_NAME.match(name):

@@ -10,6 +10,7 @@ from typing import Any
 from services.content import problems, solutions
 from services.content import store as content_store
 from services.content.deps import ContentDeps
+from services.content.embedding import backfill
 from services.content.model import APPROVED, Decision
 from services.core.context import Principal, PrincipalKind
 
@@ -49,7 +50,6 @@ MONITORING_NETWORK: dict[str, Any] = {
     "timeline_estimate": "6 months",
 }
 
-# One approved problem per domain (title, description).
 # One approved problem per domain, for browsing (data file beside this module).
 DOMAIN_PROBLEMS: dict[str, dict[str, str]] = json.loads(
     (Path(__file__).with_name("seed_problems.json")).read_text(encoding="utf-8")
@@ -93,4 +93,6 @@ async def seed_content(deps: ContentDeps, author_ids: list[str]) -> int:
         )  # fmt: skip
         await _approve(deps, "problem", record)
         count += 1
+    # No evaluation runs, so no worker embeds them: searchable from the first request on.
+    await backfill(deps)
     return count

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.embeddings import EmbeddingProvider
+from services.core.embeddings.provider import embed_queries
 from services.core.pagination import CursorCodec
 from services.core.queues import EvaluationQueue
+
+
+async def embed_texts(
+    provider: EmbeddingProvider, texts: Sequence[str], *, queries: bool = False
+) -> list[list[float]]:
+    """Embeddings computed off the event loop (the local model takes milliseconds of CPU, a
+    hosted one a network round trip); `queries` embeds search queries rather than documents."""
+    embed = partial(embed_queries, provider) if queries else provider.embed
+    vectors = await asyncio.to_thread(embed, list(texts))
+    return [[float(x) for x in row] for row in vectors]
 
 
 @dataclass(frozen=True)
@@ -20,8 +33,14 @@ class ContentDeps:
     cursors: CursorCodec
     queue: EvaluationQueue
     embedder: EmbeddingProvider
+    """The configured provider (EMBEDDING_PROVIDER): search vectors of items and queries."""
+    titles: EmbeddingProvider
+    """Always the local model: problem titles for the duplicate check inside the create."""
 
-    async def embed(self, text: str) -> list[float]:
-        """One embedding, computed off the event loop (a few milliseconds of CPU)."""
-        vectors = await asyncio.to_thread(self.embedder.embed, [text])
-        return [float(x) for x in vectors[0]]
+    async def embed_query(self, text: str) -> list[float]:
+        """A search query's vector in the search space."""
+        return (await embed_texts(self.embedder, [text], queries=True))[0]
+
+    async def embed_title(self, title: str) -> list[float]:
+        """One vector in the title space (a short text: a few milliseconds)."""
+        return (await embed_texts(self.titles, [title]))[0]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, union_all
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.content.deps import ContentDeps
 from services.content.model import APPROVED
@@ -30,9 +31,7 @@ def back_to_moderation() -> dict[str, Any]:
     }
 
 
-def job_for(
-    kind: str, record: Any, *, account_age_days: float = 0.0, approved_items: int = 0
-) -> EvaluationJob:
+def job_for(kind: str, record: Any, *, account_age_days: float = 0.0) -> EvaluationJob:
     """The evaluation job of a record's current text."""
     if kind == "problem":
         title, body, domain = record.title, record.description, record.domain
@@ -49,12 +48,11 @@ def job_for(
         body=body,
         claimed_domain=domain,
         author_account_age_days=account_age_days,
-        author_approved_items=approved_items,
     )
 
 
-async def approved_items(deps: ContentDeps, author_agent_id: str) -> int:
-    """How many of the author's problems, solutions and debates are approved."""
+async def approved_items(engine: AsyncEngine, author_agent_id: str) -> int:
+    """How many of the author's problems, solutions and debates are approved (its trust)."""
     author = uuid.UUID(author_agent_id)
     counts = union_all(
         *(
@@ -65,7 +63,7 @@ async def approved_items(deps: ContentDeps, author_agent_id: str) -> int:
             for table in (problems, solutions, debates)
         )
     ).subquery()
-    async with deps.engine.connect() as conn:
+    async with engine.connect() as conn:
         return int((await conn.execute(select(func.sum(counts.c.n)))).scalar_one() or 0)
 
 
@@ -74,15 +72,11 @@ async def submit(
 ) -> bool:
     """Queues the record for evaluation after its transaction committed.
 
-    A failure here loses nothing: the item is stored PENDING and the sweep re-enqueues it.
+    A failure here loses nothing: the item is stored PENDING and the sweep re-enqueues it. The
+    author's approved-item count is left to the worker: it is only needed at evaluation time,
+    and counting three tables is no work for the request to wait on.
     """
     age = 0.0
     if principal is not None and principal.created_at is not None:
         age = (datetime.now(UTC) - principal.created_at).total_seconds() / 86400
-    job = job_for(
-        kind,
-        record,
-        account_age_days=age,
-        approved_items=await approved_items(deps, record.author_agent_id),
-    )
-    return await deps.queue.enqueue(job)
+    return await deps.queue.enqueue(job_for(kind, record, account_age_days=age))

@@ -25,10 +25,7 @@ from services.core.pagination import page_limit
 from services.core.validation import Violations, check_text, check_url
 
 MAX_DUPLICATES = 5
-
-
-def _embedding_text(title: str, description: str) -> str:
-    return f"{title}\n{description}"
+DUPLICATE_SIMILARITY = 0.80
 
 
 async def create_problem(
@@ -58,7 +55,9 @@ async def create_problem(
             check_domain(audit["domain"], out, "self_audit.domain")
         check_text(audit["justification"], out, "self_audit.justification", 2000)
     out.raise_if_any()
-    vector = await deps.embed(_embedding_text(fields["title"], fields["description"]))
+    # The search vector is the worker's job; the title vector is cheap and the duplicate check
+    # needs it now.
+    title_vector = await deps.embed_title(fields["title"].strip())
     async with deps.engine.begin() as conn:
         record = await store.insert(
             conn,
@@ -80,16 +79,21 @@ async def create_problem(
                 "self_audit": audit,
                 "guardrail_status": PENDING,
                 "guardrail_evaluation_id": new_evaluation_id(),
-                "embedding": vector,
-                "embedding_model": deps.embedder.model_id,
+                "title_embedding": title_vector,
             },
         )
     await submit(deps, "problem", record, principal)
     duplicates = await store.similar_problems(
-        deps.engine, vector, exclude=parse_uuid(record.id), limit=MAX_DUPLICATES
+        deps.engine,
+        title_vector,
+        exclude=parse_uuid(record.id),
+        limit=MAX_DUPLICATES,
+        by_title=True,
     )
-    # Only near-identical reports are worth a duplicate warning.
-    return record, [d for d in duplicates if d.similarity >= 0.80]
+    # Titles this close are rewordings of the same report ("Lake Merritt water quality is
+    # declining" against "Declining water quality in Lake Merritt, Oakland": 0.88); related but
+    # distinct problems score lower (the same decline in Lake Tahoe: 0.70).
+    return record, [d for d in duplicates if d.similarity >= DUPLICATE_SIMILARITY]
 
 
 async def get_problem(
@@ -173,19 +177,19 @@ async def update_problem(
     problem_fields(fields, out, partial=True)
     out.raise_if_any()
     parsed = parse_uuid(problem_id)
+    values = {name: value for name, value in fields.items() if value is not None}
+    if "title" in values:  # before the row lock: it takes milliseconds
+        values["title_embedding"] = await deps.embed_title(values["title"])
     async with deps.engine.begin() as conn:
         current = await store.get(conn, "problem", parsed, lock=True) if parsed else None
         current = require_author(current, principal, "problem", problem_id)
         assert parsed is not None
         if current.status == "ARCHIVED":
             raise errors.FailedPrecondition("an archived problem cannot change", reason="ARCHIVED")
-        values = {name: value for name, value in fields.items() if value is not None}
         if not values:
             return current
         if "title" in values or "description" in values:
-            text = _embedding_text(values.get("title", current.title),
-                                   values.get("description", current.description))  # fmt: skip
-            values["embedding"] = await deps.embed(text)
+            values.update(embedding=None, embedding_model=None)  # the worker embeds the new text
         values.update(back_to_moderation())
         record: ProblemRecord = await store.change(conn, "problem", parsed, values)
     await submit(deps, "problem", record, principal)

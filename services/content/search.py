@@ -6,7 +6,11 @@ from services.content import store
 from services.content.deps import ContentDeps
 from services.content.model import SearchHit
 from services.core import errors
+from services.core.embeddings.provider import EmbeddingError
+from services.core.logging import get_logger
 from services.core.validation import Violations, check_required_text
+
+log = get_logger(__name__)
 
 
 async def search_content(
@@ -22,6 +26,12 @@ async def search_content(
         limit = 20
     if not 1 <= limit <= 100:
         raise errors.InvalidArgument.one("limit", "must be between 1 and 100")
-    vector = await deps.embed(query)
+    try:
+        vector = await deps.embed_query(query)
+    except EmbeddingError:  # a hosted provider down or out of quota; the error says which
+        log.warning("search_embedding_failed", provider=deps.embedder.model_id)
+        raise errors.Unavailable(
+            "search is unavailable: the embedding model did not answer", reason="EMBEDDING_FAILED"
+        ) from None
     kinds = (kind,) if kind else ("problem", "solution")
     return await store.search(deps.engine, vector, kinds=kinds, domain=domain, limit=limit)

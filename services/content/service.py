@@ -7,11 +7,14 @@ from betterworld.content.v1 import content_pb2, content_pb2_grpc
 
 from services.content.deps import ContentDeps
 from services.content.servicer import ContentInternalServicer, ContentServicer
+from services.content.tables import EMBEDDING_DIMENSIONS
 from services.core.embeddings import build_provider
+from services.core.embeddings.local_minilm import LocalMiniLM
 from services.core.pagination import CursorCodec
 from services.core.policy import Access, MethodPolicy
 from services.core.runtime import Runtime
 from services.core.server import ServiceDefinition
+from services.core.settings import SettingsError
 
 _SERVICE = "/betterworld.content.v1.ContentService/"
 _CREATE = MethodPolicy(Access.AGENT, content_creation=True)
@@ -45,11 +48,22 @@ _SERVICES = content_pb2.DESCRIPTOR.services_by_name
 def build_deps(runtime: Runtime) -> ContentDeps:
     """The content domain's dependencies from the process runtime."""
     settings = runtime.settings
+    embedder = build_provider(settings.embedding_provider, settings=settings)
+    if embedder.dimensions != EMBEDDING_DIMENSIONS:
+        raise SettingsError(
+            f"EMBEDDING_PROVIDER={settings.embedding_provider} ({embedder.model_id}) gives "
+            f"{embedder.dimensions}-dimension vectors but the schema stores "
+            f"{EMBEDDING_DIMENSIONS}; switching needs a migration of the embedding columns "
+            "first (README: Changing the embedding provider)"
+        )
+    # One model in memory when search vectors are local too.
+    titles = embedder if embedder.model_id == LocalMiniLM.model_id else LocalMiniLM()
     return ContentDeps(
         engine=runtime.engine,
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         queue=runtime.evaluation_queue,
-        embedder=build_provider(settings.embedding_provider),
+        embedder=embedder,
+        titles=titles,
     )
 
 

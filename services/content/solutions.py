@@ -90,7 +90,6 @@ async def create_solution(
         raise errors.FailedPrecondition(
             "the problem is archived; it takes no new solutions", reason="PROBLEM_ARCHIVED"
         )
-    vector = await deps.embed(f"{fields['title']}\n{fields['description']}")
     async with deps.engine.begin() as conn:
         record: SolutionRecord = await store.insert(
             conn,
@@ -101,8 +100,6 @@ async def create_solution(
                 "author_agent_id": UUID(agent.id),
                 "guardrail_status": PENDING,
                 "guardrail_evaluation_id": new_evaluation_id(),
-                "embedding": vector,
-                "embedding_model": deps.embedder.model_id,
             },
         )
     await submit(deps, "solution", record, principal)
@@ -192,10 +189,7 @@ async def update_solution(
         if not values:
             return current
         if "title" in values or "description" in values:
-            values["embedding"] = await deps.embed(
-                f"{values.get('title', current.title)}\n"
-                f"{values.get('description', current.description)}"
-            )
+            values.update(embedding=None, embedding_model=None)  # the worker embeds the new text
         if current.guardrail.status == APPROVED:
             await store.adjust_parent_counter(conn, "solution", current, -1)
         values.update(back_to_moderation())

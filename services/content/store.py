@@ -26,10 +26,13 @@ from services.content.tables import debates, problems, solutions
 TABLES: dict[str, Table] = {"problem": problems, "solution": solutions, "debate": debates}
 
 
+_VECTORS = frozenset({"embedding", "title_embedding"})
+
+
 def row_columns(table: Table) -> list[Any]:
-    """Every column but the embedding: records never need it, and decoding 384 floats per row
+    """Every column but the vectors: records never need them, and decoding 384 floats per row
     was a large share of a list page's CPU."""
-    return [column for column in table.c if column.name != "embedding"]
+    return [column for column in table.c if column.name not in _VECTORS]
 
 
 def _guardrail(row: Row[Any]) -> Guardrail:
@@ -178,27 +181,75 @@ async def fetch(engine: AsyncEngine, kind: str, query: Select[Any]) -> list[Any]
 
 
 async def set_embedding(
-    conn: AsyncConnection, kind: str, content_id: uuid.UUID, vector: list[float], model: str
-) -> None:
-    """Stores an item's embedding."""
+    engine: AsyncEngine,
+    kind: str,
+    content_id: uuid.UUID,
+    evaluation_id: uuid.UUID,
+    vector: list[float],
+    model: str,
+) -> bool:
+    """Stores an item's search embedding unless its text changed since it was read (the edit
+    started a new evaluation); returns whether it was stored."""
     table = TABLES[kind]
-    await conn.execute(
-        update(table)
-        .where(table.c.id == content_id)
-        .values(embedding=vector, embedding_model=model)
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(table)
+            .where(table.c.id == content_id)
+            .where(table.c.guardrail_evaluation_id == evaluation_id)
+            .values(embedding=vector, embedding_model=model)
+        )
+    return bool(result.rowcount)
+
+
+async def embedding_sources(
+    engine: AsyncEngine,
+    kind: str,
+    *,
+    model: str,
+    content_id: uuid.UUID | None = None,
+    after: uuid.UUID | None = None,
+    changed_before: datetime | None = None,
+    limit: int = 1,
+) -> list[Any]:
+    """Items whose search embedding is missing or from another model, by id, with their text.
+
+    Rejected items are never shown, so they are never embedded.
+    """
+    table = TABLES[kind]
+    query = (
+        select(table.c.id, table.c.title, table.c.description, table.c.guardrail_evaluation_id)
+        .where(table.c.guardrail_status != "REJECTED")
+        .where(or_(table.c.embedding.is_(None), table.c.embedding_model.is_distinct_from(model)))
+        .order_by(table.c.id)
+        .limit(limit)
     )
+    if content_id is not None:
+        query = query.where(table.c.id == content_id)
+    if after is not None:
+        query = query.where(table.c.id > after)
+    if changed_before is not None:
+        query = query.where(table.c.updated_at < changed_before)
+    async with engine.connect() as conn:
+        return list((await conn.execute(query)).all())
 
 
 async def similar_problems(
-    engine: AsyncEngine, vector: list[float], *, exclude: uuid.UUID | None, limit: int
+    engine: AsyncEngine,
+    vector: list[float],
+    *,
+    exclude: uuid.UUID | None,
+    limit: int,
+    by_title: bool = False,
 ) -> list[Similar]:
-    """Approved, active problems nearest to `vector` (HNSW, cosine)."""
-    distance = problems.c.embedding.cosine_distance(vector)
+    """Approved, active problems nearest to `vector` (HNSW, cosine), in the search space or,
+    with `by_title`, in the title space."""
+    column = problems.c.title_embedding if by_title else problems.c.embedding
+    distance = column.cosine_distance(vector)
     query = (
         select(problems.c.id, problems.c.title, problems.c.domain, distance.label("distance"))
         .where(problems.c.guardrail_status == APPROVED)
         .where(problems.c.status == "ACTIVE")
-        .where(problems.c.embedding.is_not(None))
+        .where(column.is_not(None))
         .order_by(distance)
         .limit(limit)
     )

@@ -8,7 +8,7 @@ from bullmq import Queue
 
 from services.content import store
 from services.content.deps import ContentDeps
-from services.content.moderation import approved_items, job_for
+from services.content.moderation import job_for
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -31,10 +31,7 @@ async def requeue_lost(deps: ContentDeps, queue: Queue, *, older_than: timedelta
                 continue
             if state != "unknown":
                 await queue.remove(job_id)
-            job = job_for(
-                kind, record, approved_items=await approved_items(deps, record.author_agent_id)
-            )
-            if await deps.queue.enqueue(job):
+            if await deps.queue.enqueue(job_for(kind, record)):
                 requeued += 1
     if requeued:
         log.warning("requeued_lost_evaluations", count=requeued)

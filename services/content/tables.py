@@ -22,6 +22,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from services.core.db import metadata
 
 EMBEDDING_DIMENSIONS = 384
+TITLE_EMBEDDING_DIMENSIONS = 384
+"""Problem titles are always embedded by the local model: the duplicate check runs inside the
+create, which must not wait on a hosted API."""
 
 _GUARDRAIL_STATUS = "guardrail_status IN ('PENDING', 'APPROVED', 'FLAGGED', 'REJECTED')"
 
@@ -64,6 +67,7 @@ problems = Table(
     Column("status", String(16), nullable=False, server_default="ACTIVE"),
     Column("upvotes", Integer, nullable=False, server_default="0"),
     Column("solution_count", Integer, nullable=False, server_default="0"),
+    Column("title_embedding", Vector(TITLE_EMBEDDING_DIMENSIONS)),
     *_guardrail_columns(),
     CheckConstraint(_GUARDRAIL_STATUS, name="guardrail_status"),
     CheckConstraint("status IN ('ACTIVE', 'ARCHIVED')", name="status"),
@@ -76,6 +80,12 @@ problems = Table(
         "embedding",
         postgresql_using="hnsw",
         postgresql_ops={"embedding": "vector_cosine_ops"},
+    ),
+    Index(
+        "ix_problems_title_embedding",
+        "title_embedding",
+        postgresql_using="hnsw",
+        postgresql_ops={"title_embedding": "vector_cosine_ops"},
     ),
     Index(
         "ix_problems_location",

@@ -31,8 +31,8 @@ log = get_logger(__name__)
 class EvaluationJob:
     """What the guardrail worker needs to evaluate one piece of content.
 
-    The text travels in the job, so the worker never reads the content service's tables; the
-    evaluation id is also the job id, so enqueueing twice is harmless.
+    The text travels in the job, so evaluating it needs no read of the content; the evaluation
+    id is also the job id, so enqueueing twice is harmless.
     """
 
     evaluation_id: str
@@ -45,7 +45,7 @@ class EvaluationJob:
     author_account_age_days: float = 0.0
     """Age of the author's account when submitted (trust tier input)."""
     author_approved_items: int = 0
-    """Approved items of the author when submitted (trust tier input)."""
+    """Approved items of the author (trust tier input); the worker counts them when it evaluates."""
 
     def data(self) -> dict[str, Any]:
         """The job payload (JSON)."""

@@ -139,7 +139,22 @@ class Settings(BaseSettings):
     metrics_port_worker: int = Field(default=9105, ge=0, le=65535)
     """Prometheus port of the worker (0 disables it)."""
     embedding_provider: str = "local"
-    """Embedding model: "local" (all-MiniLM-L6-v2 int8 ONNX, 384 dims, no network)."""
+    """Search embeddings: "local" (all-MiniLM-L6-v2 int8 ONNX, 384 dims, no network) or "voyage"
+    (hosted; other dimensions need the resize migration first, then `embeddings backfill`)."""
+    voyage_api_key: SecretStr | None = None
+    """Voyage AI API key; required when EMBEDDING_PROVIDER=voyage, unused otherwise."""
+    voyage_model: str = "voyage-3.5"
+    """Voyage embedding model used when EMBEDDING_PROVIDER=voyage (voyage-3.5: 1024 dims)."""
+    voyage_base_url: str | None = None
+    """Voyage API base URL override (tests, proxies); unset means the public API."""
+    voyage_dimensions: int | None = Field(default=None, ge=1)
+    """Voyage output_dimension (256/512/1024/2048 on models that offer it); unset: the default."""
+    voyage_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Timeout of one Voyage HTTP attempt."""
+    voyage_max_retries: int = Field(default=3, ge=0, le=10)
+    """Retries of a Voyage request after 429, 5xx, a timeout or a dropped connection."""
+    voyage_batch_size: int = Field(default=128, ge=1, le=1000)
+    """Texts per Voyage request at most (the API allows 1000); large inputs split further."""
     smtp_host: str | None = None
     """SMTP server for verification emails; unset writes them to the outbox table and the log."""
     smtp_port: int = 587

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 from betterworld.content.v1 import content_pb2 as content_pb
@@ -10,6 +11,8 @@ from bullmq import Job, Worker
 from prometheus_client import Counter, Gauge
 
 from services.content.deps import ContentDeps
+from services.content.embedding import backfill, embed_item
+from services.content.moderation import approved_items
 from services.content.sweep import requeue_lost
 from services.core.logging import get_logger
 from services.core.queues import GUARDRAIL_JOB_OPTIONS, GUARDRAIL_QUEUE, EvaluationJob
@@ -22,6 +25,8 @@ JOBS_FAILED = Counter("bullmq_jobs_failed_total", "Job attempts that failed", ["
 QUEUE_SIZE = Gauge("bullmq_queue_size", "Jobs in the queue by state", ["queue", "state"])
 _COUNTED_STATES = ("waiting", "active", "delayed", "failed", "completed")
 _GAUGE_INTERVAL_SECONDS = 5.0
+_BACKFILL_ROUND = 256
+"""Vectors a sweep round may compute: a few seconds of CPU, so the round stays short."""
 _KINDS = {
     "problem": content_pb.PROBLEM,
     "solution": content_pb.SOLUTION,
@@ -56,6 +61,8 @@ class GuardrailWorker:
     async def process(self, job: Job, token: str) -> dict[str, str]:
         """One attempt; the last failing attempt dead-letters the item as FLAGGED instead."""
         data = EvaluationJob.from_data(job.data)
+        trust = await approved_items(self._content.engine, data.author_agent_id)
+        data = replace(data, author_approved_items=trust)
         attempts = int(job.opts.get("attempts", GUARDRAIL_JOB_OPTIONS["attempts"]))
         attempt = job.attemptsMade + 1
         try:
@@ -68,10 +75,21 @@ class GuardrailWorker:
                 raise
             log.error("evaluation_dead_lettered", attempts=attempt, error=type(exc).__name__)
             await self._pipeline.dead_letter(data, type(exc).__name__, attempt)
+            await self._embed(data)
             JOBS_COMPLETED.labels(GUARDRAIL_QUEUE).inc()
             return {"decision": "FLAGGED", "deadLettered": "true"}
+        if outcome.verdict.status != "REJECTED":
+            await self._embed(data)
         JOBS_COMPLETED.labels(GUARDRAIL_QUEUE).inc()
         return {"decision": outcome.verdict.status}
+
+    async def _embed(self, data: EvaluationJob) -> None:
+        """The item's search vector, once its text is decided on; a failure (say, a hosted
+        provider down) leaves the item unembedded for the sweep's backfill, never undecided."""
+        try:
+            await embed_item(self._content, data.kind, data.content_id, data.evaluation_id)
+        except Exception as exc:
+            log.warning("embedding_failed", kind=data.kind, error=type(exc).__name__)
 
     async def _sweep_forever(self) -> None:
         assert self._worker is not None
@@ -89,6 +107,9 @@ class GuardrailWorker:
                     if loop.time() - last_sweep >= self._sweep_interval:
                         last_sweep = loop.time()
                         await requeue_lost(self._content, queue, older_than=self._pending_after)
+                        await backfill(
+                            self._content, unchanged_for=self._pending_after, limit=_BACKFILL_ROUND
+                        )
                 except Exception:  # a failed round must not stop future ones
                     log.warning("sweep_failed")
                 await asyncio.sleep(min(self._sweep_interval, _GAUGE_INTERVAL_SECONDS))

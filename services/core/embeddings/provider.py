@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+if TYPE_CHECKING:
+    from services.core.settings import Settings
+
 Vectors = npt.NDArray[np.float32]
+
+PROVIDERS = ("local", "voyage")
+"""Names EMBEDDING_PROVIDER accepts."""
+
+
+class EmbeddingError(Exception):
+    """An embedding call failed (network, timeout, rate limit, bad output) or is misconfigured.
+
+    Messages name the provider and model and never contain a credential.
+    """
+
+
+class EmbeddingConfigError(EmbeddingError, ValueError):
+    """The provider cannot be built from these settings; the message names the setting."""
 
 
 class EmbeddingProvider(Protocol):
@@ -20,17 +37,46 @@ class EmbeddingProvider(Protocol):
     """Vector length; a `vector(N)` column must match it."""
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        """One row per text, float32, unit length. Blocking: call from a thread in async code."""
+        """One row per text, float32, unit length. Blocking: call from a thread in async code.
+
+        Texts are embedded as documents (what gets stored and searched).
+        """
         ...
 
 
-def build_provider(name: str = "local", *, threads: int = 1) -> EmbeddingProvider:
-    """The provider named by EMBEDDING_PROVIDER; "local" needs no network and no key."""
+def embed_queries(provider: EmbeddingProvider, texts: Sequence[str]) -> Vectors:
+    """Embeds search queries: with the provider's query mode when it has one (Voyage does),
+    otherwise as `embed` (the local model treats both alike). Blocking, like `embed`."""
+    method = getattr(provider, "embed_queries", None)
+    if callable(method):
+        vectors: Vectors = method(texts)
+        return vectors
+    return provider.embed(texts)
+
+
+def build_provider(
+    name: str = "local", *, threads: int = 1, settings: Settings | None = None
+) -> EmbeddingProvider:
+    """The provider named by EMBEDDING_PROVIDER.
+
+    "local" needs no network, no key and no settings. "voyage" (the hosted Voyage AI API) reads
+    its key, model, base URL, timeout and retries from `settings`, which it then requires.
+    Nothing is fetched or loaded until the first `embed`.
+    """
     if name == "local":
         from services.core.embeddings.local_minilm import LocalMiniLM
 
         return LocalMiniLM(threads=threads)
+    if name == "voyage":
+        if settings is None:
+            raise ValueError(
+                "embedding provider 'voyage' needs settings: "
+                "call build_provider('voyage', settings=settings)"
+            )
+        from services.core.embeddings.voyage import VoyageEmbeddings
+
+        return VoyageEmbeddings.from_settings(settings)
     raise ValueError(
-        f"unknown embedding provider {name!r}; available: local "
-        "(a hosted provider needs its own dimensions, migration and key)"
+        f"unknown embedding provider {name!r}; available: {', '.join(PROVIDERS)} "
+        "(a provider with other dimensions than the stored vectors needs its own migration)"
     )

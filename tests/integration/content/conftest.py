@@ -17,7 +17,9 @@ from betterworld.content.v1 import content_pb2_grpc
 from services.agent.accounts import create_agent
 from services.agent.model import CLAIM_VERIFIED, NewAgent
 from services.agent.service import build_deps as agent_deps
+from services.content.embedding import embed_item
 from services.content.service import DEFINITION
+from services.content.service import build_deps as content_deps
 from services.core.runtime import build_runtime
 from services.core.settings import Settings
 from services.guardrail.classifier.local import LocalClassifier
@@ -25,6 +27,7 @@ from services.worker.main import build_worker
 from tests.helpers import RunningService, bearer, start_service
 
 _numbers = itertools.count()
+_KINDS = {pb.PROBLEM: "problem", pb.SOLUTION: "solution", pb.DEBATE: "debate"}
 
 LAKE_PROBLEM = {
     "title": "Declining water quality in Lake Merritt",
@@ -104,8 +107,9 @@ class ContentClient:
     async def decide(
         self, kind: int, content_id: str, evaluation_id: str, status: int, **extra: object
     ) -> pb.ApplyGuardrailDecisionResponse:
-        """Applies a guardrail decision through the internal RPC."""
-        return await self.internal.ApplyGuardrailDecision(
+        """Applies a guardrail decision through the internal RPC and, as the worker does after
+        any decision but a rejection, embeds the item for search."""
+        response = await self.internal.ApplyGuardrailDecision(
             pb.ApplyGuardrailDecisionRequest(
                 kind=kind,  # type: ignore[arg-type]
                 content_id=content_id,
@@ -117,6 +121,11 @@ class ContentClient:
             ),
             metadata=self.internal_auth,
         )
+        if status != common_pb2.REJECTED:
+            await embed_item(
+                content_deps(self.service.runtime), _KINDS[kind], content_id, evaluation_id
+            )
+        return response
 
     async def approved_problem(self, author: Agent, **fields: object) -> pb.Problem:
         """Creates a problem and approves it."""

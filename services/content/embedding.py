@@ -1,0 +1,95 @@
+"""Search embeddings of problems and solutions, computed by the worker, never inside a request.
+
+A create or edit stores the item without a search vector; the worker embeds it after the
+guardrail evaluation (`embed_item`). `backfill` embeds whatever is missing or was embedded by
+another model: the worker's sweep runs it in small rounds, and `betterworld embeddings backfill`
+runs it to completion after EMBEDDING_PROVIDER changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter
+
+from services.content import store
+from services.content.deps import ContentDeps, embed_texts
+from services.core.logging import get_logger
+
+log = get_logger(__name__)
+EMBEDDED_KINDS = ("problem", "solution")
+"""Debates are not searchable, so they carry no search vector."""
+EMBEDDINGS_STORED = Counter(
+    "content_embeddings_stored_total", "Search embeddings stored", ["kind", "source"]
+)
+
+
+def embedding_text(title: str, description: str) -> str:
+    """What a problem's or solution's search vector encodes."""
+    return f"{title}\n{description}"
+
+
+async def embed_item(deps: ContentDeps, kind: str, content_id: str, evaluation_id: str) -> bool:
+    """Embeds the item's text as of `evaluation_id`; false when it has changed since (the newer
+    evaluation embeds it), is rejected, or already has a vector from the current model."""
+    if kind not in EMBEDDED_KINDS:
+        return False
+    rows = await store.embedding_sources(
+        deps.engine, kind, model=deps.embedder.model_id, content_id=uuid.UUID(content_id)
+    )
+    if not rows or str(rows[0].guardrail_evaluation_id) != evaluation_id:
+        return False
+    return await _store(deps, kind, rows, source="evaluation") == 1
+
+
+async def backfill(
+    deps: ContentDeps,
+    *,
+    unchanged_for: timedelta = timedelta(0),
+    batch_size: int = 32,
+    limit: int | None = None,
+) -> int:
+    """Embeds items with no search vector, or one from another model, that have not changed
+    for `unchanged_for` (younger ones are the evaluation's to embed); at most `limit` of them.
+
+    Returns how many vectors were stored. Each batch commits on its own, so an interrupted run
+    resumes where it stopped.
+    """
+    before = datetime.now(UTC) - unchanged_for
+    stored = 0
+    for kind in EMBEDDED_KINDS:
+        after: uuid.UUID | None = None
+        while limit is None or stored < limit:
+            size = batch_size if limit is None else min(batch_size, limit - stored)
+            rows = await store.embedding_sources(
+                deps.engine,
+                kind,
+                model=deps.embedder.model_id,
+                after=after,
+                changed_before=before,
+                limit=size,
+            )
+            if not rows:
+                break
+            after = rows[-1].id
+            stored += await _store(deps, kind, rows, source="backfill")
+    if stored:
+        log.info("embeddings_backfilled", count=stored, model=deps.embedder.model_id)
+    return stored
+
+
+async def _store(deps: ContentDeps, kind: str, rows: Sequence[Any], *, source: str) -> int:
+    texts = [embedding_text(row.title, row.description) for row in rows]
+    vectors = await embed_texts(deps.embedder, texts)
+    stored = 0
+    model = deps.embedder.model_id
+    for row, vector in zip(rows, vectors, strict=True):
+        if await store.set_embedding(
+            deps.engine, kind, row.id, row.guardrail_evaluation_id, vector, model
+        ):
+            stored += 1
+    EMBEDDINGS_STORED.labels(kind, source).inc(stored)
+    return stored

@@ -1,0 +1,136 @@
+"""Search vectors: the worker computes them, edits drop them, the backfill repairs the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from betterworld.common.v1 import common_pb2
+from betterworld.content.v1 import content_pb2 as pb
+from sqlalchemy import select, update
+
+from services.content.embedding import backfill, embed_item
+from services.content.service import build_deps
+from services.content.tables import problems, solutions
+from tests.integration.content.conftest import ContentClient, eventually
+
+
+async def _vectors(content: ContentClient, problem_id: str) -> Any:
+    async with content.service.runtime.engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(
+                    problems.c.embedding.is_not(None).label("search"),
+                    problems.c.embedding_model,
+                    problems.c.title_embedding.is_not(None).label("title"),
+                ).where(problems.c.id == uuid.UUID(problem_id))
+            )
+        ).one()
+
+
+async def test_the_worker_embeds_what_the_create_stored_without_a_search_vector(
+    content: ContentClient, run_worker: Any, local_classifier: Any
+) -> None:
+    author = await content.agent()
+    problem = await content.problem(author)
+    stored = await _vectors(content, problem.problem_id)
+    assert (stored.search, stored.title) == (False, True)  # the title vector serves duplicates
+
+    await run_worker(local_classifier)
+
+    async def embedded() -> bool:
+        return bool((await _vectors(content, problem.problem_id)).search)
+
+    await eventually(embedded)
+    assert (await _vectors(content, problem.problem_id)).embedding_model == (
+        "all-MiniLM-L6-v2-onnx-int8"
+    )
+
+
+async def test_an_edit_drops_the_vector_and_a_late_embedding_of_the_old_text_is_discarded(
+    content: ContentClient,
+) -> None:
+    author = await content.agent()
+    problem = await content.approved_problem(author)
+    assert (await _vectors(content, problem.problem_id)).search
+
+    edited = await content.content.UpdateProblem(
+        pb.UpdateProblemRequest(
+            problem_id=problem.problem_id,
+            description="Storm drains now carry motor oil into Lake Merritt as well; the "
+            "sheen is visible for days after rain and birds are affected.",
+        ),
+        metadata=author.auth,
+    )
+    assert not (await _vectors(content, problem.problem_id)).search
+    deps = build_deps(content.service.runtime)
+    stale = problem.guardrail_evaluation_id
+    assert not await embed_item(deps, "problem", problem.problem_id, stale)
+    assert not (await _vectors(content, problem.problem_id)).search
+    assert await embed_item(deps, "problem", problem.problem_id, edited.guardrail_evaluation_id)
+    assert (await _vectors(content, problem.problem_id)).search
+
+
+async def test_backfill_embeds_missing_and_foreign_vectors_but_never_rejected_or_fresh_items(
+    content: ContentClient,
+) -> None:
+    author = await content.agent()
+    approved = await content.approved_problem(author)
+    pending = await content.problem(author, title="Flooded basements in Riverside after storms")
+    rejected = await content.problem(author, title="A problem the guardrail rejected outright")
+    await content.decide(
+        pb.PROBLEM, rejected.problem_id, rejected.guardrail_evaluation_id, common_pb2.REJECTED
+    )
+    solution = await content.content.CreateSolution(
+        pb.CreateSolutionRequest(
+            problem_id=approved.problem_id,
+            title="Volunteer water sampling around the lake",
+            description="Volunteers sample dissolved oxygen weekly at eight fixed points and "
+            "publish the readings.",
+            approach="Recruit volunteers, buy eight meters, train them, publish the data weekly "
+            "and alert the city when oxygen drops below safe levels.",
+        ),
+        metadata=author.auth,
+    )
+    engine = content.service.runtime.engine
+    async with engine.begin() as conn:  # as if embedded by a provider used before
+        await conn.execute(
+            update(problems)
+            .where(problems.c.id == uuid.UUID(approved.problem_id))
+            .values(embedding_model="an-older-model")
+        )
+    deps = build_deps(content.service.runtime)
+    assert await backfill(deps, unchanged_for=timedelta(hours=1)) == 0  # all changed just now
+    assert await backfill(deps, batch_size=2) == 3  # approved, pending and the solution
+    assert await backfill(deps) == 0  # nothing left: a rerun is free
+    for problem_id, expected in (
+        (approved.problem_id, True),
+        (pending.problem_id, True),
+        (rejected.problem_id, False),
+    ):
+        row = await _vectors(content, problem_id)
+        assert row.search is expected
+        if expected:
+            assert row.embedding_model == deps.embedder.model_id
+    async with engine.connect() as conn:
+        query = select(solutions.c.embedding).where(
+            solutions.c.id == uuid.UUID(solution.solution_id)
+        )
+        vector = (await conn.execute(query)).scalar_one()
+    assert vector is not None
+
+
+async def test_the_backfill_command_reports_what_it_stored(
+    content: ContentClient, monkeypatch: Any, capsys: Any
+) -> None:
+    from services import cli
+
+    author = await content.agent()
+    await content.problem(author)
+    monkeypatch.setattr(cli, "_settings", lambda: content.settings)
+    args = cli.build_parser().parse_args(["embeddings", "backfill", "--batch-size", "8"])
+    # The command runs its own event loop; from inside this one, a thread gives it one.
+    assert await asyncio.to_thread(args.func, args) == 0
+    assert "stored 1 embeddings" in capsys.readouterr().out
