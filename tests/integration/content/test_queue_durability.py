@@ -129,6 +129,7 @@ async def test_queued_jobs_survive_a_redis_restart_and_a_lost_queue_is_swept(
     try:
         for problem in (*queued, lost):
             await eventually(lambda p=problem: _decided(durable, author, p.problem_id), 40)
+
         # The sweep queued the lost one again under its own evaluation id (the job completes
         # once the item is embedded too, just after its decision).
         async def completed() -> bool:
