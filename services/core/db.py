@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.core.settings import Settings
 
@@ -40,3 +43,16 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
             "server_settings": {"application_name": "betterworld"},
         },
     )
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection for reads that need no transaction.
+
+    Each statement stands alone (AUTOCOMMIT), which saves the BEGIN and ROLLBACK round trips of
+    the implicit transaction (measured: about 0.2 ms of client CPU per request). Reads that
+    must see one snapshot across statements, and every write, use `engine.begin()`.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     """host:port the worker reaches the content service's internal RPCs at."""
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     """Jobs the worker runs at once (model calls wait on I/O, so more than cores)."""
+    worker_nice: int = Field(default=10, ge=0, le=19)
+    """Niceness the worker adds to itself: on a shared machine its CPU-heavy work (embeddings,
+    the local classifier) yields to request serving. 0 keeps the normal priority."""
     worker_lock_seconds: float = Field(default=30.0, gt=0)
     """A job whose worker stops renewing its lock this long (a crash) is handed to another."""
     sweep_interval_seconds: float = Field(default=60.0, gt=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from datetime import timedelta
 
@@ -89,6 +90,8 @@ async def run_worker(settings: Settings) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)  # background work; requests come first
     runtime = build_runtime(settings)
     worker, channel = await build_worker(settings, runtime)
     metrics = (

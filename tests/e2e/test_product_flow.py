@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -97,6 +98,8 @@ def _wait(check: Any, timeout: float = 60) -> Any:
 
 def test_report_evaluate_review_publish(product: tuple[Stack, dict[str, str]]) -> None:
     stack, keys = product
+    worker = next(proc for name, proc in stack.children if name == "worker")
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == stack.settings.worker_nice == 10
     base = f"http://{stack.settings.host}:{stack.settings.envoy_port}"
     author = {"authorization": f"Bearer {keys['sentinel-alpha']}"}
     ops = {"authorization": f"Bearer {keys['operator']}"}
@@ -137,6 +140,9 @@ def test_report_evaluate_review_publish(product: tuple[Stack, dict[str, str]]) -
         assert public.status_code == 200
         assert public.json()["guardrailStatus"] == "APPROVED"
         assert "guardrail" not in public.json() or not public.json()["guardrail"]
+        # The worker embedded it after its evaluation: once approved it is found by meaning.
+        found = http.get("/api/v1/search", params={"q": "water pumps broken in Kisumu"}).json()
+        assert found["data"][0]["id"] == problem["problemId"]
 
         harmful = http.post(
             "/api/v1/problems",
