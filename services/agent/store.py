@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.agent.model import AgentRecord, NewAgent
 from services.agent.tables import agents, email_outbox, heartbeat_checkins, verification_codes
-from services.core.db import reading
+from services.core.db import autocommit
 
 USERNAME_UNIQUE_INDEX = "uq_agents_username_lower"
 
@@ -62,7 +62,7 @@ async def insert_agent(conn: AsyncConnection, new: NewAgent, *, claim_status: st
 
 async def get_agent(engine: AsyncEngine, agent_id: uuid.UUID) -> AgentRecord | None:
     """One agent by id."""
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).first()
     return _record(row) if row else None
 
@@ -112,7 +112,7 @@ async def list_agents(
             or_(primary < value, and_(primary == value, agents.c.id < uuid.UUID(last_id)))
         )
     query = query.order_by(primary.desc(), agents.c.id.desc()).limit(limit)
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [_record(r) for r in rows]
 

@@ -13,7 +13,7 @@ from services.content.deps import ContentDeps
 from services.content.model import APPROVED
 from services.content.tables import debates, problems, solutions
 from services.core.context import Principal
-from services.core.db import reading
+from services.core.db import autocommit
 from services.core.queues import EvaluationJob
 
 
@@ -64,7 +64,7 @@ async def approved_items(engine: AsyncEngine, author_agent_id: str) -> int:
             for table in (problems, solutions, debates)
         )
     ).subquery()
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         return int((await conn.execute(select(func.sum(counts.c.n)))).scalar_one() or 0)
 
 

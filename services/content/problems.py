@@ -20,7 +20,7 @@ from services.content.validation import (
 from services.content.visibility import require_agent, require_author, require_visible
 from services.core import errors
 from services.core.context import Principal
-from services.core.db import reading
+from services.core.db import autocommit
 from services.core.ids import parse_uuid
 from services.core.pagination import page_limit
 from services.core.validation import Violations, check_text, check_url
@@ -59,7 +59,7 @@ async def create_problem(
     # The search vector is the worker's job; the title vector is cheap and the duplicate check
     # needs it now.
     title_vector = await deps.embed_title(fields["title"].strip())
-    async with deps.engine.begin() as conn:
+    async with autocommit(deps.engine) as conn:  # one INSERT: atomic by itself
         record = await store.insert(
             conn,
             "problem",
@@ -104,7 +104,7 @@ async def get_problem(
     parsed = parse_uuid(problem_id)
     record = None
     if parsed is not None:
-        async with reading(deps.engine) as conn:
+        async with autocommit(deps.engine) as conn:
             record = await store.get(conn, "problem", parsed)
     result: ProblemRecord = require_visible(record, principal, "problem", problem_id)
     return result
@@ -221,7 +221,7 @@ async def similar_problems(
     if not 1 <= limit <= 20:
         raise errors.InvalidArgument.one("limit", "must be between 1 and 20")
     record = await get_problem(deps, principal, problem_id)
-    async with reading(deps.engine) as conn:
+    async with autocommit(deps.engine) as conn:
         vector = (
             await conn.execute(select(problems.c.embedding).where(problems.c.id == record.id))
         ).scalar_one()

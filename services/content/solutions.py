@@ -19,7 +19,7 @@ from services.content.validation import check_list
 from services.content.visibility import require_agent, require_author, require_visible
 from services.core import errors
 from services.core.context import Principal
-from services.core.db import reading
+from services.core.db import autocommit
 from services.core.ids import parse_uuid
 from services.core.pagination import page_limit
 from services.core.validation import Violations, check_required_text, check_text
@@ -91,7 +91,7 @@ async def create_solution(
         raise errors.FailedPrecondition(
             "the problem is archived; it takes no new solutions", reason="PROBLEM_ARCHIVED"
         )
-    async with deps.engine.begin() as conn:
+    async with autocommit(deps.engine) as conn:  # one INSERT: atomic by itself
         record: SolutionRecord = await store.insert(
             conn,
             "solution",
@@ -114,7 +114,7 @@ async def get_solution(
     parsed = parse_uuid(solution_id)
     record = None
     if parsed is not None:
-        async with reading(deps.engine) as conn:
+        async with autocommit(deps.engine) as conn:
             record = await store.get(conn, "solution", parsed)
     result: SolutionRecord = require_visible(record, principal, "solution", solution_id)
     return result

@@ -22,7 +22,7 @@ from services.content.model import (
     SolutionRecord,
 )
 from services.content.tables import debates, problems, solutions
-from services.core.db import reading
+from services.core.db import autocommit
 
 TABLES: dict[str, Table] = {"problem": problems, "solution": solutions, "debate": debates}
 
@@ -176,7 +176,7 @@ def keyset(query: Select[Any], columns: list[Any], after: list[Any] | None) -> S
 
 async def fetch(engine: AsyncEngine, kind: str, query: Select[Any]) -> list[Any]:
     """Runs a select of whole rows and returns records."""
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [_RECORD[kind](row) for row in rows]
 
@@ -230,7 +230,7 @@ async def embedding_sources(
         query = query.where(table.c.id > after)
     if changed_before is not None:
         query = query.where(table.c.updated_at < changed_before)
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         return list((await conn.execute(query)).all())
 
 
@@ -256,7 +256,7 @@ async def similar_problems(
     )
     if exclude is not None:
         query = query.where(problems.c.id != exclude)
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [Similar(str(r.id), r.title, r.domain, round(1 - float(r.distance), 4)) for r in rows]
 
@@ -294,7 +294,7 @@ async def search(
 ) -> list[SearchHit]:
     """Approved problems and solutions nearest to `vector`, merged by similarity."""
     hits: list[SearchHit] = []
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         for kind in kinds:
             rows = (await conn.execute(_nearest(kind, vector, domain, limit))).all()
             hits += [

@@ -347,11 +347,11 @@ class RateLimitInterceptor(_UnaryInterceptor):
 
     def _behavior(self, policy: MethodPolicy, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            buckets = self._buckets(policy)
+            limits = [(bucket, limit) for bucket, limit, _ in buckets]
+            decisions = await self._limiter.hit_all(limits)
             shown: Decision | None = None
-            for bucket, limit, subject in self._buckets(policy):
-                decision = await self._limiter.hit(bucket, limit=limit)
-                if decision is None:
-                    continue
+            for (bucket, limit, subject), decision in zip(buckets, decisions or (), strict=False):
                 if shown is None or decision.remaining < shown.remaining or not decision.allowed:
                     shown = decision
                 if not decision.allowed:

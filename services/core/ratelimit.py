@@ -9,6 +9,7 @@ down, so Envoy stops routing to the service while the outage lasts.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -29,22 +30,38 @@ RATELIMIT_REJECTED = Counter(
 # the whole limit, so `limit` requests fit in any window of `period` seconds. Redis TIME keeps
 # every service process on one clock. Times are whole microseconds: exact in Lua's doubles
 # (below 2^53), where fractional epoch seconds would round and miscount the remaining requests.
+# One call checks all of a request's buckets (KEYS, with their limits in ARGV[2..]) and consumes
+# from them only if every one allows it: a request refused by one limit costs nothing from the
+# others, and one round trip serves them all.
 _GCRA = """
-local limit = tonumber(ARGV[1])
-local emission = math.floor(tonumber(ARGV[2]) * 1000000 / limit)
-local burst = emission * limit
+local period = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + emission
-local allow_at = new_tat - burst
-if allow_at > now then
-  return {0, 0, tostring((allow_at - now) / 1000000), tostring((tat - now) / 1000000)}
+local out, writes, refused = {}, {}, false
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[i + 1])
+  local emission = math.floor(period * 1000000 / limit)
+  local burst = emission * limit
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local new_tat = tat + emission
+  local allow_at = new_tat - burst
+  if allow_at > now then
+    refused = true
+    table.insert(out, {0, 0, tostring((allow_at - now) / 1000000), tostring((tat - now) / 1000000)})
+  else
+    writes[key] = new_tat
+    table.insert(out, {1, math.floor((now - allow_at) / emission), '0',
+                       tostring((new_tat - now) / 1000000)})
+  end
 end
-local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
-return {1, math.floor((now - allow_at) / emission), '0', tostring((new_tat - now) / 1000000)}
+if not refused then
+  for key, new_tat in pairs(writes) do
+    local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
+    redis.call('SET', key, string.format('%d', new_tat), 'PX', ttl_ms)
+  end
+end
+return out
 """
 
 
@@ -82,23 +99,38 @@ class RateLimiter:
         self, bucket: str, *, limit: int, period_seconds: float = 60.0
     ) -> Decision | None:
         """Consumes one request; None when limiting is off or Redis is unreachable (fail open)."""
-        if not self._enabled:
+        decisions = await self.hit_all([(bucket, limit)], period_seconds=period_seconds)
+        return decisions[0] if decisions else None
+
+    async def hit_all(
+        self, buckets: Sequence[tuple[str, int]], *, period_seconds: float = 60.0
+    ) -> list[Decision] | None:
+        """Checks one request against every (bucket, limit) in one round trip and consumes it
+        from all of them only if all allow it; one decision per bucket, in order. None when
+        limiting is off or Redis is unreachable (fail open)."""
+        if not self._enabled or not buckets:
             return None
         try:
-            allowed, remaining, retry_after, reset = await self._script(
-                keys=[f"bw:rl:{bucket}"], args=[limit, period_seconds]
+            replies = await self._script(
+                keys=[f"bw:rl:{bucket}" for bucket, _ in buckets],
+                args=[period_seconds, *(limit for _, limit in buckets)],
             )
         except (RedisError, OSError):
             RATELIMIT_UNAVAILABLE.inc()
-            log.warning("ratelimit_unavailable", bucket=bucket.split(":", 1)[0])
+            log.warning("ratelimit_unavailable", bucket=buckets[0][0].split(":", 1)[0])
             return None
-        decision = Decision(
-            allowed=bool(allowed),
-            limit=limit,
-            remaining=int(remaining),
-            reset_seconds=float(reset),
-            retry_after_seconds=float(retry_after),
-        )
-        if not decision.allowed:
-            RATELIMIT_REJECTED.labels(bucket=bucket.split(":", 1)[0]).inc()
-        return decision
+        decisions = []
+        for (bucket, limit), (allowed, remaining, retry_after, reset) in zip(
+            buckets, replies, strict=True
+        ):
+            decision = Decision(
+                allowed=bool(allowed),
+                limit=limit,
+                remaining=int(remaining),
+                reset_seconds=float(reset),
+                retry_after_seconds=float(retry_after),
+            )
+            if not decision.allowed:
+                RATELIMIT_REJECTED.labels(bucket=bucket.split(":", 1)[0]).inc()
+            decisions.append(decision)
+        return decisions

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.core.db import reading
+from services.core.db import autocommit
 from services.guardrail.tables import evaluations, flagged
 
 
@@ -43,7 +43,7 @@ def as_uuid(value: str) -> uuid.UUID:
 
 async def evaluation(engine: AsyncEngine, evaluation_id: uuid.UUID) -> Any:
     """One evaluation row, or None."""
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         return (
             await conn.execute(select(evaluations).where(evaluations.c.id == evaluation_id))
         ).first()
@@ -51,7 +51,7 @@ async def evaluation(engine: AsyncEngine, evaluation_id: uuid.UUID) -> Any:
 
 async def flagged_item(engine: AsyncEngine, flagged_id: uuid.UUID) -> Any:
     """One review-queue row, or None."""
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         return (await conn.execute(select(flagged).where(flagged.c.id == flagged_id))).first()
 
 
@@ -74,7 +74,7 @@ async def list_flagged(
             | ((flagged.c.created_at == created) & (flagged.c.id > last))
         )
     query = query.order_by(flagged.c.created_at, flagged.c.id).limit(limit)
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         return list((await conn.execute(query)).all())
 
 
@@ -132,7 +132,7 @@ async def stats(engine: AsyncEngine, since: datetime) -> Any:
         func.percentile_cont(0.5).within_group(layer_b).label("b50"),
         func.percentile_cont(0.99).within_group(layer_b).label("b99"),
     ).where(evaluations.c.created_at >= since)
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         row = (await conn.execute(query)).one()
         waiting = (
             await conn.execute(

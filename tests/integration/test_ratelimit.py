@@ -52,3 +52,15 @@ async def test_disabled_or_unreachable_limiter_lets_requests_through() -> None:
 async def test_a_fresh_bucket_reports_limit_minus_one_remaining(redis: Redis, limit: int) -> None:
     decision = await RateLimiter(redis).hit(f"test:{uuid.uuid4()}", limit=limit)
     assert decision is not None and decision.remaining == limit - 1
+
+
+async def test_a_request_refused_by_one_bucket_costs_nothing_from_the_others(redis: Redis) -> None:
+    limiter = RateLimiter(redis)
+    general, creations = f"test:{uuid.uuid4()}", f"test:{uuid.uuid4()}"
+    first = await limiter.hit_all([(general, 10), (creations, 1)])
+    assert first is not None and [d.allowed for d in first] == [True, True]
+    assert first[0].remaining == 9
+    refused = await limiter.hit_all([(general, 10), (creations, 1)])
+    assert refused is not None and [d.allowed for d in refused] == [True, False]
+    after = await limiter.hit(general, limit=10)
+    assert after is not None and after.remaining == 8  # the refused request took nothing

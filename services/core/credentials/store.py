@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.credentials.tables import api_keys, operators
-from services.core.db import reading
+from services.core.db import autocommit
 
 # The shared read of DESIGN.md §4: the agent columns authentication needs.
 _AGENT_FOR_KEY = text(
@@ -37,7 +37,7 @@ class KeyOwner:
 
 async def find_key_owner(engine: AsyncEngine, digest: bytes) -> KeyOwner | None:
     """The owner of a key digest, or None when no key has that digest."""
-    async with reading(engine) as conn:
+    async with autocommit(engine) as conn:
         row = (
             await conn.execute(
                 select(
