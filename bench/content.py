@@ -388,12 +388,12 @@ async def load_problems(
 # -- queue flood -----------------------------------------------------------------------------
 
 
-async def _count(dsn: str, sql: str) -> int:
+async def _count(dsn: str, sql: str, *args: Any) -> int:
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(sql))
+        return int(await conn.fetchval(sql, *args))
     finally:
         await conn.close()
 
@@ -412,6 +412,22 @@ async def wait_drained(dsn: str, target: int, timeout_s: float) -> tuple[float, 
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
+
+
+async def wait_embedded(
+    dsn: str, title_like: str, started: float, timeout_s: float
+) -> float | None:
+    """Seconds from `started` until every non-rejected problem titled like `title_like` has its
+    search vector (the worker embeds after deciding), or None on timeout."""
+    sql = (
+        "SELECT count(*) FROM problems WHERE embedding IS NULL "
+        "AND guardrail_status <> 'REJECTED' AND title LIKE $1"
+    )
+    while await _count(dsn, sql, title_like):
+        if time.monotonic() - started > timeout_s:
+            return None
+        await asyncio.sleep(0.5)
+    return round(time.monotonic() - started, 2)
 
 
 async def queue_flood(
@@ -452,6 +468,7 @@ async def queue_flood(
     ):
         await asyncio.sleep(0.2)
     applied_s = waited + time.monotonic() - t1
+    embedded_s = await wait_embedded(dsn, f"% of run {run_id}", time.monotonic() - applied_s, 300)
     decisions = {}
     import asyncpg
 
@@ -476,6 +493,7 @@ async def queue_flood(
         "decided": rows - before,
         "decisions": decisions,
         "all_applied_after_enqueue_s": round(applied_s, 2),
+        "all_embedded_after_enqueue_s": embedded_s,
     }
 
 
@@ -744,8 +762,13 @@ def render(r: dict[str, Any]) -> str:
                 f"| Queue flood 1,000 ({flabel}): drained < 60 s | "
                 f"{f['drain_after_enqueue_s']} s after the last enqueue ({f['total_s']} s from "
                 f"the first), {f['decided']} decided {f['decisions']}; all applied to the problems "
-                f"{f.get('all_applied_after_enqueue_s')} s after the last enqueue | "
-                f"{'PASS' if drain_ok else 'FAIL'} |"
+                f"{f.get('all_applied_after_enqueue_s')} s after the last enqueue"
+                + (
+                    f"; all embedded for search {f['all_embedded_after_enqueue_s']} s after it"
+                    if f.get("all_embedded_after_enqueue_s")
+                    else ""
+                )
+                + f" | {'PASS' if drain_ok else 'FAIL'} |"
             )
     a = r.get("layer_a")
     if a:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import grpc
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,9 +26,19 @@ class Runtime:
     authenticator: Authenticator
     limiter: RateLimiter
     evaluation_queue: EvaluationQueue
+    _content_channel: grpc.aio.Channel | None = field(default=None, init=False, repr=False)
+
+    def content_channel(self) -> grpc.aio.Channel:
+        """The channel to the content service's internal API (CONTENT_INTERNAL_TARGET), made on
+        first use and closed with the runtime."""
+        if self._content_channel is None:
+            self._content_channel = grpc.aio.insecure_channel(self.settings.content_internal_target)
+        return self._content_channel
 
     async def close(self) -> None:
-        """Closes the database pool, the queue and the Redis connections."""
+        """Closes the content channel, the database pool, the queue and the Redis connections."""
+        if self._content_channel is not None:
+            await self._content_channel.close(None)
         await self.evaluation_queue.close()
         await self.engine.dispose()
         await self.redis.aclose()

@@ -39,7 +39,7 @@ def active_classifier_name(settings: Settings) -> str:
 
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
     settings = runtime.settings
-    channel = grpc.aio.insecure_channel(settings.content_internal_target)
+    channel = runtime.content_channel()
     deps = GuardrailDeps(
         engine=runtime.engine,
         rules=RuleSet.load(),
