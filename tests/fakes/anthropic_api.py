@@ -23,27 +23,19 @@ import contextlib
 import itertools
 import json
 import re
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from aiohttp import web
+from tests.fakes.scripted import RecordedRequest as BaseRecordedRequest
+from tests.fakes.scripted import Reply, ScriptedAPI
 
 TOOL_NAME = "record_evaluation"
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
+class RecordedRequest(BaseRecordedRequest):
     """One request as the fake received it."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    """Header names lower-cased."""
-    raw_body: bytes
-    body: dict[str, Any] | None
-    """The JSON body, or None when it was not a JSON object."""
 
     @property
     def model(self) -> str | None:
@@ -98,19 +90,6 @@ class RecordedRequest:
         except ValueError:
             return None
         return payload if isinstance(payload, dict) else None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One HTTP response."""
-
-    status: int = 200
-    body: Any = None
-    """JSON-serialisable, or str/bytes sent verbatim."""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    """Seconds to wait before answering (a slow upstream, to trigger client timeouts)."""
-    content_type: str = "application/json"
 
 
 Behaviour = Callable[[RecordedRequest], Reply]
@@ -297,90 +276,13 @@ def plausible_evaluation(delay: float = 0.0) -> Behaviour:
     return behaviour
 
 
-class FakeAnthropicAPI:
-    """The fake server on 127.0.0.1 and a free port; an async context manager."""
+class FakeAnthropicAPI(ScriptedAPI[RecordedRequest]):
+    """The fake Anthropic Messages API on 127.0.0.1 and a free port; an async context manager."""
 
-    def __init__(self, *, api_key: str | None = None, default: Behaviour | None = None) -> None:
-        self.api_key = api_key
-        """When set, requests with another key get 401 (as the real API would)."""
-        self.default = default
-        self.requests: list[RecordedRequest] = []
-        """Every request received, in order (including rejected ones)."""
-        self._script: deque[Behaviour] = deque()
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
-        self.port = 0
+    request_type = RecordedRequest
 
-    @property
-    def base_url(self) -> str:
-        """What to pass as the SDK's base_url."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def script(self, *behaviours: Behaviour) -> None:
-        """Queues behaviours; each answers one request, in order."""
-        self._script.extend(behaviours)
-
-    @property
-    def pending(self) -> int:
-        """Scripted behaviours not used yet."""
-        return len(self._script)
-
-    async def start(self, port: int = 0) -> None:
-        """Binds and serves."""
-        app = web.Application(client_max_size=32 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # handler_cancellation: a request whose client gave up (timeout) stops sleeping at once.
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        """Wakes slow handlers and shuts the server down."""
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeAnthropicAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _handle(self, http: web.Request) -> web.StreamResponse:
-        raw = await http.read()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        request = RecordedRequest(
-            method=http.method,
-            path=http.path,
-            headers={k.lower(): v for k, v in http.headers.items()},
-            raw_body=raw,
-            body=parsed if isinstance(parsed, dict) else None,
-        )
-        self.requests.append(request)
-        rejection = self._reject(request)
-        if rejection is not None:
-            reply = rejection(request)
-        elif self._script:
-            reply = self._script.popleft()(request)
-        elif self.default is not None:
-            reply = self.default(request)
-        else:
-            reply = bad_request(f"fake: no reply scripted for request {len(self.requests)}")(
-                request
-            )
-        if reply.delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), reply.delay)
-        return self._response(reply)
+    def _unscripted(self, request: RecordedRequest) -> Reply:
+        return bad_request(f"fake: no reply scripted for request {len(self.requests)}")(request)
 
     def _reject(self, request: RecordedRequest) -> Behaviour | None:
         """What the real API refuses before any model runs, for the parts this project uses."""
@@ -417,17 +319,6 @@ class FakeAnthropicAPI:
             if isinstance(thinking, dict) and thinking.get("type") != "disabled":
                 return bad_request("Thinking may not be enabled when tool_choice forces tool use.")
         return None
-
-    @staticmethod
-    def _response(reply: Reply) -> web.Response:
-        if isinstance(reply.body, bytes):
-            data = reply.body
-        elif isinstance(reply.body, str):
-            data = reply.body.encode()
-        else:
-            data = json.dumps(reply.body).encode()
-        headers = {"content-type": reply.content_type, **reply.headers}
-        return web.Response(status=reply.status, body=data, headers=headers)
 
 
 async def _serve(port: int, delay: float) -> None:
