@@ -17,9 +17,6 @@ with a plausible evaluation.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import itertools
 import json
 import re
@@ -28,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tests.fakes.scripted import RecordedRequest as BaseRecordedRequest
-from tests.fakes.scripted import Reply, ScriptedAPI
+from tests.fakes.scripted import Reply, ScriptedAPI, run_standalone
 
 TOOL_NAME = "record_evaluation"
 
@@ -321,24 +318,13 @@ class FakeAnthropicAPI(ScriptedAPI[RecordedRequest]):
         return None
 
 
-async def _serve(port: int, delay: float) -> None:
-    fake = FakeAnthropicAPI(default=plausible_evaluation(delay))
-    await fake.start(port)
-    print(f"fake Anthropic Messages API on {fake.base_url} (delay {delay}s)", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await fake.stop()
-
-
 def main() -> None:
-    """Serves plausible evaluations until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8788)
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
-    args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, args.delay))
+    """Serves until interrupted."""
+    run_standalone(
+        lambda delay: FakeAnthropicAPI(default=plausible_evaluation(delay)),
+        description=__doc__.splitlines()[0],
+        port=8788,
+    )
 
 
 if __name__ == "__main__":

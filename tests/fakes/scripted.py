@@ -3,6 +3,7 @@ script (one behaviour per request, then a default) after the API's own request c
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -140,6 +141,29 @@ class ScriptedAPI(Generic[R]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), reply.delay)
         return _response(reply)
+
+
+def run_standalone(
+    make: Callable[[float], ScriptedAPI[Any]], *, description: str, port: int
+) -> None:
+    """`python -m tests.fakes.<api> [--port N] [--delay S]`: serves until interrupted (manual
+    runs and load tests)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        fake = make(args.delay)
+        await fake.start(args.port)
+        print(f"{type(fake).__name__} on {fake.base_url} (delay {args.delay}s)", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await fake.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
 
 
 def _response(reply: Reply) -> web.Response:

@@ -19,10 +19,7 @@ standalone for manual and load tests (`python -m tests.fakes.voyage_api --port 8
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
-import contextlib
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -31,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from tests.fakes.scripted import RecordedRequest as BaseRecordedRequest
-from tests.fakes.scripted import Reply, ScriptedAPI
+from tests.fakes.scripted import Reply, ScriptedAPI, run_standalone
 
 MAX_INPUTS = 1000
 
@@ -263,24 +260,13 @@ class FakeVoyageAPI(ScriptedAPI[RecordedRequest]):
         return None
 
 
-async def _serve(port: int, delay: float) -> None:
-    fake = FakeVoyageAPI(default=embeddings(delay=delay))
-    await fake.start(port)
-    print(f"fake Voyage embeddings API on {fake.base_url} (delay {delay}s)", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await fake.stop()
-
-
 def main() -> None:
-    """Serves deterministic embeddings until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8789)
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
-    args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, args.delay))
+    """Serves until interrupted."""
+    run_standalone(
+        lambda delay: FakeVoyageAPI(default=embeddings(delay=delay)),
+        description=__doc__.splitlines()[0],
+        port=8789,
+    )
 
 
 if __name__ == "__main__":
