@@ -715,14 +715,21 @@ def render(r: dict[str, Any]) -> str:
     ]
     sc = r.get("scenarios", {})
 
-    def k6row(name: str, target: str, pct: str, limit: float | None) -> None:
+    def k6row(
+        name: str, target: str, pct: str, limit: float | None, target_rps: int | None = None
+    ) -> None:
         s = sc.get(name)
         if not s:
             return
         lat = s["latency_ms"]
         val = lat.get(pct)
+        if target_rps is not None and s["target_rps"] != target_rps:
+            # A run at another rate (--list-rate/--create-rate) says what the box sustains; it
+            # is not the target's verdict.
+            target = f"{target} — run at {s['target_rps']} rps instead"
         ok = (
-            s["completed"] >= 0.98 * s["scheduled"]
+            (target_rps is None or s["target_rps"] >= target_rps)
+            and s["completed"] >= 0.98 * s["scheduled"]
             and s["dropped_iterations"] == 0
             and s["errors"] == 0
             and (limit is None or (val is not None and val < limit))
@@ -733,8 +740,8 @@ def render(r: dict[str, Any]) -> str:
             f"{s['dropped_iterations']} dropped | {'PASS' if ok else 'FAIL'} |"
         )
 
-    k6row("list_problems", "ListProblems 500 rps, p99 < 25 ms", "p99", 25.0)
-    k6row("create_problem", "CreateProblem 50 rps, p99 < 30 ms", "p99", 30.0)
+    k6row("list_problems", "ListProblems 500 rps, p99 < 25 ms", "p99", 25.0, 500)
+    k6row("create_problem", "CreateProblem 50 rps, p99 < 30 ms", "p99", 30.0, 50)
     k6row(
         "search",
         f"SearchContent over 100k, p95 < 30 ms ({sc.get('search', {}).get('target_rps')} rps)",
@@ -843,6 +850,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--scale", type=float, default=1.0, help="k6 duration factor")
     p.add_argument("--search-rate", type=int, default=50)
+    p.add_argument(
+        "--list-rate", type=int, default=0, help="ListProblems rate (default: the target's 500)"
+    )
+    p.add_argument(
+        "--create-rate", type=int, default=0, help="CreateProblem rate (default: the target's 50)"
+    )
     p.add_argument("--worker-concurrency", type=int, default=64)
     p.add_argument("--fake-delay", type=float, default=0.5)
     p.add_argument("--flood", type=int, default=1000)
@@ -924,7 +937,11 @@ def main(argv: list[str] | None = None) -> int:
                 if name not in steps:
                     continue
                 sc = SCENARIOS[name]
-                rate = args.search_rate if name == "search" else sc.rate
+                rate = {
+                    "search": args.search_rate,
+                    "list_problems": args.list_rate,
+                    "create_problem": args.create_rate,
+                }.get(name) or sc.rate
                 sc = Scenario(
                     sc.name,
                     sc.label,

@@ -24,6 +24,16 @@ GUARDRAIL_JOB_OPTIONS: dict[str, Any] = {
     "removeOnFail": {"age": 30 * 24 * 3600},
 }
 
+EMBEDDING_QUEUE = "content-embedding"
+# A hosted provider may be down for a while: more attempts, further apart. After the last one the
+# item simply stays without a vector until the worker's sweep backfills it.
+EMBEDDING_JOB_OPTIONS: dict[str, Any] = {
+    "attempts": 5,
+    "backoff": {"type": "exponential", "delay": 2000},
+    "removeOnComplete": {"age": 24 * 3600, "count": 10_000},
+    "removeOnFail": {"age": 7 * 24 * 3600},
+}
+
 log = get_logger(__name__)
 
 
@@ -57,32 +67,78 @@ class EvaluationJob:
         return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
 
-class EvaluationQueue:
-    """Producer for the guardrail queue."""
+class JobQueue:
+    """Producer for one bullmq queue, with its job options."""
 
-    def __init__(self, redis_url: str) -> None:
-        self._queue = Queue(GUARDRAIL_QUEUE, {"connection": redis_url})
+    def __init__(self, name: str, redis_url: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self._options = options
+        self._queue = Queue(name, {"connection": redis_url})
 
     @property
     def queue(self) -> Queue:
         """The underlying bullmq queue (for counts and job lookups)."""
         return self._queue
 
-    async def enqueue(self, job: EvaluationJob) -> bool:
-        """Queues the job; False when Redis is unreachable (the sweep re-enqueues it later)."""
+    async def add(self, job_id: str, name: str, data: dict[str, Any]) -> bool:
+        """Queues a job (a second add of the same id is a no-op); False when Redis is
+        unreachable, for the caller's sweep to make up for."""
         try:
-            # Bounded: a Redis outage must not hold the RPC; the sweep makes up for it.
+            # Bounded: a Redis outage must not hold the caller.
             await asyncio.wait_for(
-                self._queue.add(
-                    job.kind, job.data(), {**GUARDRAIL_JOB_OPTIONS, "jobId": job.evaluation_id}
-                ),
+                self._queue.add(name, data, {**self._options, "jobId": job_id}),
                 ENQUEUE_TIMEOUT_SECONDS,
             )
         except (RedisError, OSError, TimeoutError):
-            log.warning("enqueue_failed", queue=GUARDRAIL_QUEUE, evaluation_id=job.evaluation_id)
+            log.warning("enqueue_failed", queue=self.name, job_id=job_id)
             return False
         return True
 
     async def close(self) -> None:
         """Closes the queue's connection."""
         await self._queue.close()
+
+
+class EvaluationQueue(JobQueue):
+    """Producer for the guardrail queue."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__(GUARDRAIL_QUEUE, redis_url, GUARDRAIL_JOB_OPTIONS)
+
+    async def enqueue(self, job: EvaluationJob) -> bool:
+        """Queues the job; False when Redis is unreachable (the sweep re-enqueues it later)."""
+        return await self.add(job.evaluation_id, job.kind, job.data())
+
+
+@dataclass(frozen=True)
+class EmbeddingJob:
+    """Embed one problem or solution as of one evaluation (its text then)."""
+
+    kind: str
+    content_id: str
+    evaluation_id: str
+
+    @property
+    def job_id(self) -> str:
+        """One job per version of the text."""
+        return f"embed-{self.evaluation_id}"
+
+    def data(self) -> dict[str, Any]:
+        """The job payload (JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> EmbeddingJob:
+        """The job from its payload."""
+        return cls(str(data["kind"]), str(data["content_id"]), str(data["evaluation_id"]))
+
+
+class EmbeddingQueue(JobQueue):
+    """Producer for the embedding queue (the guardrail worker feeds it after each decision)."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__(EMBEDDING_QUEUE, redis_url, EMBEDDING_JOB_OPTIONS)
+
+    async def enqueue(self, job: EmbeddingJob) -> bool:
+        """Queues the job; False when Redis is unreachable (the sweep's backfill covers it)."""
+        return await self.add(job.job_id, job.kind, job.data())

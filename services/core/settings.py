@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     """host:port the worker reaches the content service's internal RPCs at."""
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     """Jobs the worker runs at once (model calls wait on I/O, so more than cores)."""
+    embedding_concurrency: int = Field(default=2, ge=1, le=64)
+    """Embedding jobs the worker runs at once: the local model is CPU-bound (about one per
+    core); a hosted provider waits on the network and can take more."""
     worker_nice: int = Field(default=10, ge=0, le=19)
     """Niceness the worker adds to itself: on a shared machine its CPU-heavy work (embeddings,
     the local classifier) yields to request serving. 0 keeps the normal priority."""

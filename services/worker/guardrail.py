@@ -8,22 +8,24 @@ from datetime import timedelta
 
 from betterworld.content.v1 import content_pb2 as content_pb
 from bullmq import Job, Worker
-from prometheus_client import Counter, Gauge
 
 from services.content.deps import ContentDeps
-from services.content.embedding import backfill, embed_item
+from services.content.embedding import EMBEDDED_KINDS, backfill
 from services.content.moderation import approved_items
 from services.content.sweep import requeue_lost
 from services.core.logging import get_logger
-from services.core.queues import GUARDRAIL_JOB_OPTIONS, GUARDRAIL_QUEUE, EvaluationJob
+from services.core.queues import (
+    GUARDRAIL_JOB_OPTIONS,
+    GUARDRAIL_QUEUE,
+    EmbeddingJob,
+    EmbeddingQueue,
+    EvaluationJob,
+)
 from services.guardrail.classifier.base import ClassifierError
 from services.guardrail.pipeline import Pipeline
+from services.worker.metrics import JOBS_COMPLETED, JOBS_FAILED, publish_queue_sizes
 
 log = get_logger(__name__)
-JOBS_COMPLETED = Counter("bullmq_jobs_completed_total", "Jobs completed", ["queue"])
-JOBS_FAILED = Counter("bullmq_jobs_failed_total", "Job attempts that failed", ["queue"])
-QUEUE_SIZE = Gauge("bullmq_queue_size", "Jobs in the queue by state", ["queue", "state"])
-_COUNTED_STATES = ("waiting", "active", "delayed", "failed", "completed")
 _GAUGE_INTERVAL_SECONDS = 5.0
 _BACKFILL_ROUND = 256
 """Vectors a sweep round may compute: a few seconds of CPU, so the round stays short."""
@@ -45,6 +47,7 @@ class GuardrailWorker:
         concurrency: int,
         lock_seconds: float = 30.0,
         content: ContentDeps,
+        embeddings: EmbeddingQueue,
         sweep_interval: float,
         pending_after: timedelta,
     ) -> None:
@@ -53,6 +56,7 @@ class GuardrailWorker:
         self._concurrency = concurrency
         self._lock_ms = int(lock_seconds * 1000)
         self._content = content
+        self._embeddings = embeddings
         self._sweep_interval = sweep_interval
         self._pending_after = pending_after
         self._worker: Worker | None = None
@@ -84,12 +88,13 @@ class GuardrailWorker:
         return {"decision": outcome.verdict.status}
 
     async def _embed(self, data: EvaluationJob) -> None:
-        """The item's search vector, once its text is decided on; a failure (say, a hosted
-        provider down) leaves the item unembedded for the sweep's backfill, never undecided."""
-        try:
-            await embed_item(self._content, data.kind, data.content_id, data.evaluation_id)
-        except Exception as exc:
-            log.warning("embedding_failed", kind=data.kind, error=type(exc).__name__)
+        """Queues the item's search vector once its text is decided on (not in this job: the
+        model is CPU or a hosted API, and has its own retries); if Redis refuses, the sweep's
+        backfill embeds it later."""
+        if data.kind in EMBEDDED_KINDS:
+            await self._embeddings.enqueue(
+                EmbeddingJob(data.kind, data.content_id, data.evaluation_id)
+            )
 
     async def _sweep_forever(self) -> None:
         assert self._worker is not None
@@ -101,9 +106,8 @@ class GuardrailWorker:
         try:
             while True:
                 try:
-                    counts = await queue.getJobCounts(*_COUNTED_STATES)
-                    for state, count in counts.items():
-                        QUEUE_SIZE.labels(GUARDRAIL_QUEUE, state).set(count)
+                    await publish_queue_sizes(queue)
+                    await publish_queue_sizes(self._embeddings.queue)
                     if loop.time() - last_sweep >= self._sweep_interval:
                         last_sweep = loop.time()
                         await requeue_lost(self._content, queue, older_than=self._pending_after)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
@@ -12,6 +13,7 @@ import grpc
 from services.content.service import build_deps as content_deps
 from services.core.logging import get_logger
 from services.core.metrics import start_metrics_endpoint
+from services.core.queues import EmbeddingQueue
 from services.core.runtime import Runtime, build_runtime
 from services.core.settings import Settings
 from services.guardrail.apply import decision_applier
@@ -20,6 +22,7 @@ from services.guardrail.classifier.base import Classifier
 from services.guardrail.decision import Thresholds
 from services.guardrail.pipeline import Pipeline
 from services.guardrail.rules.engine import RuleSet
+from services.worker.embeddings import EmbeddingWorker
 from services.worker.guardrail import GuardrailWorker
 
 log = get_logger(__name__)
@@ -56,10 +59,30 @@ def thresholds_of(settings: Settings) -> Thresholds:
     )
 
 
+@dataclass
+class Consumers:
+    """The worker process's queue consumers, started and stopped together."""
+
+    guardrail: GuardrailWorker
+    embeddings: EmbeddingWorker
+    embedding_queue: EmbeddingQueue
+
+    def start(self) -> None:
+        """Starts consuming both queues (and the guardrail worker's sweep)."""
+        self.guardrail.start()
+        self.embeddings.start()
+
+    async def stop(self, *, force: bool = False) -> None:
+        """Stops both; running jobs finish unless `force` (which abandons them, as a crash)."""
+        await self.guardrail.stop(force=force)
+        await self.embeddings.stop(force=force)
+        await self.embedding_queue.close()
+
+
 async def build_worker(
     settings: Settings, runtime: Runtime, classifier: Classifier | None = None
-) -> tuple[GuardrailWorker, grpc.aio.Channel]:
-    """The guardrail worker and its channel to the content service (caller closes both)."""
+) -> tuple[Consumers, grpc.aio.Channel]:
+    """The consumers and their channel to the content service (caller closes both)."""
     channel = grpc.aio.insecure_channel(settings.content_internal_target)
     if classifier is None:
         # Loading exemplar embeddings takes seconds of CPU: off the event loop.
@@ -72,16 +95,25 @@ async def build_worker(
         thresholds=thresholds_of(settings),
         apply=decision_applier(channel, settings.internal_service_token.get_secret_value()),
     )
-    worker = GuardrailWorker(
+    content = content_deps(runtime)
+    embedding_queue = EmbeddingQueue(settings.redis_url)
+    guardrail = GuardrailWorker(
         pipeline,
         redis_url=settings.redis_url,
         concurrency=settings.worker_concurrency,
         lock_seconds=settings.worker_lock_seconds,
-        content=content_deps(runtime),
+        content=content,
+        embeddings=embedding_queue,
         sweep_interval=settings.sweep_interval_seconds,
         pending_after=timedelta(seconds=settings.sweep_pending_after_seconds),
     )
-    return worker, channel
+    embeddings = EmbeddingWorker(
+        content,
+        redis_url=settings.redis_url,
+        concurrency=settings.embedding_concurrency,
+        lock_seconds=settings.worker_lock_seconds,
+    )
+    return Consumers(guardrail, embeddings, embedding_queue), channel
 
 
 async def run_worker(settings: Settings) -> int:

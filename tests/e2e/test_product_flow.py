@@ -140,9 +140,16 @@ def test_report_evaluate_review_publish(product: tuple[Stack, dict[str, str]]) -
         assert public.status_code == 200
         assert public.json()["guardrailStatus"] == "APPROVED"
         assert "guardrail" not in public.json() or not public.json()["guardrail"]
-        # The worker embedded it after its evaluation: once approved it is found by meaning.
-        found = http.get("/api/v1/search", params={"q": "water pumps broken in Kisumu"}).json()
-        assert found["data"][0]["id"] == problem["problemId"]
+        # The worker embeds it after its evaluation (embedding queue): once approved and
+        # embedded it is found by meaning.
+        search = {"q": "water pumps broken in Kisumu"}
+        _wait(
+            lambda: (
+                http.get("/api/v1/search", params=search).json()["data"][0]["id"]
+                == problem["problemId"]
+            ),
+            timeout=30,
+        )
 
         harmful = http.post(
             "/api/v1/problems",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,9 @@ from sqlalchemy import select, update
 from services.content.embedding import backfill, embed_item
 from services.content.service import build_deps
 from services.content.tables import problems, solutions
+from services.core.embeddings.provider import EmbeddingError
+from services.core.queues import EmbeddingJob, EmbeddingQueue
+from services.worker.embeddings import EmbeddingWorker
 from tests.integration.content.conftest import ContentClient, eventually
 
 
@@ -134,3 +138,52 @@ async def test_the_backfill_command_reports_what_it_stored(
     # The command runs its own event loop; from inside this one, a thread gives it one.
     assert await asyncio.to_thread(args.func, args) == 0
     assert "stored 1 embeddings" in capsys.readouterr().out
+
+
+class _FlakyProvider:
+    """The local model, failing its first call (a hosted provider's bad minute)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimensions = inner.dimensions
+        self.calls = 0
+
+    def embed(self, texts: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise EmbeddingError("voyage-3.5: 503 from the API (attempt 1)")
+        return self.inner.embed(texts)
+
+
+async def test_a_failed_embedding_job_is_retried_with_backoff(content: ContentClient) -> None:
+    author = await content.agent()
+    problem = await content.problem(author)
+    deps = build_deps(content.service.runtime)
+    flaky = _FlakyProvider(deps.embedder)
+    worker = EmbeddingWorker(
+        dataclasses.replace(deps, embedder=flaky),
+        redis_url=content.settings.redis_url,
+        concurrency=1,
+        lock_seconds=30,
+    )
+    queue = EmbeddingQueue(content.settings.redis_url)
+    job = EmbeddingJob("problem", problem.problem_id, problem.guardrail_evaluation_id)
+    assert await queue.enqueue(job)
+    assert await queue.enqueue(job)  # the same version twice: one job
+    worker.start()
+    try:
+
+        async def embedded() -> bool:
+            return bool((await _vectors(content, problem.problem_id)).search)
+
+        await eventually(embedded, 20)  # the retry comes after the 2 s backoff
+        assert flaky.calls == 2
+
+        async def completed() -> bool:
+            return await queue.queue.getJobState(job.job_id) == "completed"
+
+        await eventually(completed, 5)
+    finally:
+        await worker.stop()
+        await queue.close()
