@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-
 import grpc
 from betterworld.content.v1 import content_pb2, content_pb2_grpc
 
 from services.content.deps import ContentDeps
 from services.content.servicer import ContentInternalServicer, ContentServicer
 from services.content.tables import EMBEDDING_DIMENSIONS
-from services.core.embeddings import EmbeddingProvider, build_provider
+from services.core.embeddings import build_provider
 from services.core.embeddings.local_minilm import LocalMiniLM
-from services.core.logging import get_logger
 from services.core.pagination import CursorCodec
 from services.core.policy import Access, MethodPolicy
 from services.core.runtime import Runtime
 from services.core.server import ServiceDefinition
 from services.core.settings import SettingsError
 
-log = get_logger(__name__)
 _SERVICE = "/betterworld.content.v1.ContentService/"
 _CREATE = MethodPolicy(Access.AGENT, content_creation=True)
 _AGENT = MethodPolicy(Access.AGENT)
@@ -71,17 +67,10 @@ def build_deps(runtime: Runtime) -> ContentDeps:
     )
 
 
-def _warm_up(provider: EmbeddingProvider) -> None:
-    try:
-        provider.embed(["warm up"])
-    except Exception:  # the first real request will report it
-        log.warning("embedding_warm_up_failed", model=provider.model_id)
-
-
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    # The local model loads on the first create or search (about 0.3 s, and 160 MB of memory
+    # that an idle process does without).
     deps = build_deps(runtime)
-    # Loading the local model takes a few hundred milliseconds: not inside the first request.
-    threading.Thread(target=_warm_up, args=(deps.titles,), name="warm-up", daemon=True).start()
     content_pb2_grpc.add_ContentServiceServicer_to_server(ContentServicer(deps), server)
     content_pb2_grpc.add_ContentInternalServiceServicer_to_server(
         ContentInternalServicer(deps), server
