@@ -29,8 +29,8 @@ gen: install
 	PYTHON=$(BIN)/python scripts/gen_protos.sh
 
 lint: install
-	$(BIN)/ruff check services tests migrations scripts
-	$(BIN)/ruff format --check services tests migrations scripts
+	$(BIN)/ruff check services tests migrations scripts bench
+	$(BIN)/ruff format --check services tests migrations scripts bench
 	$(BIN)/mypy
 	$(BUF) lint
 	$(BUF) format -d --exit-code

@@ -172,23 +172,41 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
         await asyncio.sleep(0.2)
 
 
+@dataclass
+class RunningWorker:
+    """A worker (both consumers) in-process, with its channel and runtime."""
+
+    consumers: Any
+    channel: Any
+    runtime: Any
+
+    async def stop(self, *, force: bool = False) -> None:
+        """Stops it; `force` abandons running jobs, as a crash would."""
+        await self.consumers.stop(force=force)
+        await self.channel.close(None)
+        await self.runtime.close()
+
+
+async def start_worker(settings: Settings, classifier: Any) -> RunningWorker:
+    """Starts the worker process's consumers in this process."""
+    runtime = build_runtime(settings)
+    consumers, channel = await build_worker(settings, runtime, classifier)
+    consumers.start()
+    return RunningWorker(consumers, channel, runtime)
+
+
 @pytest.fixture
 async def run_worker(
     content: ContentClient,
 ) -> AsyncIterator[Callable[..., Awaitable[None]]]:
-    started: list[Any] = []
+    started: list[RunningWorker] = []
 
     async def start(classifier: Any, **overrides: Any) -> None:
         settings: Settings = content.settings.model_copy(
             update={"content_internal_target": content.service.address, **overrides}
         )
-        runtime = build_runtime(settings)
-        worker, channel = await build_worker(settings, runtime, classifier)
-        worker.start()
-        started.append((worker, channel, runtime))
+        started.append(await start_worker(settings, classifier))
 
     yield start
-    for worker, channel, runtime in started:
+    for worker in started:
         await worker.stop()
-        await channel.close(None)
-        await runtime.close()

@@ -15,14 +15,12 @@ from sqlalchemy import func, select
 
 from services.content.service import DEFINITION
 from services.core.queues import GUARDRAIL_QUEUE
-from services.core.runtime import build_runtime
 from services.core.settings import Settings
 from services.devstack import EmbeddedValkey, free_port
 from services.guardrail.classifier.base import Classification, ContentItem
 from services.guardrail.tables import evaluations
-from services.worker.main import build_worker
 from tests.helpers import start_service
-from tests.integration.content.conftest import ContentClient, eventually
+from tests.integration.content.conftest import ContentClient, eventually, start_worker
 
 
 class StuckModel:
@@ -50,20 +48,6 @@ def own_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
         server.stop()
 
 
-async def _start_worker(settings: Settings, classifier: Any) -> tuple[Any, Any, Any]:
-    runtime = build_runtime(settings)
-    worker, channel = await build_worker(settings, runtime, classifier)
-    worker.start()
-    return worker, channel, runtime
-
-
-async def _stop_worker(parts: tuple[Any, Any, Any], *, force: bool = False) -> None:
-    worker, channel, runtime = parts
-    await worker.stop(force=force)
-    await channel.close(None)
-    await runtime.close()
-
-
 async def _decided(content: ContentClient, author: Any, problem_id: str) -> bool:
     current = await content.content.GetProblem(
         pb.GetProblemRequest(problem_id=problem_id), metadata=author.auth
@@ -78,17 +62,17 @@ async def test_a_job_of_a_crashed_worker_is_finished_by_another_once(
         update={"content_internal_target": content.service.address, "worker_lock_seconds": 1.5}
     )
     stuck = StuckModel()
-    first = await _start_worker(settings, stuck)
+    first = await start_worker(settings, stuck)
     author = await content.agent()
     problem = await content.problem(author)
     await asyncio.wait_for(stuck.started.wait(), 20)
-    await _stop_worker(first, force=True)  # the crash: the job is abandoned mid-evaluation
+    await first.stop(force=True)  # the crash: the job is abandoned mid-evaluation
 
-    second = await _start_worker(settings, local_classifier)
+    second = await start_worker(settings, local_classifier)
     try:
         await eventually(lambda: _decided(content, author, problem.problem_id), timeout=40)
     finally:
-        await _stop_worker(second)
+        await second.stop()
     async with content.service.runtime.engine.connect() as conn:
         stored = (await conn.execute(select(func.count()).select_from(evaluations))).scalar_one()
     assert stored == 1
@@ -125,7 +109,7 @@ async def test_queued_jobs_survive_a_redis_restart_and_a_lost_queue_is_swept(
             "sweep_pending_after_seconds": 1.0,
         }
     )
-    worker = await _start_worker(settings, local_classifier)
+    worker = await start_worker(settings, local_classifier)
     try:
         for problem in (*queued, lost):
             await eventually(lambda p=problem: _decided(durable, author, p.problem_id), 40)
@@ -137,5 +121,5 @@ async def test_queued_jobs_survive_a_redis_restart_and_a_lost_queue_is_swept(
 
         await eventually(completed, 10)
     finally:
-        await _stop_worker(worker)
+        await worker.stop()
         await queue.close()
