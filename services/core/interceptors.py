@@ -229,17 +229,26 @@ class RequestContextInterceptor(_UnaryInterceptor):
 
 
 class AuthInterceptor(_UnaryInterceptor):
-    """Resolves the bearer credential and enforces each RPC's declared access."""
+    """Resolves the bearer credential and enforces each RPC's declared access.
+
+    A request whose credential is refused is charged to its IP's public bucket (the anonymous
+    requests' limit): bad keys cost a lookup each, and without this nothing would bound them.
+    Past the limit the answer is RESOURCE_EXHAUSTED instead of UNAUTHENTICATED.
+    """
 
     def __init__(
         self,
         *,
         authenticator: Authenticator,
         policies: Mapping[str, MethodPolicy],
+        limiter: RateLimiter | None = None,
+        failures_per_ip: int = 0,
     ) -> None:
         super().__init__()
         self._authenticator = authenticator
         self._policies = policies
+        self._limiter = limiter
+        self._failures_per_ip = failures_per_ip
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """Authenticates and checks the method's access policy before the handler runs."""
@@ -253,8 +262,12 @@ class AuthInterceptor(_UnaryInterceptor):
                 raise errors.PermissionDenied(
                     "this method is not available", reason="METHOD_DENIED"
                 )
-            token = _bearer(_metadata(context).get("authorization"))
-            principal = await self._authenticator.authenticate(token) if token else None
+            try:
+                token = _bearer(_metadata(context).get("authorization"))
+                principal = await self._authenticator.authenticate(token) if token else None
+            except errors.Unauthenticated:
+                await self._charge_failure()
+                raise
             state = _state()
             state.principal = principal
             if principal is not None and principal.key_deprecated:
@@ -263,6 +276,30 @@ class AuthInterceptor(_UnaryInterceptor):
             return await inner(request, context)
 
         return behavior
+
+    async def _charge_failure(self) -> None:
+        if self._limiter is None or not self._failures_per_ip:
+            return
+        decision = await self._limiter.hit(
+            f"public:{_state().client_ip}", limit=self._failures_per_ip
+        )
+        if decision is not None and not decision.allowed:
+            raise _exhausted(decision, "public", "public requests per IP (a refused key counts)")
+
+
+def _exhausted(decision: Decision, bucket_kind: str, subject: str) -> errors.ResourceExhausted:
+    """The error for a refused request, its X-RateLimit-*/Retry-After headers already set."""
+    for name, value in decision.headers().items():
+        set_response_header(name, value)
+    return errors.ResourceExhausted(
+        f"rate limit exceeded: {decision.limit} {subject} a minute",
+        retry_after_seconds=decision.retry_after_seconds,
+        violations=[
+            errors.QuotaViolation(
+                subject=bucket_kind, description=f"{decision.limit} {subject} a minute"
+            )
+        ],
+    )
 
 
 def _bearer(value: str | None) -> str | None:
@@ -351,22 +388,11 @@ class RateLimitInterceptor(_UnaryInterceptor):
             limits = [(bucket, limit) for bucket, limit, _ in buckets]
             decisions = await self._limiter.hit_all(limits)
             shown: Decision | None = None
-            for (bucket, limit, subject), decision in zip(buckets, decisions or (), strict=False):
+            for (bucket, _, subject), decision in zip(buckets, decisions or (), strict=False):
                 if shown is None or decision.remaining < shown.remaining or not decision.allowed:
                     shown = decision
                 if not decision.allowed:
-                    for name, value in decision.headers().items():
-                        set_response_header(name, value)
-                    raise errors.ResourceExhausted(
-                        f"rate limit exceeded: {limit} {subject} a minute",
-                        retry_after_seconds=decision.retry_after_seconds,
-                        violations=[
-                            errors.QuotaViolation(
-                                subject=bucket.split(":", 1)[0],
-                                description=f"{limit} {subject} a minute",
-                            )
-                        ],
-                    )
+                    raise _exhausted(decision, bucket.split(":", 1)[0], subject)
             if shown is not None:
                 for name, value in shown.headers().items():
                     set_response_header(name, value)

@@ -91,7 +91,12 @@ class ServiceServer:
         self.server = grpc.aio.server(
             interceptors=[
                 RequestContextInterceptor(service=definition.name),
-                AuthInterceptor(authenticator=runtime.authenticator, policies=policies),
+                AuthInterceptor(
+                    authenticator=runtime.authenticator,
+                    policies=policies,
+                    limiter=runtime.limiter,
+                    failures_per_ip=settings.rate_limit_public_per_ip,
+                ),
                 RateLimitInterceptor(
                     limiter=runtime.limiter,
                     policies=policies,

