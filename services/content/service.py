@@ -9,7 +9,6 @@ from services.content.deps import ContentDeps
 from services.content.servicer import ContentInternalServicer, ContentServicer
 from services.content.tables import EMBEDDING_DIMENSIONS
 from services.core.embeddings import build_provider
-from services.core.embeddings.local_minilm import LocalMiniLM
 from services.core.pagination import CursorCodec
 from services.core.policy import Access, MethodPolicy
 from services.core.runtime import Runtime
@@ -56,8 +55,7 @@ def build_deps(runtime: Runtime) -> ContentDeps:
             f"{EMBEDDING_DIMENSIONS}; switching needs a migration of the embedding columns "
             "first (README: Changing the embedding provider)"
         )
-    # One model in memory when search vectors are local too.
-    titles = embedder if embedder.model_id == LocalMiniLM.model_id else LocalMiniLM()
+    titles = build_provider("local")  # the same instance as `embedder` when that is local
     return ContentDeps(
         engine=runtime.engine,
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),

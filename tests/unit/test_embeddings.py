@@ -53,3 +53,9 @@ def test_a_sentence_takes_milliseconds(model) -> None:  # type: ignore[no-untype
 def test_unknown_provider_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown embedding provider"):
         build_provider("voyage-but-misspelled")
+
+
+def test_a_process_holds_one_local_model_whoever_asks() -> None:
+    # The worker's classifier and its search embedder (and a service's title and search
+    # vectors) share one ONNX session: each copy costs about 160 MB.
+    assert build_provider("local") is build_provider("local")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -54,6 +55,15 @@ def embed_queries(provider: EmbeddingProvider, texts: Sequence[str]) -> Vectors:
     return provider.embed(texts)
 
 
+@functools.cache
+def _shared_local(threads: int) -> EmbeddingProvider:
+    # One model per process: the classifier, search vectors and title vectors share it (it is
+    # thread-safe, and each copy costs about 160 MB).
+    from services.core.embeddings.local_minilm import LocalMiniLM
+
+    return LocalMiniLM(threads=threads)
+
+
 def build_provider(
     name: str = "local", *, threads: int = 1, settings: Settings | None = None
 ) -> EmbeddingProvider:
@@ -64,9 +74,7 @@ def build_provider(
     Nothing is fetched or loaded until the first `embed`.
     """
     if name == "local":
-        from services.core.embeddings.local_minilm import LocalMiniLM
-
-        return LocalMiniLM(threads=threads)
+        return _shared_local(threads)
     if name == "voyage":
         if settings is None:
             raise ValueError(
