@@ -314,9 +314,13 @@ async def apply_decision(conn: AsyncConnection, decision: Decision) -> tuple[boo
     """
     table = TABLES[decision.kind]
     content_id = uuid.UUID(decision.content_id)
+    needed = ["id", "guardrail_evaluation_id", "guardrail_decided_at", "guardrail_status"]
+    needed += [name for name in ("problem_id", "solution_id") if name in table.c]  # the parent
     row = (
         await conn.execute(
-            select(*row_columns(table)).where(table.c.id == content_id).with_for_update()
+            select(*(table.c[name] for name in needed))
+            .where(table.c.id == content_id)
+            .with_for_update()
         )
     ).first()
     if row is None:
