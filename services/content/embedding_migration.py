@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from alembic.operations import Operations
 from pgvector.sqlalchemy import Vector
+from sqlalchemy import text
+
+from services.content.tables import APPROVED_ONLY
 
 _INDEXED = {"problems": "ix_problems_embedding", "solutions": "ix_solutions_embedding"}
 _TABLES = ("problems", "solutions", "debates")
@@ -31,4 +34,5 @@ def resize_embeddings(op: Operations, dimensions: int) -> None:
                 ["embedding"],
                 postgresql_using="hnsw",
                 postgresql_ops={"embedding": "vector_cosine_ops"},
+                postgresql_where=text(APPROVED_ONLY),
             )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
@@ -21,7 +21,7 @@ from services.content.model import (
     Similar,
     SolutionRecord,
 )
-from services.content.tables import debates, problems, solutions
+from services.content.tables import APPROVED_ONLY, debates, problems, solutions
 from services.core.db import autocommit
 
 TABLES: dict[str, Table] = {"problem": problems, "solution": solutions, "debate": debates}
@@ -244,24 +244,29 @@ async def similar_problems(
 ) -> list[Similar]:
     """Approved, active problems nearest to `vector` (HNSW, cosine), in the search space or,
     with `by_title`, in the title space."""
+    async with autocommit(engine) as conn:
+        rows = (await conn.execute(similar_query(vector, exclude, limit, by_title))).all()
+    return [Similar(str(r.id), r.title, r.domain, round(1 - float(r.distance), 4)) for r in rows]
+
+
+def similar_query(
+    vector: list[float], exclude: uuid.UUID | None, limit: int, by_title: bool
+) -> Select[Any]:
+    """The nearest-problems query (exposed so tests can check its plan)."""
     column = problems.c.title_embedding if by_title else problems.c.embedding
     distance = column.cosine_distance(vector)
     query = (
         select(problems.c.id, problems.c.title, problems.c.domain, distance.label("distance"))
-        .where(problems.c.guardrail_status == APPROVED)
+        .where(text(APPROVED_ONLY))  # a literal: the partial HNSW index's predicate
         .where(problems.c.status == "ACTIVE")
         .where(column.is_not(None))
         .order_by(distance)
         .limit(limit)
     )
-    if exclude is not None:
-        query = query.where(problems.c.id != exclude)
-    async with autocommit(engine) as conn:
-        rows = (await conn.execute(query)).all()
-    return [Similar(str(r.id), r.title, r.domain, round(1 - float(r.distance), 4)) for r in rows]
+    return query.where(problems.c.id != exclude) if exclude is not None else query
 
 
-def _nearest(kind: str, vector: list[float], domain: str | None, limit: int) -> Select[Any]:
+def nearest_query(kind: str, vector: list[float], domain: str | None, limit: int) -> Select[Any]:
     """Approved, live problems or solutions by cosine distance to `vector` (HNSW order)."""
     table = TABLES[kind]
     distance = table.c.embedding.cosine_distance(vector)
@@ -275,7 +280,7 @@ def _nearest(kind: str, vector: list[float], domain: str | None, limit: int) -> 
     if table is solutions:
         query = query.join(problems, problems.c.id == solutions.c.problem_id)
     query = (
-        query.where(table.c.guardrail_status == APPROVED)
+        query.where(text(f"{table.name}.{APPROVED_ONLY}"))  # literal: the partial index's predicate
         .where(table.c.status != "ARCHIVED")
         .where(table.c.embedding.is_not(None))
         .order_by(distance)
@@ -296,7 +301,7 @@ async def search(
     hits: list[SearchHit] = []
     async with autocommit(engine) as conn:
         for kind in kinds:
-            rows = (await conn.execute(_nearest(kind, vector, domain, limit))).all()
+            rows = (await conn.execute(nearest_query(kind, vector, domain, limit))).all()
             hits += [
                 SearchHit(kind, str(r.id), r.title, r.description[:300], r.domain,
                           round(1 - float(r.distance), 4))

@@ -27,6 +27,10 @@ TITLE_EMBEDDING_DIMENSIONS = 384
 create, which must not wait on a hosted API."""
 
 _GUARDRAIL_STATUS = "guardrail_status IN ('PENDING', 'APPROVED', 'FLAGGED', 'REJECTED')"
+APPROVED_ONLY = "guardrail_status = 'APPROVED'"
+"""The vector indexes cover approved rows only: nothing else is ever searched, and every insert
+or non-HOT update of a row (a decision changes an indexed column) would otherwise add an HNSW
+entry too. Queries must spell this predicate as a literal for the planner to use them."""
 
 
 def _guardrail_columns() -> list[Column[object]]:
@@ -80,12 +84,14 @@ problems = Table(
         "embedding",
         postgresql_using="hnsw",
         postgresql_ops={"embedding": "vector_cosine_ops"},
+        postgresql_where=text(APPROVED_ONLY),
     ),
     Index(
         "ix_problems_title_embedding",
         "title_embedding",
         postgresql_using="hnsw",
         postgresql_ops={"title_embedding": "vector_cosine_ops"},
+        postgresql_where=text(APPROVED_ONLY),
     ),
     Index(
         "ix_problems_location",
@@ -129,6 +135,7 @@ solutions = Table(
         "embedding",
         postgresql_using="hnsw",
         postgresql_ops={"embedding": "vector_cosine_ops"},
+        postgresql_where=text(APPROVED_ONLY),
     ),
 )
 

@@ -8,10 +8,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql
 
+from services.content import store
 from services.content.embedding import backfill, embed_item
 from services.content.service import build_deps
 from services.content.tables import problems, solutions
@@ -187,3 +190,41 @@ async def test_a_failed_embedding_job_is_retried_with_backoff(content: ContentCl
     finally:
         await worker.stop()
         await queue.close()
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, list):
+        return "'[" + ",".join(str(x) for x in value) + "]'"
+    if isinstance(value, str | uuid.UUID):
+        return "'" + str(value) + "'"
+    return str(value)
+
+
+@pytest.mark.parametrize(
+    ("index", "build"),
+    [
+        ("ix_problems_embedding", lambda v: store.nearest_query("problem", v, None, 10)),
+        (
+            "ix_solutions_embedding",
+            lambda v: store.nearest_query("solution", v, "clean_water_sanitation", 10),
+        ),
+        ("ix_problems_title_embedding", lambda v: store.similar_query(v, uuid.uuid4(), 5, True)),
+        ("ix_problems_embedding", lambda v: store.similar_query(v, None, 5, False)),
+    ],
+)
+async def test_vector_queries_can_use_the_approved_only_indexes_in_a_generic_plan(
+    content: ContentClient, index: str, build: Any
+) -> None:
+    # The HNSW indexes are partial (approved rows only): a query whose status filter were a
+    # bound parameter could not use them once PostgreSQL switches to a generic plan, and would
+    # scan and sort every row instead.
+    statement = build([0.01] * 384).compile(dialect=postgresql.asyncpg.dialect())
+    values = [_literal(statement.params[name]) for name in statement.positiontup or ()]
+    async with content.service.runtime.engine.connect() as conn:
+        await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        await conn.exec_driver_sql("SET enable_seqscan = off")  # tables are tiny here
+        await conn.exec_driver_sql(f"PREPARE nearest AS {statement}")
+        plan = await conn.exec_driver_sql(f"EXPLAIN EXECUTE nearest({', '.join(values)})")
+        text_plan = "\n".join(row[0] for row in plan)
+        await conn.exec_driver_sql("DEALLOCATE nearest")
+    assert f"Index Scan using {index}" in text_plan, text_plan
