@@ -933,6 +933,9 @@ def main(argv: list[str] | None = None) -> int:
             report["scenarios"] = {}
             warm = Scenario("warmup", "warm-up", "list_problems.js", 100, 5, 10, 50, "", None)
             b.run_k6(warm)
+            # The content service loads its embedding model on the first search or create
+            # (~0.5 s); a few searches first, so the runs measure a warm service.
+            b.run_k6(Scenario("warmup", "warm-up", "search.js", 10, 3, 5, 20, "", None))
             for name in ("list_problems", "search", "create_problem"):
                 if name not in steps:
                     continue
