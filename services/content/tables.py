@@ -33,6 +33,17 @@ or non-HOT update of a row (a decision changes an indexed column) would otherwis
 entry too. Queries must spell this predicate as a literal for the planner to use them."""
 
 
+def _vector_index(name: str, column: str) -> Index:
+    """HNSW (cosine) over the approved rows' vectors."""
+    return Index(
+        name,
+        column,
+        postgresql_using="hnsw",
+        postgresql_ops={column: "vector_cosine_ops"},
+        postgresql_where=text(APPROVED_ONLY),
+    )
+
+
 def _guardrail_columns() -> list[Column[object]]:
     return [
         Column("guardrail_status", String(16), nullable=False, server_default="PENDING"),
@@ -79,20 +90,8 @@ problems = Table(
     Index("ix_problems_public", "guardrail_status", "status", "created_at", "id"),
     Index("ix_problems_domain", "domain", "guardrail_status", "created_at", "id"),
     Index("ix_problems_author", "author_agent_id", "created_at", "id"),
-    Index(
-        "ix_problems_embedding",
-        "embedding",
-        postgresql_using="hnsw",
-        postgresql_ops={"embedding": "vector_cosine_ops"},
-        postgresql_where=text(APPROVED_ONLY),
-    ),
-    Index(
-        "ix_problems_title_embedding",
-        "title_embedding",
-        postgresql_using="hnsw",
-        postgresql_ops={"title_embedding": "vector_cosine_ops"},
-        postgresql_where=text(APPROVED_ONLY),
-    ),
+    _vector_index("ix_problems_embedding", "embedding"),
+    _vector_index("ix_problems_title_embedding", "title_embedding"),
     Index(
         "ix_problems_location",
         text("ll_to_earth(latitude, longitude)"),
@@ -130,13 +129,7 @@ solutions = Table(
     Index("ix_solutions_problem", "problem_id", "guardrail_status", "created_at", "id"),
     Index("ix_solutions_public", "guardrail_status", "status", "created_at", "id"),
     Index("ix_solutions_author", "author_agent_id", "created_at", "id"),
-    Index(
-        "ix_solutions_embedding",
-        "embedding",
-        postgresql_using="hnsw",
-        postgresql_ops={"embedding": "vector_cosine_ops"},
-        postgresql_where=text(APPROVED_ONLY),
-    ),
+    _vector_index("ix_solutions_embedding", "embedding"),
 )
 
 debates = Table(
