@@ -862,6 +862,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flood-client-concurrency", type=int, default=32)
     p.add_argument("--agents", type=int, default=50)
     p.add_argument("--wait-quiet", type=float, default=10.0)
+    p.add_argument(
+        "--processes", type=int, default=1, help="processes per service (SERVICE_PROCESSES)"
+    )
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--keep-data", action="store_true")
     args = p.parse_args(argv)

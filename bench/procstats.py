@@ -69,6 +69,7 @@ class ProcessGroup:
     name: str
     pid: int
     with_children: bool = False
+    rss_per_process: bool = False
 
     def pids(self) -> list[int]:
         return [self.pid, *children_of(self.pid)] if self.with_children else [self.pid]
@@ -77,9 +78,13 @@ class ProcessGroup:
         return sum(cpu_seconds(p) for p in self.pids())
 
     def rss(self) -> float | None:
+        """Summed over the group, or with `rss_per_process` its largest process (a service run
+        as N processes: the target is per process)."""
         values = [rss_mb(p) for p in self.pids()]
         known = [v for v in values if v is not None]
-        return round(sum(known), 1) if known else None
+        if not known:
+            return None
+        return round(max(known) if self.rss_per_process else sum(known), 1)
 
 
 def machine() -> dict[str, object]:

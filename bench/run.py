@@ -292,6 +292,7 @@ class Bench:
             "rate_limit_public_per_ip": RAISED_LIMIT,
             "rate_limit_agent_pending": RAISED_LIMIT,
             "rate_limit_agent_verified": RAISED_LIMIT,
+            "service_processes": getattr(args, "processes", 1),
         }
         # Children see these too (the stack also passes its Settings down to them).
         self.env = {
@@ -327,7 +328,7 @@ class Bench:
 
     def start(self) -> None:
         from services.core.migrate import upgrade
-        from services.stack import Stack
+        from services.stack import SERVICES, Stack
 
         self._apply_env()
         self.stack = Stack(self.settings())
@@ -338,8 +339,12 @@ class Bench:
         self.stack.wait_healthy()
         print(f"stack up in {time.monotonic() - t0:.1f} s at {self.base_url}", flush=True)
         # Every child of the stack (agent, the other services, the worker, Envoy), by name.
+        # With --processes N a service is a supervisor and its N children: count them all.
         self.groups = {
-            name: procstats.ProcessGroup(name, proc.pid) for name, proc in self.stack.children
+            name: procstats.ProcessGroup(
+                name, proc.pid, with_children=name in SERVICES, rss_per_process=name in SERVICES
+            )
+            for name, proc in self.stack.children
         }
         pm = _postmaster_pid(self.data_dir)
         if pm:
@@ -664,6 +669,9 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="run a scenario again (up to this many times) when other processes used "
         f">= {DISTURBED_CORES} cores during it; the least disturbed run is reported",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes per service (SERVICE_PROCESSES)"
     )
     parser.add_argument("--keep-logs", action="store_true", help="copy service logs to results/")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir")

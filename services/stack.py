@@ -101,8 +101,10 @@ class Stack:
 
     def start_services(self) -> None:
         """The services, then Envoy in front of them."""
+        processes = self.settings.service_processes
+        extra = ["--processes", str(processes)] if processes > 1 else []
         for service in SERVICES:
-            self.spawn(service, [sys.executable, "-m", "services.cli", "serve", service])
+            self.spawn(service, [sys.executable, "-m", "services.cli", "serve", service, *extra])
         self.spawn("worker", [sys.executable, "-m", "services.cli", "worker"])
         config = self.data_dir / "envoy.json"
         config.write_text(dump(render_envoy_config(local_envoy_spec(self.settings))))

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     """host:port the worker reaches the content service's internal RPCs at."""
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     """Jobs the worker runs at once (model calls wait on I/O, so more than cores)."""
+    service_processes: int = Field(default=1, ge=1, le=16)
+    """Processes per gRPC service that `betterworld up` starts, sharing its port (SO_REUSEPORT;
+    the kernel spreads connections). One Python process uses at most about one core."""
     embedding_concurrency: int = Field(default=2, ge=1, le=64)
     """Embedding jobs the worker runs at once: the local model is CPU-bound (about one per
     core); a hosted provider waits on the network and can take more."""
