@@ -6,14 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, union_all
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from services.content.deps import ContentDeps
-from services.content.model import APPROVED
-from services.content.tables import debates, problems, solutions
 from services.core.context import Principal
-from services.core.db import autocommit
 from services.core.queues import EvaluationJob
 
 
@@ -50,22 +44,6 @@ def job_for(kind: str, record: Any, *, account_age_days: float = 0.0) -> Evaluat
         claimed_domain=domain,
         author_account_age_days=account_age_days,
     )
-
-
-async def approved_items(engine: AsyncEngine, author_agent_id: str) -> int:
-    """How many of the author's problems, solutions and debates are approved (its trust)."""
-    author = uuid.UUID(author_agent_id)
-    counts = union_all(
-        *(
-            select(func.count().label("n"))
-            .select_from(table)
-            .where(table.c.author_agent_id == author)
-            .where(table.c.guardrail_status == APPROVED)
-            for table in (problems, solutions, debates)
-        )
-    ).subquery()
-    async with autocommit(engine) as conn:
-        return int((await conn.execute(select(func.sum(counts.c.n)))).scalar_one() or 0)
 
 
 async def submit(

@@ -221,12 +221,8 @@ async def similar_problems(
     if not 1 <= limit <= 20:
         raise errors.InvalidArgument.one("limit", "must be between 1 and 20")
     record = await get_problem(deps, principal, problem_id)
-    async with autocommit(deps.engine) as conn:
-        vector = (
-            await conn.execute(select(problems.c.embedding).where(problems.c.id == record.id))
-        ).scalar_one()
+    parsed = parse_uuid(record.id)
+    vector = await store.search_vector(deps.engine, "problem", parsed) if parsed else None
     if vector is None:
         return []
-    return await store.similar_problems(
-        deps.engine, list(vector), exclude=parse_uuid(record.id), limit=limit
-    )
+    return await store.similar_problems(deps.engine, vector, exclude=parsed, limit=limit)

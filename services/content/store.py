@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, text, update
+from sqlalchemy import Table, and_, func, or_, select, text, union_all, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
@@ -234,6 +234,17 @@ async def embedding_sources(
         return list((await conn.execute(query)).all())
 
 
+async def search_vector(
+    engine: AsyncEngine, kind: str, content_id: uuid.UUID
+) -> list[float] | None:
+    """An item's search vector, or None while it has none."""
+    table = TABLES[kind]
+    async with autocommit(engine) as conn:
+        query = select(table.c.embedding).where(table.c.id == content_id)
+        vector = (await conn.execute(query)).scalar_one_or_none()
+    return None if vector is None else [float(x) for x in vector]
+
+
 async def similar_problems(
     engine: AsyncEngine,
     vector: list[float],
@@ -393,3 +404,19 @@ async def pending_since(engine: AsyncEngine, kind: str, before: datetime, limit:
         .limit(limit)
     )
     return await fetch(engine, kind, query)
+
+
+async def approved_items(engine: AsyncEngine, author_agent_id: str) -> int:
+    """How many of the author's problems, solutions and debates are approved (its trust)."""
+    author = uuid.UUID(author_agent_id)
+    counts = union_all(
+        *(
+            select(func.count().label("n"))
+            .select_from(table)
+            .where(table.c.author_agent_id == author)
+            .where(table.c.guardrail_status == APPROVED)
+            for table in (problems, solutions, debates)
+        )
+    ).subquery()
+    async with autocommit(engine) as conn:
+        return int((await conn.execute(select(func.sum(counts.c.n)))).scalar_one() or 0)

@@ -20,9 +20,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from services.core.db import metadata
+from services.core.embeddings import local_minilm
 
 EMBEDDING_DIMENSIONS = 384
-TITLE_EMBEDDING_DIMENSIONS = 384
+"""Search vectors: the configured provider's size (a provider of another size comes with a
+migration that changes this)."""
+TITLE_EMBEDDING_DIMENSIONS = local_minilm.DIMENSIONS
 """Problem titles are always embedded by the local model: the duplicate check runs inside the
 create, which must not wait on a hosted API."""
 

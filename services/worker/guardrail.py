@@ -11,7 +11,7 @@ from bullmq import Job, Worker
 
 from services.content.deps import ContentDeps
 from services.content.embedding import EMBEDDED_KINDS, backfill
-from services.content.moderation import approved_items
+from services.content.store import approved_items
 from services.content.sweep import requeue_lost
 from services.core.logging import get_logger
 from services.core.queues import (
