@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,12 +17,18 @@ from services.core.queues import EvaluationQueue
 
 
 async def embed_texts(
-    provider: EmbeddingProvider, texts: Sequence[str], *, queries: bool = False
+    provider: EmbeddingProvider,
+    texts: Sequence[str],
+    *,
+    queries: bool = False,
+    executor: Executor | None = None,
 ) -> list[list[float]]:
     """Embeddings computed off the event loop (the local model takes milliseconds of CPU, a
-    hosted one a network round trip); `queries` embeds search queries rather than documents."""
+    hosted one a network round trip) on `executor` (None: the loop's default thread pool);
+    `queries` embeds search queries rather than documents."""
     embed = partial(embed_queries, provider) if queries else provider.embed
-    vectors = await asyncio.to_thread(embed, list(texts))
+    loop = asyncio.get_running_loop()
+    vectors = await loop.run_in_executor(executor, embed, list(texts))
     return [[float(x) for x in row] for row in vectors]
 
 
@@ -36,6 +43,9 @@ class ContentDeps:
     """The configured provider (EMBEDDING_PROVIDER): search vectors of items and queries."""
     titles: EmbeddingProvider
     """Always the local model: problem titles for the duplicate check inside the create."""
+    item_executor: Executor | None = None
+    """Where items' search vectors are computed. None (the services): the default thread pool.
+    The worker passes an idle-priority pool, so bulk embedding only takes spare CPU."""
 
     async def embed_query(self, text: str) -> list[float]:
         """A search query's vector in the search space."""

@@ -83,7 +83,7 @@ async def backfill(
 
 async def _store(deps: ContentDeps, kind: str, rows: Sequence[Any], *, source: str) -> int:
     texts = [embedding_text(row.title, row.description) for row in rows]
-    vectors = await embed_texts(deps.embedder, texts)
+    vectors = await embed_texts(deps.embedder, texts, executor=deps.item_executor)
     stored = 0
     model = deps.embedder.model_id
     for row, vector in zip(rows, vectors, strict=True):

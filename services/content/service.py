@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import grpc
 from betterworld.content.v1 import content_pb2, content_pb2_grpc
 
@@ -44,8 +46,9 @@ POLICIES: dict[str, MethodPolicy] = {
 _SERVICES = content_pb2.DESCRIPTOR.services_by_name
 
 
-def build_deps(runtime: Runtime) -> ContentDeps:
-    """The content domain's dependencies from the process runtime."""
+def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> ContentDeps:
+    """The content domain's dependencies from the process runtime; `item_executor` runs the
+    items' search embeddings (see `ContentDeps.item_executor`)."""
     settings = runtime.settings
     embedder = build_provider(settings.embedding_provider, settings=settings)
     if embedder.dimensions != EMBEDDING_DIMENSIONS:
@@ -62,6 +65,7 @@ def build_deps(runtime: Runtime) -> ContentDeps:
         queue=runtime.evaluation_queue,
         embedder=embedder,
         titles=titles,
+        item_executor=item_executor,
     )
 
 

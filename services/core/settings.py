@@ -135,8 +135,9 @@ class Settings(BaseSettings):
     """Processes per gRPC service that `betterworld up` starts, sharing its port (SO_REUSEPORT;
     the kernel spreads connections). One Python process uses at most about one core."""
     embedding_concurrency: int = Field(default=2, ge=1, le=64)
-    """Embedding jobs the worker runs at once: the local model is CPU-bound (about one per
-    core); a hosted provider waits on the network and can take more."""
+    """Embedding jobs the worker runs at once, on as many idle-priority threads (SCHED_IDLE:
+    they use only CPU nothing else wants): the local model is CPU-bound (about one per core);
+    a hosted provider waits on the network and can take more."""
     worker_nice: int = Field(default=10, ge=0, le=19)
     """Niceness the worker adds to itself: on a shared machine its CPU-heavy work (embeddings,
     the local classifier) yields to request serving. 0 keeps the normal priority."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
 
 from services.content.service import build_deps as content_deps
+from services.core.idle import idle_executor
 from services.core.logging import get_logger
 from services.core.metrics import start_metrics_endpoint
 from services.core.queues import EmbeddingQueue
@@ -66,6 +68,7 @@ class Consumers:
     guardrail: GuardrailWorker
     embeddings: EmbeddingWorker
     embedding_queue: EmbeddingQueue
+    item_executor: Executor
 
     def start(self) -> None:
         """Starts consuming both queues (and the guardrail worker's sweep)."""
@@ -77,6 +80,7 @@ class Consumers:
         await self.guardrail.stop(force=force)
         await self.embeddings.stop(force=force)
         await self.embedding_queue.close()
+        self.item_executor.shutdown(wait=not force)
 
 
 async def build_worker(
@@ -95,7 +99,9 @@ async def build_worker(
         thresholds=thresholds_of(settings),
         apply=decision_applier(channel, settings.internal_service_token.get_secret_value()),
     )
-    content = content_deps(runtime)
+    # Search vectors may be late; the CPU they take must not slow requests or decisions.
+    item_executor = idle_executor(settings.embedding_concurrency, name="embed")
+    content = content_deps(runtime, item_executor=item_executor)
     embedding_queue = EmbeddingQueue(settings.redis_url)
     guardrail = GuardrailWorker(
         pipeline,
@@ -113,7 +119,7 @@ async def build_worker(
         concurrency=settings.embedding_concurrency,
         lock_seconds=settings.worker_lock_seconds,
     )
-    return Consumers(guardrail, embeddings, embedding_queue), channel
+    return Consumers(guardrail, embeddings, embedding_queue, item_executor), channel
 
 
 async def run_worker(settings: Settings) -> int:

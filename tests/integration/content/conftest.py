@@ -198,14 +198,15 @@ async def start_worker(settings: Settings, classifier: Any) -> RunningWorker:
 @pytest.fixture
 async def run_worker(
     content: ContentClient,
-) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+) -> AsyncIterator[Callable[..., Awaitable[RunningWorker]]]:
     started: list[RunningWorker] = []
 
-    async def start(classifier: Any, **overrides: Any) -> None:
+    async def start(classifier: Any, **overrides: Any) -> RunningWorker:
         settings: Settings = content.settings.model_copy(
             update={"content_internal_target": content.service.address, **overrides}
         )
         started.append(await start_worker(settings, classifier))
+        return started[-1]
 
     yield start
     for worker in started:

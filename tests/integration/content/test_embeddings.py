@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,9 @@ from services.content import store
 from services.content.embedding import backfill, embed_item
 from services.content.service import build_deps
 from services.content.tables import problems, solutions
+from services.core.embeddings import build_provider
 from services.core.embeddings.provider import EmbeddingError
+from services.core.idle import idle_executor
 from services.core.queues import EmbeddingJob, EmbeddingQueue
 from services.worker.embeddings import EmbeddingWorker
 from tests.integration.content.conftest import ContentClient, eventually
@@ -54,6 +57,51 @@ async def test_the_worker_embeds_what_the_create_stored_without_a_search_vector(
     assert (await _vectors(content, problem.problem_id)).embedding_model == (
         "all-MiniLM-L6-v2-onnx-int8"
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policy")
+async def test_the_worker_embeds_items_only_on_idle_cpu(
+    content: ContentClient, run_worker: Any, local_classifier: Any
+) -> None:
+    # A search vector may be late; the 10-60 ms of CPU it costs must not delay requests served
+    # on the same cores, so the worker computes them on SCHED_IDLE threads.
+    class Recording:
+        """The local model, noting the scheduling policy of the thread each batch runs on."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.model_id = inner.model_id
+            self.dimensions = inner.dimensions
+            self.policies: list[int] = []
+
+        def embed(self, texts: Any) -> Any:
+            self.policies.append(os.sched_getscheduler(0))
+            return self.inner.embed(texts)
+
+    author = await content.agent()
+    problem = await content.problem(author)
+    recording = Recording(build_provider("local"))
+    with idle_executor(1, name="test-embed") as executor:
+        deps = dataclasses.replace(
+            build_deps(content.service.runtime, item_executor=executor), embedder=recording
+        )
+        assert await backfill(deps) == 1
+    assert recording.policies == [os.SCHED_IDLE]
+
+    worker = await run_worker(local_classifier)
+
+    async def decided() -> bool:
+        async with content.service.runtime.engine.connect() as conn:
+            query = select(problems.c.guardrail_status).where(
+                problems.c.id == uuid.UUID(problem.problem_id)
+            )
+            return (await conn.execute(query)).scalar_one() != "PENDING"
+
+    await eventually(decided)
+    executor = worker.consumers.item_executor
+    assert await asyncio.wrap_future(executor.submit(os.sched_getscheduler, 0)) == os.SCHED_IDLE
+    # The event loop itself (lock renewals, guardrail decisions) keeps its normal priority.
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 async def test_an_edit_drops_the_vector_and_a_late_embedding_of_the_old_text_is_discarded(
