@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 
 from services.content.model import (
     DebateRecord,
     Guardrail,
+    Page,
     ProblemRecord,
     SearchHit,
     Similar,
@@ -19,6 +23,35 @@ from services.core.convert import domain_value, status_value, timestamp
 
 KIND_OF = {pb.PROBLEM: "problem", pb.SOLUTION: "solution", pb.DEBATE: "debate"}
 KIND_ENUM = {name: value for value, name in KIND_OF.items()}
+Response = TypeVar("Response")
+
+
+def page_meta(page: Page) -> common_pb2.PageMeta:
+    """The PageMeta of a page."""
+    return common_pb2.PageMeta(
+        next_cursor=page.next_cursor, has_more=page.has_more, limit=page.limit
+    )
+
+
+def list_response(
+    page: Page,
+    viewer: Principal | None,
+    item: Callable[[Any, Principal | None], Any],
+    response: Callable[..., Response],
+) -> Response:
+    """The list response of `page` as `viewer` sees it.
+
+    A public page may be a cached one shared by many requests: its rendering for callers who
+    wrote none of its items (what almost every caller gets) is built once and reused.
+    """
+    if any(is_author(record, viewer) for record in page.items):
+        return response(data=[item(r, viewer) for r in page.items], meta=page_meta(page))
+    key = getattr(response, "__name__", repr(response))
+    rendered = page.renderings.get(key)
+    if rendered is None:
+        rendered = response(data=[item(r, None) for r in page.items], meta=page_meta(page))
+        page.renderings[key] = rendered
+    return rendered
 
 
 def _guardrail(g: Guardrail) -> pb.GuardrailOutcome:

@@ -29,6 +29,8 @@ async def apply_decision(deps: ContentDeps, decision: Decision) -> tuple[bool, b
         raise errors.InvalidArgument(out)
     async with deps.engine.begin() as conn:
         applied, stale = await store.apply_decision(conn, decision)
+    if applied:
+        deps.pages.invalidate()
     if stale:
         log.info("stale_decision", kind=decision.kind, evaluation_id=decision.evaluation_id)
     return applied, stale

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.content.page_cache import PageCache
 from services.core.embeddings import EmbeddingProvider
 from services.core.embeddings.provider import embed_queries
 from services.core.pagination import CursorCodec
@@ -43,6 +44,8 @@ class ContentDeps:
     """The configured provider (EMBEDDING_PROVIDER): search vectors of items and queries."""
     titles: EmbeddingProvider
     """Always the local model: problem titles for the duplicate check inside the create."""
+    pages: PageCache = field(default_factory=lambda: PageCache(ttl_seconds=0, max_entries=1))
+    """Public list pages served from memory (LIST_CACHE_SECONDS; off unless configured)."""
     item_executor: Executor | None = None
     """Where items' search vectors are computed. None (the services): the default thread pool.
     The worker passes an idle-priority pool, so bulk embedding only takes spare CPU."""

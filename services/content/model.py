@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -124,6 +124,9 @@ class Page:
     next_cursor: str
     has_more: bool
     limit: int
+    renderings: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Memo for the transport: a cached page is shared by many requests, so its rendering for
+    callers who wrote none of its items is built once."""
 
 
 @dataclass(frozen=True)

@@ -145,29 +145,35 @@ async def list_problems(
 ) -> Page:
     """Approved problems, or all of the caller's own with `mine`; keyset-paginated."""
     size = page_limit(limit)
-    query = select(*store.row_columns(problems)).where(problems.c.status == status)
-    if mine:
-        agent = require_agent(principal)
-        query = query.where(problems.c.author_agent_id == parse_uuid(agent.id))
-        if guardrail_status:
-            query = query.where(problems.c.guardrail_status == guardrail_status)
-    else:
-        query = query.where(problems.c.guardrail_status == APPROVED)
-    if domain:
-        query = query.where(problems.c.domain == domain)
-    if severity:
-        query = query.where(problems.c.severity == severity)
-    owner = principal.id if (mine and principal) else ""
+    agent = require_agent(principal) if mine else None
+    owner = agent.id if agent else ""
     scope = f"problems|{domain}|{severity}|{status}|{owner}|{guardrail_status}|{sort}"
     after = deps.cursors.decode(scope, cursor)
-    columns = _SORTS[sort]
-    query = store.keyset(query, columns, _decode_key(after, sort) if after else None)
-    query = query.order_by(*(c.desc() for c in columns)).limit(size + 1)
-    rows = await store.fetch(deps.engine, "problem", query)
-    has_more = len(rows) > size
-    items = rows[:size]
-    next_cursor = deps.cursors.encode(scope, _cursor_key(items[-1], sort)) if has_more else ""
-    return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
+
+    async def load() -> Page:
+        # Built here, not before the cache lookup: composing the statement costs more than
+        # serving a cached page.
+        query = select(*store.row_columns(problems)).where(problems.c.status == status)
+        if agent:
+            query = query.where(problems.c.author_agent_id == parse_uuid(agent.id))
+            if guardrail_status:
+                query = query.where(problems.c.guardrail_status == guardrail_status)
+        else:
+            query = query.where(problems.c.guardrail_status == APPROVED)
+        if domain:
+            query = query.where(problems.c.domain == domain)
+        if severity:
+            query = query.where(problems.c.severity == severity)
+        columns = _SORTS[sort]
+        query = store.keyset(query, columns, _decode_key(after, sort) if after else None)
+        query = query.order_by(*(c.desc() for c in columns)).limit(size + 1)
+        rows = await store.fetch(deps.engine, "problem", query)
+        has_more = len(rows) > size
+        items = rows[:size]
+        next_cursor = deps.cursors.encode(scope, _cursor_key(items[-1], sort)) if has_more else ""
+        return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
+
+    return await load() if mine else await deps.pages.get((scope, size, cursor), load)
 
 
 async def update_problem(
@@ -193,6 +199,7 @@ async def update_problem(
             values.update(embedding=None, embedding_model=None)  # the worker embeds the new text
         values.update(back_to_moderation())
         record: ProblemRecord = await store.change(conn, "problem", parsed, values)
+    deps.pages.invalidate()
     await submit(deps, "problem", record, principal)
     return record
 
@@ -209,6 +216,7 @@ async def archive_problem(
         if current.status == "ARCHIVED":
             return current
         record: ProblemRecord = await store.change(conn, "problem", parsed, {"status": "ARCHIVED"})
+    deps.pages.invalidate()
     return record
 
 

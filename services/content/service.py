@@ -8,6 +8,7 @@ import grpc
 from betterworld.content.v1 import content_pb2, content_pb2_grpc
 
 from services.content.deps import ContentDeps
+from services.content.page_cache import PageCache
 from services.content.servicer import ContentInternalServicer, ContentServicer
 from services.content.tables import EMBEDDING_DIMENSIONS
 from services.core.embeddings import build_provider
@@ -65,6 +66,9 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
         queue=runtime.evaluation_queue,
         embedder=embedder,
         titles=titles,
+        pages=PageCache(
+            ttl_seconds=settings.list_cache_seconds, max_entries=settings.list_cache_entries
+        ),
         item_executor=item_executor,
     )
 

@@ -22,12 +22,6 @@ def _optional(message: Any, name: str) -> Any:
     return getattr(message, name) if message.HasField(name) else None
 
 
-def _meta(page: Any) -> common_pb2.PageMeta:
-    return common_pb2.PageMeta(
-        next_cursor=page.next_cursor, has_more=page.has_more, limit=page.limit
-    )
-
-
 def _problem_fields(request: Any, *, partial: bool) -> dict[str, Any]:
     """Problem fields from a Create/UpdateProblemRequest (None = not sent, when partial)."""
 
@@ -126,9 +120,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             limit=request.limit,
             cursor=request.cursor,
         )
-        return pb.ListProblemsResponse(
-            data=[convert.problem(r, principal) for r in page.items], meta=_meta(page)
-        )
+        return convert.list_response(page, principal, convert.problem, pb.ListProblemsResponse)
 
     async def UpdateProblem(  # noqa: N802
         self, request: pb.UpdateProblemRequest, context: Context
@@ -183,9 +175,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             limit=request.limit,
             cursor=request.cursor,
         )
-        return pb.ListSolutionsResponse(
-            data=[convert.solution(r, principal) for r in page.items], meta=_meta(page)
-        )
+        return convert.list_response(page, principal, convert.solution, pb.ListSolutionsResponse)
 
     async def UpdateSolution(  # noqa: N802
         self, request: pb.UpdateSolutionRequest, context: Context
@@ -231,7 +221,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             cursor=request.cursor,
         )
         return pb.ListDebatesResponse(
-            data=[convert.debate(r) for r in page.items], meta=_meta(page)
+            data=[convert.debate(r) for r in page.items], meta=convert.page_meta(page)
         )
 
     async def SearchContent(  # noqa: N802

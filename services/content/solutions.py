@@ -133,43 +133,47 @@ async def list_solutions(
 ) -> Page:
     """Approved solutions (or the caller's own with `mine`), newest or best first."""
     size = page_limit(limit)
-    query = select(*store.row_columns(solutions))
-    if problem_id:
-        parsed = parse_uuid(problem_id)
-        if parsed is None:
-            raise errors.InvalidArgument.one("problem_id", "must be a UUID")
-        query = query.where(solutions.c.problem_id == parsed)
-    query = query.where(
-        solutions.c.status == status if status else solutions.c.status != "ARCHIVED"
-    )
-    if mine:
-        agent = require_agent(principal)
-        query = query.where(solutions.c.author_agent_id == UUID(agent.id))
-    else:
-        query = query.where(solutions.c.guardrail_status == APPROVED)
-    owner = principal.id if (mine and principal) else ""
+    parsed = parse_uuid(problem_id) if problem_id else None
+    if problem_id and parsed is None:
+        raise errors.InvalidArgument.one("problem_id", "must be a UUID")
+    agent = require_agent(principal) if mine else None
+    owner = agent.id if agent else ""
     scope = f"solutions|{problem_id}|{status}|{owner}|{by_score}"
     after = deps.cursors.decode(scope, cursor)
-    if by_score:
-        score = solutions.c.composite_score.is_not(None)
-        query = query.where(score)
-        columns = [solutions.c.composite_score, solutions.c.created_at, solutions.c.id]
-    else:
-        columns = [solutions.c.created_at, solutions.c.id]
-    decoded = None
-    if after:
-        decoded = [*after[:-2], datetime.fromisoformat(after[-2]), UUID(after[-1])]
-    query = store.keyset(query, columns, decoded)
-    query = query.order_by(*(c.desc() for c in columns)).limit(size + 1)
-    rows = await store.fetch(deps.engine, "solution", query)
-    has_more = len(rows) > size
-    items: list[SolutionRecord] = rows[:size]
-    next_cursor = ""
-    if has_more:
-        last = items[-1]
-        lead = [last.scores[3]] if by_score and last.scores else []
-        next_cursor = deps.cursors.encode(scope, [*lead, last.created_at.isoformat(), last.id])
-    return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
+
+    async def load() -> Page:
+        # Built here, not before the cache lookup (see list_problems).
+        query = select(*store.row_columns(solutions))
+        if parsed:
+            query = query.where(solutions.c.problem_id == parsed)
+        query = query.where(
+            solutions.c.status == status if status else solutions.c.status != "ARCHIVED"
+        )
+        if agent:
+            query = query.where(solutions.c.author_agent_id == UUID(agent.id))
+        else:
+            query = query.where(solutions.c.guardrail_status == APPROVED)
+        if by_score:
+            query = query.where(solutions.c.composite_score.is_not(None))
+            columns = [solutions.c.composite_score, solutions.c.created_at, solutions.c.id]
+        else:
+            columns = [solutions.c.created_at, solutions.c.id]
+        decoded = None
+        if after:
+            decoded = [*after[:-2], datetime.fromisoformat(after[-2]), UUID(after[-1])]
+        query = store.keyset(query, columns, decoded)
+        query = query.order_by(*(c.desc() for c in columns)).limit(size + 1)
+        rows = await store.fetch(deps.engine, "solution", query)
+        has_more = len(rows) > size
+        items: list[SolutionRecord] = rows[:size]
+        next_cursor = ""
+        if has_more:
+            last = items[-1]
+            lead = [last.scores[3]] if by_score and last.scores else []
+            next_cursor = deps.cursors.encode(scope, [*lead, last.created_at.isoformat(), last.id])
+        return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
+
+    return await load() if mine else await deps.pages.get((scope, size, cursor), load)
 
 
 async def update_solution(
@@ -195,6 +199,7 @@ async def update_solution(
             await store.adjust_parent_counter(conn, "solution", current, -1)
         values.update(back_to_moderation())
         record: SolutionRecord = await store.change(conn, "solution", parsed, values)
+    deps.pages.invalidate()
     await submit(deps, "solution", record, principal)
     return record
 
@@ -215,4 +220,5 @@ async def archive_solution(
         record: SolutionRecord = await store.change(
             conn, "solution", parsed, {"status": "ARCHIVED"}
         )
+    deps.pages.invalidate()
     return record

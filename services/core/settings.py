@@ -75,6 +75,12 @@ class Settings(BaseSettings):
 
     cursor_secret: SecretStr = SecretStr("dev-cursor-secret-change-me")
     """HMAC key that makes list cursors tamper-evident."""
+    list_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    """How long a content process serves a public list page (the same for every caller)
+    from memory. Its own writes that change public pages empty it at once; other processes'
+    pages are at most this old. 0 turns the cache off."""
+    list_cache_entries: int = Field(default=1024, ge=1)
+    """Most public list pages a content process keeps in memory."""
     internal_service_token: SecretStr = SecretStr("dev-internal-token-change-me")
     """Credential services present to each other's internal RPCs."""
     heartbeat_signing_key: SecretStr | None = None

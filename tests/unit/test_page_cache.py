@@ -1,0 +1,93 @@
+"""PageCache: one load per page however many callers, nothing stale after an invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.content.model import Page
+from services.content.page_cache import PageCache
+
+
+class Loader:
+    """Counts loads; each returns a new page, after `delay` seconds."""
+
+    def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.delay = delay
+        self.error = error
+
+    async def __call__(self) -> Page:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return Page(items=[self.calls], next_cursor="", has_more=False, limit=20)
+
+
+async def test_a_page_is_loaded_once_until_it_expires() -> None:
+    cache, load = PageCache(ttl_seconds=0.2, max_entries=10), Loader()
+    first = await cache.get("k", load)
+    assert await cache.get("k", load) is first
+    assert await cache.get("other", load) is not first
+    await asyncio.sleep(0.25)
+    assert (await cache.get("k", load)).items == [3]
+    assert load.calls == 3
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache, load = PageCache(ttl_seconds=5, max_entries=10), Loader(delay=0.05)
+    pages = await asyncio.gather(*(cache.get("k", load) for _ in range(20)))
+    assert load.calls == 1
+    assert all(page is pages[0] for page in pages)
+
+
+async def test_a_load_that_raced_an_invalidation_is_not_kept() -> None:
+    cache, load = PageCache(ttl_seconds=5, max_entries=10), Loader(delay=0.05)
+    racing = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0.01)
+    cache.invalidate()  # a write committed while the page was being read
+    assert (await racing).items == [1]  # its caller still gets an answer
+    assert (await cache.get("k", load)).items == [2]  # but nobody after the write does
+
+
+async def test_errors_reach_every_waiting_caller_and_are_not_cached() -> None:
+    cache = PageCache(ttl_seconds=5, max_entries=10)
+    failing = Loader(delay=0.05, error=ConnectionError("database down"))
+    results = await asyncio.gather(
+        *(cache.get("k", failing) for _ in range(3)), return_exceptions=True
+    )
+    assert failing.calls == 1
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert (await cache.get("k", Loader())).items == [1]
+
+
+async def test_waiters_load_themselves_when_the_loading_caller_is_cancelled() -> None:
+    cache, load = PageCache(ttl_seconds=5, max_entries=10), Loader(delay=0.1)
+    loading = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0.01)
+    loading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loading
+    assert (await waiting).items == [2]
+
+
+async def test_the_oldest_pages_go_first_past_the_limit() -> None:
+    cache, load = PageCache(ttl_seconds=5, max_entries=2), Loader()
+    for key in ("a", "b", "c"):
+        await cache.get(key, load)
+    await cache.get("b", load)
+    await cache.get("c", load)
+    assert load.calls == 3
+    await cache.get("a", load)  # evicted
+    assert load.calls == 4
+
+
+async def test_a_zero_ttl_turns_caching_off() -> None:
+    cache, load = PageCache(ttl_seconds=0, max_entries=10), Loader()
+    await cache.get("k", load)
+    await cache.get("k", load)
+    assert load.calls == 2
