@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,18 @@ class ServiceDefinition:
     """Service descriptors, used to check every RPC has a policy."""
     background: Callable[[Runtime], list[Coroutine[Any, Any, None]]] | None = None
     """Long-running loops of the process (started after the server, cancelled before close)."""
+
+
+def freeze_startup_objects() -> None:
+    """Moves everything allocated so far out of the garbage collector's generations.
+
+    Modules, descriptors and the runtime live as long as the process, yet every full
+    collection walked all of them (about 110,000 objects) and stalled the event loop for
+    70-90 ms; under load that alone made the p99 of cached list pages 47-56 ms instead of
+    16-18 ms. Frozen, they are never scanned again, and full collections take a few ms.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _check_policies(definition: ServiceDefinition) -> None:
@@ -175,6 +188,7 @@ async def run_until_signalled(server: ServiceServer) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    freeze_startup_objects()
     await stop.wait()
     grace = server.runtime.settings.grace_seconds
     log.info("shutdown_requested", grace_seconds=grace)
