@@ -185,7 +185,12 @@ async def update_problem(
     out.raise_if_any()
     parsed = parse_uuid(problem_id)
     values = {name: value for name, value in fields.items() if value is not None}
-    if "title" in values:  # before the row lock: it takes milliseconds
+    if "title" in values:
+        # The embedding takes milliseconds of CPU: only for the author's edit (checked here
+        # without a lock, and again under it), and before the row lock is taken.
+        async with autocommit(deps.engine) as conn:
+            found = await store.get(conn, "problem", parsed) if parsed else None
+        require_author(found, principal, "problem", problem_id)
         values["title_embedding"] = await deps.embed_title(values["title"])
     async with deps.engine.begin() as conn:
         current = await store.get(conn, "problem", parsed, lock=True) if parsed else None

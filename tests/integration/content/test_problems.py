@@ -10,6 +10,7 @@ from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from bullmq import Queue
 
+from services.content.deps import ContentDeps
 from services.core.queues import GUARDRAIL_QUEUE
 from tests.helpers import unpack
 from tests.integration.content.conftest import LAKE_PROBLEM, ContentClient
@@ -191,16 +192,25 @@ async def test_lists_show_approved_problems_filtered_and_paginated_stably(
 
 
 async def test_only_the_author_edits_and_archived_problems_do_not_change(
-    content: ContentClient,
+    content: ContentClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     author, other = await content.agent(), await content.agent()
     problem = await content.approved_problem(author)
+    embedded: list[str] = []
+    embed_title = ContentDeps.embed_title
+
+    async def counting(self: ContentDeps, title: str) -> list[float]:
+        embedded.append(title)
+        return await embed_title(self, title)
+
+    monkeypatch.setattr(ContentDeps, "embed_title", counting)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await content.content.UpdateProblem(
             pb.UpdateProblemRequest(problem_id=problem.problem_id, title="Hijacked title here"),
             metadata=other.auth,
         )
     assert unpack(info.value).reason == "NOT_AUTHOR"
+    assert embedded == []  # a refused edit costs no embedding
     archived = await content.content.ArchiveProblem(
         pb.ArchiveProblemRequest(problem_id=problem.problem_id), metadata=author.auth
     )
