@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from services.core.embeddings import build_provider
@@ -71,12 +72,18 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(_env_file=None, **overrides)
 
 
+def billed(model: str = "voyage-3.5") -> float:
+    labels = {"provider": "voyage", "model": model}
+    return REGISTRY.get_sample_value("embedding_tokens_total", labels) or 0.0
+
+
 # --- success paths -----------------------------------------------------------------------------
 
 
 async def test_embeds_documents_as_unit_float32_rows(fake: FakeVoyageAPI) -> None:
     provider = make(fake)
     texts = ["Lake Merritt has algae blooms", "ñandú 🌊 water", "a"]
+    before = billed()
     vectors = await embed(provider, texts)
     assert vectors.shape == (3, 1024)
     assert vectors.dtype == np.float32
@@ -93,7 +100,7 @@ async def test_embeds_documents_as_unit_float32_rows(fake: FakeVoyageAPI) -> Non
     }
     assert provider.model_id == "voyage:voyage-3.5"
     assert provider.dimensions == 1024
-    assert provider.total_tokens == request.tokens
+    assert billed() == before + request.tokens
 
 
 async def test_float_list_answers_are_accepted_too(fake: FakeVoyageAPI) -> None:

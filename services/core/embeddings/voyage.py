@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import random
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Counter
 from pydantic import SecretStr
 
 from services.core.embeddings.provider import EmbeddingConfigError, EmbeddingError, Vectors
@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from services.core.settings import Settings
 
 log = get_logger(__name__)
+TOKENS_BILLED = Counter(
+    "embedding_tokens_total",
+    "Tokens a hosted embedding provider billed, as its API reports them",
+    ["provider", "model"],
+)
 
 InputType = Literal["document", "query"]
 """Voyage prepends a retrieval prompt of this kind; stored texts are documents, searches queries."""
@@ -187,9 +192,7 @@ class VoyageEmbeddings:
             transport=transport,
             follow_redirects=False,
         )
-        self._usage_lock = threading.Lock()
-        self.total_tokens = 0
-        """Tokens billed so far, as the API reports them (for cost accounting)."""
+        self._tokens = TOKENS_BILLED.labels("voyage", model)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VoyageEmbeddings:
@@ -255,8 +258,7 @@ class VoyageEmbeddings:
         usage = body.get("usage")
         tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
         if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
-            with self._usage_lock:
-                self.total_tokens += tokens
+            self._tokens.inc(tokens)
         return vectors
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
