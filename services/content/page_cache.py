@@ -84,7 +84,16 @@ class PageCache:
 
     def _store(self, key: Hashable, page: Page, expires: float) -> None:
         self._pages.pop(key, None)
+        # Insertion order is age order (one TTL for all): expired pages, and past the limit the
+        # oldest live ones, are at the front. Dropping them here keeps memory to what is live.
+        now = expires - self._ttl
+        while self._pages:
+            oldest = next(iter(self._pages))
+            if self._pages[oldest][0] > now and len(self._pages) < self._max:
+                break
+            del self._pages[oldest]
         self._pages[key] = (expires, page)
-        while len(self._pages) > self._max:
-            # Insertion order is age order: the oldest entry goes first.
-            del self._pages[next(iter(self._pages))]
+
+    def __len__(self) -> int:
+        """Pages held (live or not yet dropped)."""
+        return len(self._pages)

@@ -79,8 +79,10 @@ class Settings(BaseSettings):
     """How long a content process serves a public list page (the same for every caller)
     from memory. Its own writes that change public pages empty it at once; other processes'
     pages are at most this old. 0 turns the cache off."""
-    list_cache_entries: int = Field(default=1024, ge=1)
-    """Most public list pages a content process keeps in memory."""
+    list_cache_entries: int = Field(default=128, ge=1)
+    """Most public list pages a content process keeps in memory; expired pages are dropped as
+    new ones come. A page of 20 typical problems takes tens of KB; with every text at its
+    longest allowed size, about 1 MB."""
     internal_service_token: SecretStr = SecretStr("dev-internal-token-change-me")
     """Credential services present to each other's internal RPCs."""
     heartbeat_signing_key: SecretStr | None = None

@@ -86,6 +86,16 @@ async def test_the_oldest_pages_go_first_past_the_limit() -> None:
     assert load.calls == 4
 
 
+async def test_expired_pages_do_not_stay_in_memory() -> None:
+    cache, load = PageCache(ttl_seconds=0.05, max_entries=100), Loader()
+    for key in range(10):
+        await cache.get(key, load)
+    assert len(cache) == 10
+    await asyncio.sleep(0.06)
+    await cache.get("new", load)
+    assert len(cache) == 1
+
+
 async def test_a_zero_ttl_turns_caching_off() -> None:
     cache, load = PageCache(ttl_seconds=0, max_entries=10), Loader()
     await cache.get("k", load)
