@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import select
@@ -22,9 +23,11 @@ from services.core import errors
 from services.core.context import Principal
 from services.core.db import autocommit
 from services.core.ids import parse_uuid
+from services.core.logging import get_logger
 from services.core.pagination import page_limit
 from services.core.validation import Violations, check_text, check_url
 
+log = get_logger(__name__)
 MAX_DUPLICATES = 5
 DUPLICATE_SIMILARITY = 0.80
 
@@ -59,38 +62,55 @@ async def create_problem(
     # The search vector is the worker's job; the title vector is cheap and the duplicate check
     # needs it now.
     title_vector = await deps.embed_title(fields["title"].strip())
-    async with autocommit(deps.engine) as conn:  # one INSERT: atomic by itself
-        record = await store.insert(
-            conn,
-            "problem",
-            {
-                "author_agent_id": parse_uuid(agent.id),
-                "title": fields["title"].strip(),
-                "description": fields["description"].strip(),
-                "domain": fields["domain"],
-                "severity": fields["severity"],
-                "affected_population_estimate": fields.get("affected_population_estimate", ""),
-                "geographic_scope": fields["geographic_scope"],
-                "location_name": fields.get("location_name", ""),
-                "latitude": fields.get("latitude"),
-                "longitude": fields.get("longitude"),
-                "data_sources": sources,
-                "evidence_links": fields.get("evidence_links", []),
-                "existing_solutions": fields.get("existing_solutions", []),
-                "self_audit": audit,
-                "guardrail_status": PENDING,
-                "guardrail_evaluation_id": new_evaluation_id(),
-                "title_embedding": title_vector,
-            },
-        )
-    await submit(deps, "problem", record, principal)
-    duplicates = await store.similar_problems(
-        deps.engine,
-        title_vector,
-        exclude=parse_uuid(record.id),
-        limit=MAX_DUPLICATES,
-        by_title=True,
+
+    async def store_and_queue() -> ProblemRecord:
+        async with autocommit(deps.engine) as conn:  # one INSERT: atomic by itself
+            record: ProblemRecord = await store.insert(
+                conn,
+                "problem",
+                {
+                    "author_agent_id": parse_uuid(agent.id),
+                    "title": fields["title"].strip(),
+                    "description": fields["description"].strip(),
+                    "domain": fields["domain"],
+                    "severity": fields["severity"],
+                    "affected_population_estimate": fields.get("affected_population_estimate", ""),
+                    "geographic_scope": fields["geographic_scope"],
+                    "location_name": fields.get("location_name", ""),
+                    "latitude": fields.get("latitude"),
+                    "longitude": fields.get("longitude"),
+                    "data_sources": sources,
+                    "evidence_links": fields.get("evidence_links", []),
+                    "existing_solutions": fields.get("existing_solutions", []),
+                    "self_audit": audit,
+                    "guardrail_status": PENDING,
+                    "guardrail_evaluation_id": new_evaluation_id(),
+                    "title_embedding": title_vector,
+                },
+            )
+        await submit(deps, "problem", record, principal)
+        return record
+
+    # The duplicate query runs beside the insert: the new problem is PENDING, so it can never
+    # be among the approved problems the query reads.
+    stored, found = await asyncio.gather(
+        store_and_queue(),
+        store.similar_problems(
+            deps.engine, title_vector, exclude=None, limit=MAX_DUPLICATES, by_title=True
+        ),
+        return_exceptions=True,
     )
+    if isinstance(stored, BaseException):
+        raise stored
+    record = stored
+    duplicates: list[Similar] = []
+    if isinstance(found, Exception):
+        # The problem is stored and queued: its id matters more than the advisory duplicates.
+        log.warning("duplicate_check_failed", problem_id=record.id, error=type(found).__name__)
+    elif isinstance(found, BaseException):
+        raise found
+    else:
+        duplicates = found
     # Titles this close are rewordings of the same report ("Lake Merritt water quality is
     # declining" against "Declining water quality in Lake Merritt, Oakland": 0.88); related but
     # distinct problems score lower (the same decline in Lake Tahoe: 0.70).

@@ -10,6 +10,7 @@ from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from bullmq import Queue
 
+from services.content import store
 from services.content.deps import ContentDeps
 from services.core.queues import GUARDRAIL_QUEUE
 from tests.helpers import unpack
@@ -254,6 +255,34 @@ async def test_similar_problems_and_duplicates_come_from_embeddings(
     results = await content.content.SearchContent(pb.SearchContentRequest(q="fish dying in a lake"))
     assert results.data[0].id == lake.problem_id
     assert 0 < results.data[0].similarity <= 1
+
+
+async def test_a_failed_duplicate_check_still_returns_the_stored_problem(
+    content: ContentClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    author = await content.agent()
+    await content.approved_problem(author)
+
+    async def failing(*args: object, **kwargs: object) -> list[object]:
+        raise ConnectionResetError("the duplicate query's connection dropped")
+
+    monkeypatch.setattr(store, "similar_problems", failing)
+    response = await content.content.CreateProblem(
+        pb.CreateProblemRequest(
+            title="Lake Merritt water quality is declining",
+            description="Algae blooms and low oxygen in Lake Merritt, Oakland are killing fish "
+            "after every storm and worry residents who use the lake.",
+            domain=common_pb2.CLEAN_WATER_SANITATION,
+            severity=pb.HIGH,
+            geographic_scope=pb.LOCAL,
+        ),
+        metadata=author.auth,
+    )
+    assert list(response.possible_duplicates) == []  # advisory: the create does not fail
+    mine = await content.content.GetProblem(
+        pb.GetProblemRequest(problem_id=response.problem.problem_id), metadata=author.auth
+    )
+    assert mine.guardrail_status == common_pb2.PENDING
 
 
 async def test_creations_are_limited_per_agent(
