@@ -406,17 +406,26 @@ async def pending_since(engine: AsyncEngine, kind: str, before: datetime, limit:
     return await fetch(engine, kind, query)
 
 
-async def approved_items(engine: AsyncEngine, author_agent_id: str) -> int:
-    """How many of the author's problems, solutions and debates are approved (its trust)."""
+async def approved_items(engine: AsyncEngine, author_agent_id: str, *, at_most: int) -> int:
+    """How many of the author's problems, solutions and debates are approved (its trust),
+    counted up to `at_most`.
+
+    The trust rule only asks whether there are that many. A full count read every approved row
+    of a prolific author on every evaluation (10 ms of PostgreSQL CPU per item for authors with
+    2,000 problems, most of the database's work under load); this stops after `at_most` rows.
+    """
+    if at_most <= 0:
+        return 0
     author = uuid.UUID(author_agent_id)
-    counts = union_all(
+    found = union_all(
         *(
-            select(func.count().label("n"))
-            .select_from(table)
+            select(table.c.id)
             .where(table.c.author_agent_id == author)
             .where(table.c.guardrail_status == APPROVED)
+            .limit(at_most)
             for table in (problems, solutions, debates)
         )
     ).subquery()
     async with autocommit(engine) as conn:
-        return int((await conn.execute(select(func.sum(counts.c.n)))).scalar_one() or 0)
+        count = (await conn.execute(select(func.count()).select_from(found))).scalar_one()
+    return min(int(count), at_most)

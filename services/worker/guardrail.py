@@ -65,7 +65,11 @@ class GuardrailWorker:
     async def process(self, job: Job, token: str) -> dict[str, str]:
         """One attempt; the last failing attempt dead-letters the item as FLAGGED instead."""
         data = EvaluationJob.from_data(job.data)
-        trust = await approved_items(self._content.engine, data.author_agent_id)
+        trust = await approved_items(
+            self._content.engine,
+            data.author_agent_id,
+            at_most=self._pipeline.thresholds.new_account_min_approved,
+        )
         data = replace(data, author_approved_items=trust)
         attempts = int(job.opts.get("attempts", GUARDRAIL_JOB_OPTIONS["attempts"]))
         attempt = job.attemptsMade + 1

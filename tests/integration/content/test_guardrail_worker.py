@@ -10,6 +10,7 @@ from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from sqlalchemy import select
 
+from services.content.store import approved_items
 from services.guardrail.classifier.base import Classification, ClassifierError, ContentItem
 from services.guardrail.classifier.local import LocalClassifier
 from services.guardrail.tables import evaluations, flagged
@@ -59,6 +60,33 @@ async def test_aligned_content_from_a_trusted_author_is_approved(
     assert str(row.id) == problem.guardrail_evaluation_id
     assert row.layer_a["rejected"] is False
     assert row.classifier == "local-minilm-exemplars-v1"
+
+
+async def test_the_trust_count_stops_at_the_threshold(content: ContentClient) -> None:
+    author, newcomer = await content.agent(), await content.agent()
+    first = await content.approved_problem(author)
+    for title in ("Dry wells in the Central Valley", "Flooded basements in Riverside"):
+        await content.approved_problem(author, title=title)
+    await content.problem(author, title="A pending problem does not count")
+    solution = await content.content.CreateSolution(
+        pb.CreateSolutionRequest(
+            problem_id=first.problem_id,
+            title="Volunteer water sampling around the lake",
+            description="Volunteers sample dissolved oxygen weekly at eight fixed points and "
+            "publish the readings.",
+            approach="Recruit volunteers, buy eight meters, train them, publish the data weekly "
+            "and alert the city when oxygen drops below safe levels.",
+        ),
+        metadata=author.auth,
+    )
+    await content.decide(
+        pb.SOLUTION, solution.solution_id, solution.guardrail_evaluation_id, common_pb2.APPROVED
+    )
+    engine = content.service.runtime.engine
+    assert await approved_items(engine, author.agent_id, at_most=10) == 4
+    assert await approved_items(engine, author.agent_id, at_most=3) == 3
+    assert await approved_items(engine, author.agent_id, at_most=0) == 0
+    assert await approved_items(engine, newcomer.agent_id, at_most=3) == 0
 
 
 async def test_new_authors_are_flagged_and_harmful_text_rejected_without_a_model(
