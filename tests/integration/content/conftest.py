@@ -127,6 +127,20 @@ class ContentClient:
             )
         return response
 
+    async def solution(self, author: Agent, problem_id: str) -> pb.Solution:
+        """Creates a valid solution (PENDING) to the problem."""
+        return await self.content.CreateSolution(
+            pb.CreateSolutionRequest(
+                problem_id=problem_id,
+                title="Volunteer water sampling around the lake",
+                description="Volunteers sample dissolved oxygen weekly at eight fixed points and "
+                "publish the readings.",
+                approach="Recruit volunteers, buy eight meters, train them, publish the data "
+                "weekly and alert the city when oxygen drops below safe levels.",
+            ),
+            metadata=author.auth,
+        )
+
     async def approved_problem(self, author: Agent, **fields: object) -> pb.Problem:
         """Creates a problem and approves it."""
         problem = await self.problem(author, **fields)

@@ -138,17 +138,7 @@ async def test_backfill_embeds_missing_and_foreign_vectors_but_never_rejected_or
     await content.decide(
         pb.PROBLEM, rejected.problem_id, rejected.guardrail_evaluation_id, common_pb2.REJECTED
     )
-    solution = await content.content.CreateSolution(
-        pb.CreateSolutionRequest(
-            problem_id=approved.problem_id,
-            title="Volunteer water sampling around the lake",
-            description="Volunteers sample dissolved oxygen weekly at eight fixed points and "
-            "publish the readings.",
-            approach="Recruit volunteers, buy eight meters, train them, publish the data weekly "
-            "and alert the city when oxygen drops below safe levels.",
-        ),
-        metadata=author.auth,
-    )
+    solution = await content.solution(author, approved.problem_id)
     engine = content.service.runtime.engine
     async with engine.begin() as conn:  # as if embedded by a provider used before
         await conn.execute(

@@ -68,17 +68,7 @@ async def test_the_trust_count_stops_at_the_threshold(content: ContentClient) ->
     for title in ("Dry wells in the Central Valley", "Flooded basements in Riverside"):
         await content.approved_problem(author, title=title)
     await content.problem(author, title="A pending problem does not count")
-    solution = await content.content.CreateSolution(
-        pb.CreateSolutionRequest(
-            problem_id=first.problem_id,
-            title="Volunteer water sampling around the lake",
-            description="Volunteers sample dissolved oxygen weekly at eight fixed points and "
-            "publish the readings.",
-            approach="Recruit volunteers, buy eight meters, train them, publish the data weekly "
-            "and alert the city when oxygen drops below safe levels.",
-        ),
-        metadata=author.auth,
-    )
+    solution = await content.solution(author, first.problem_id)
     await content.decide(
         pb.SOLUTION, solution.solution_id, solution.guardrail_evaluation_id, common_pb2.APPROVED
     )

@@ -224,6 +224,17 @@ async def test_only_the_author_edits_and_archived_problems_do_not_change(
     assert closed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+# A rewording of the seeded Lake Merritt problem: its duplicate by title.
+LAKE_REWORDING = pb.CreateProblemRequest(
+    title="Lake Merritt water quality is declining",
+    description="Algae blooms and low oxygen in Lake Merritt, Oakland are killing fish "
+    "after every storm and worry residents who use the lake.",
+    domain=common_pb2.CLEAN_WATER_SANITATION,
+    severity=pb.HIGH,
+    geographic_scope=pb.LOCAL,
+)
+
+
 async def test_similar_problems_and_duplicates_come_from_embeddings(
     content: ContentClient,
 ) -> None:
@@ -237,14 +248,7 @@ async def test_similar_problems_and_duplicates_come_from_embeddings(
         domain=common_pb2.POVERTY_REDUCTION,
     )
     response = await content.content.CreateProblem(
-        pb.CreateProblemRequest(
-            title="Lake Merritt water quality is declining",
-            description="Algae blooms and low oxygen in Lake Merritt, Oakland are killing fish "
-            "after every storm and worry residents who use the lake.",
-            domain=common_pb2.CLEAN_WATER_SANITATION,
-            severity=pb.HIGH,
-            geographic_scope=pb.LOCAL,
-        ),
+        LAKE_REWORDING,
         metadata=author.auth,
     )
     assert [d.problem_id for d in response.possible_duplicates] == [lake.problem_id]
@@ -268,14 +272,7 @@ async def test_a_failed_duplicate_check_still_returns_the_stored_problem(
 
     monkeypatch.setattr(store, "similar_problems", failing)
     response = await content.content.CreateProblem(
-        pb.CreateProblemRequest(
-            title="Lake Merritt water quality is declining",
-            description="Algae blooms and low oxygen in Lake Merritt, Oakland are killing fish "
-            "after every storm and worry residents who use the lake.",
-            domain=common_pb2.CLEAN_WATER_SANITATION,
-            severity=pb.HIGH,
-            geographic_scope=pb.LOCAL,
-        ),
+        LAKE_REWORDING,
         metadata=author.auth,
     )
     assert list(response.possible_duplicates) == []  # advisory: the create does not fail
