@@ -13,6 +13,9 @@ COPY gen ./gen
 COPY migrations ./migrations
 COPY alembic.ini ./
 RUN uv sync --frozen --no-dev --no-editable
+# The local embedding model, quantized for int8 arithmetic once here rather than at each start.
+ENV XDG_CACHE_HOME=/app/.cache
+RUN /app/.venv/bin/python -m services.core.embeddings.quantize
 
 FROM python:3.11-slim AS runtime
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin betterworld
@@ -21,7 +24,8 @@ COPY --from=build --chown=betterworld:betterworld /app /app
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \
-    DATA_DIR=/app/data
+    DATA_DIR=/app/data \
+    XDG_CACHE_HOME=/app/.cache
 USER betterworld
 EXPOSE 50051 9101
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

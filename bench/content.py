@@ -291,6 +291,7 @@ async def load_problems(
         "embedding",
         "embedding_model",
         "title_embedding",
+        "title_embedding_model",
         "created_at",
         "updated_at",
     ]
@@ -328,6 +329,7 @@ async def load_problems(
                     vecs[j],
                     provider.model_id,
                     title_vecs[j],
+                    provider.model_id,
                     created,
                     created,
                 )

@@ -2,8 +2,9 @@
 
 A create or edit stores the item without a search vector; the worker embeds it after the
 guardrail evaluation (`embed_item`). `backfill` embeds whatever is missing or was embedded by
-another model: the worker's sweep runs it in small rounds, and `betterworld embeddings backfill`
-runs it to completion after EMBEDDING_PROVIDER changes.
+another model, search vectors and problem titles alike: the worker's sweep runs it in small
+rounds, and `betterworld embeddings backfill` runs it to completion after EMBEDDING_PROVIDER or
+the local model changes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ log = get_logger(__name__)
 EMBEDDED_KINDS = ("problem", "solution")
 """Debates are not searchable, so they carry no search vector."""
 EMBEDDINGS_STORED = Counter(
-    "content_embeddings_stored_total", "Search embeddings stored", ["kind", "source"]
+    "content_embeddings_stored_total",
+    "Vectors stored (kind problem_title: the title vectors of the duplicate check)",
+    ["kind", "source"],
 )
 
 
@@ -53,7 +56,8 @@ async def backfill(
     limit: int | None = None,
 ) -> int:
     """Embeds items with no search vector, or one from another model, that have not changed
-    for `unchanged_for` (younger ones are the evaluation's to embed); at most `limit` of them.
+    for `unchanged_for` (younger ones are the evaluation's to embed), then problem titles whose
+    vector is from another model than the local one; at most `limit` vectors in all.
 
     Returns how many vectors were stored. Each batch commits on its own, so an interrupted run
     resumes where it stopped.
@@ -76,6 +80,20 @@ async def backfill(
                 break
             after = rows[-1].id
             stored += await _store(deps, kind, rows, source="backfill")
+    title_after: uuid.UUID | None = None
+    while limit is None or stored < limit:
+        size = batch_size if limit is None else min(batch_size, limit - stored)
+        rows = await store.title_sources(
+            deps.engine,
+            model=deps.titles.model_id,
+            after=title_after,
+            changed_before=before,
+            limit=size,
+        )
+        if not rows:
+            break
+        title_after = rows[-1].id
+        stored += await _store_titles(deps, rows)
     if stored:
         log.info("embeddings_backfilled", count=stored, model=deps.embedder.model_id)
     return stored
@@ -92,4 +110,17 @@ async def _store(deps: ContentDeps, kind: str, rows: Sequence[Any], *, source: s
         ):
             stored += 1
     EMBEDDINGS_STORED.labels(kind, source).inc(stored)
+    return stored
+
+
+async def _store_titles(deps: ContentDeps, rows: Sequence[Any]) -> int:
+    titles = [row.title for row in rows]
+    vectors = await embed_texts(deps.titles, titles, executor=deps.item_executor)
+    stored = 0
+    for row, vector in zip(rows, vectors, strict=True):
+        if await store.set_title_embedding(
+            deps.engine, row.id, row.title, vector, deps.titles.model_id
+        ):
+            stored += 1
+    EMBEDDINGS_STORED.labels("problem_title", "backfill").inc(stored)
     return stored

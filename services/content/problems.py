@@ -86,6 +86,7 @@ async def create_problem(
                     "guardrail_status": PENDING,
                     "guardrail_evaluation_id": new_evaluation_id(),
                     "title_embedding": title_vector,
+                    "title_embedding_model": deps.titles.model_id,
                 },
             )
         await submit(deps, "problem", record, principal)
@@ -212,6 +213,7 @@ async def update_problem(
             found = await store.get(conn, "problem", parsed) if parsed else None
         require_author(found, principal, "problem", problem_id)
         values["title_embedding"] = await deps.embed_title(values["title"])
+        values["title_embedding_model"] = deps.titles.model_id
     async with deps.engine.begin() as conn:
         current = await store.get(conn, "problem", parsed, lock=True) if parsed else None
         current = require_author(current, principal, "problem", problem_id)

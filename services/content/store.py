@@ -27,12 +27,12 @@ from services.core.db import autocommit
 TABLES: dict[str, Table] = {"problem": problems, "solution": solutions, "debate": debates}
 
 
-_VECTORS = frozenset({"embedding", "title_embedding"})
+_VECTORS = frozenset({"embedding", "title_embedding", "title_embedding_model"})
 
 
 def row_columns(table: Table) -> list[Any]:
-    """Every column but the vectors: records never need them, and decoding 384 floats per row
-    was a large share of a list page's CPU."""
+    """Every column but the title vector and the search vector: records never need them, and
+    decoding 384 floats per row was a large share of a list page's CPU."""
     return [column for column in table.c if column.name not in _VECTORS]
 
 
@@ -232,6 +232,44 @@ async def embedding_sources(
         query = query.where(table.c.updated_at < changed_before)
     async with autocommit(engine) as conn:
         return list((await conn.execute(query)).all())
+
+
+async def title_sources(
+    engine: AsyncEngine,
+    *,
+    model: str,
+    after: uuid.UUID | None = None,
+    changed_before: datetime | None = None,
+    limit: int = 1,
+) -> list[Any]:
+    """Problems whose title vector is missing or from another model, by id, with their title."""
+    query = (
+        select(problems.c.id, problems.c.title)
+        .where(problems.c.title_embedding_model.is_distinct_from(model))
+        .order_by(problems.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(problems.c.id > after)
+    if changed_before is not None:
+        query = query.where(problems.c.updated_at < changed_before)
+    async with autocommit(engine) as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def set_title_embedding(
+    engine: AsyncEngine, problem_id: uuid.UUID, title: str, vector: list[float], model: str
+) -> bool:
+    """Stores a problem's title vector unless the title changed since it was read (the edit
+    stored its own); returns whether it was stored."""
+    async with autocommit(engine) as conn:
+        result = await conn.execute(
+            update(problems)
+            .where(problems.c.id == problem_id)
+            .where(problems.c.title == title)
+            .values(title_embedding=vector, title_embedding_model=model)
+        )
+    return bool(result.rowcount)
 
 
 async def search_vector(

@@ -86,6 +86,7 @@ problems = Table(
     Column("upvotes", Integer, nullable=False, server_default="0"),
     Column("solution_count", Integer, nullable=False, server_default="0"),
     Column("title_embedding", Vector(TITLE_EMBEDDING_DIMENSIONS)),
+    Column("title_embedding_model", String(64)),
     *_guardrail_columns(),
     CheckConstraint(_GUARDRAIL_STATUS, name="guardrail_status"),
     CheckConstraint("status IN ('ACTIVE', 'ARCHIVED')", name="status"),

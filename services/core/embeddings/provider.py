@@ -56,12 +56,22 @@ def embed_queries(provider: EmbeddingProvider, texts: Sequence[str]) -> Vectors:
 
 
 @functools.cache
-def _shared_local(threads: int) -> EmbeddingProvider:
-    # One model per process: the classifier, search vectors and title vectors share it (it is
-    # thread-safe, and each copy costs about 160 MB).
+def _shared_local(threads: int, quantized: bool = True) -> EmbeddingProvider:
+    # One model of each kind per process: search and title vectors share it (it is
+    # thread-safe, and each copy costs 60 MB, 170 MB for the float one).
     from services.core.embeddings.local_minilm import LocalMiniLM
 
-    return LocalMiniLM(threads=threads)
+    return LocalMiniLM(threads=threads, quantized=quantized)
+
+
+def classifier_model() -> EmbeddingProvider:
+    """The local model computing in float32, for the local guardrail classifier.
+
+    Its calibration (exemplars/v1.fit.json) was fitted on these vectors, and its decisions sit
+    on thresholds that the int8 model's small differences (cosine 0.98-0.999) move: two of its
+    test examples changed verdict. The classifier only runs without a model API key.
+    """
+    return _shared_local(1, quantized=False)
 
 
 def build_provider(

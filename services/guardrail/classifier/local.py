@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from services.core.domains import DOMAINS
-from services.core.embeddings import EmbeddingProvider, build_provider
+from services.core.embeddings import EmbeddingProvider
+from services.core.embeddings.provider import classifier_model
 from services.core.logging import get_logger
 from services.guardrail.classifier.base import (
     Classification,
@@ -94,7 +95,7 @@ class LocalClassifier:
         window_words: int = WINDOW_WORDS,
         max_windows: int = MAX_WINDOWS,
     ) -> None:
-        self._provider = provider if provider is not None else build_provider("local")
+        self._provider = provider if provider is not None else classifier_model()
         self._exemplars_path = exemplars_path
         self._cache_dir = (cache_dir or default_cache_dir()) if use_disk_cache else None
         self._window_words = window_words

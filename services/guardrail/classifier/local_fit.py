@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.core.embeddings import build_provider
+from services.core.embeddings.provider import classifier_model
 from services.guardrail.classifier.local_index import (
     EXEMPLARS_PATH,
     Evidence,
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{target} matches {EXEMPLARS_PATH.name}")
         return 0
-    provider = build_provider("local")
+    provider = classifier_model()
     matrix = embed_exemplars(exemplars, provider, default_cache_dir())
     params = fit(exemplars, matrix, provider.model_id)
     target.write_text(params.to_json())

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from services.core.cache_dir import user_cache_dir
 from services.core.domains import DOMAINS
 from services.core.embeddings.provider import EmbeddingProvider, Vectors
 from services.core.logging import get_logger
@@ -125,8 +126,7 @@ class Exemplars:
 
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/betterworld/guardrail (or ~/.cache/...)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "betterworld" / "guardrail"
+    return user_cache_dir("guardrail")
 
 
 def embed_exemplars(

@@ -80,7 +80,7 @@ async def test_a_hosted_provider_replaces_the_local_model_through_its_migration(
         )
     finally:
         await service.stop()
-    assert await _models(scratch_url) == ["all-MiniLM-L6-v2-onnx-int8"] * 2
+    assert await _models(scratch_url) == ["all-MiniLM-L6-v2-onnx-dynint8"] * 2
 
     async with FakeVoyageAPI(api_key=KEY, default=embeddings()) as fake:
         hosted = local.model_copy(
