@@ -3,9 +3,9 @@
 Niceness lowers a process's share of the CPU but still gives it a slice whenever it is runnable;
 a request arriving while the worker embeds a long text waits for that slice. A SCHED_IDLE thread
 runs only when no normal thread wants the core, so bulk, deferrable work (search embeddings,
-backfills) stops competing with request serving on the same machine. The policy is per thread,
-so the rest of the process (its event loop, lock renewals, guardrail decisions) keeps its
-priority.
+backfills) stops competing with request serving on the same machine. The policy is per thread:
+a pool of idle threads leaves the rest of its process at its priority, and `make_process_idle`
+puts a whole process there (the worker, by default).
 """
 
 from __future__ import annotations
@@ -27,6 +27,26 @@ def make_current_thread_idle() -> bool:
     except OSError as exc:
         log.warning("sched_idle_refused", error=str(exc))
         return False
+    return True
+
+
+def make_process_idle() -> bool:
+    """Puts every thread of this process in SCHED_IDLE; threads started later inherit it.
+    False where the OS has no such policy or refuses it."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # the calling thread
+    for tid in threads:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        except ProcessLookupError:
+            continue  # the thread ended meanwhile
+        except OSError as exc:
+            log.warning("sched_idle_refused", error=str(exc))
+            return False
     return True
 
 

@@ -146,9 +146,16 @@ class Settings(BaseSettings):
     """Embedding jobs the worker runs at once, on as many idle-priority threads (SCHED_IDLE:
     they use only CPU nothing else wants): the local model is CPU-bound (about one per core);
     a hosted provider waits on the network and can take more."""
+    worker_idle_priority: bool = True
+    """The whole worker runs at idle priority (Linux SCHED_IDLE): on a machine it shares with
+    the services (`betterworld up`), it uses only CPU that request serving leaves, and catches
+    up when requests pause. CPU shares between cgroups are unaffected, so a worker in a
+    container of its own still gets its container's share. If requests kept every core busy
+    for WORKER_LOCK_SECONDS, its jobs would be handed over again (decisions are idempotent).
+    False: normal scheduling, lowered by WORKER_NICE."""
     worker_nice: int = Field(default=10, ge=0, le=19)
-    """Niceness the worker adds to itself: on a shared machine its CPU-heavy work (embeddings,
-    the local classifier) yields to request serving. 0 keeps the normal priority."""
+    """Niceness the worker adds to itself when it does not run at idle priority (or the OS has
+    no SCHED_IDLE). 0 keeps the normal priority."""
     worker_lock_seconds: float = Field(default=30.0, gt=0)
     """A job whose worker stops renewing its lock this long (a crash) is handed to another."""
     sweep_interval_seconds: float = Field(default=60.0, gt=0)

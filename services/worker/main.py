@@ -12,7 +12,7 @@ from datetime import timedelta
 import grpc
 
 from services.content.service import build_deps as content_deps
-from services.core.idle import idle_executor
+from services.core.idle import idle_executor, make_process_idle
 from services.core.logging import get_logger
 from services.core.metrics import start_metrics_endpoint
 from services.core.queues import EmbeddingQueue
@@ -122,14 +122,23 @@ async def build_worker(
     return Consumers(guardrail, embeddings, embedding_queue, item_executor), channel
 
 
+def lower_priority(settings: Settings) -> str:
+    """Background work; requests come first. Returns the policy applied."""
+    if settings.worker_idle_priority and make_process_idle():
+        return "idle"
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
+        return f"nice {settings.worker_nice}"
+    return "normal"
+
+
 async def run_worker(settings: Settings) -> int:
     """Consumes until SIGTERM/SIGINT, then lets running jobs finish and closes everything."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if settings.worker_nice:
-        os.nice(settings.worker_nice)  # background work; requests come first
+    lower_priority(settings)
     runtime = build_runtime(settings)
     worker, channel = await build_worker(settings, runtime)
     metrics = (
