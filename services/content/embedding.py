@@ -10,8 +10,9 @@ the local model changes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
@@ -64,39 +65,51 @@ async def backfill(
     """
     before = datetime.now(UTC) - unchanged_for
     stored = 0
-    for kind in EMBEDDED_KINDS:
+
+    async def drain(
+        fetch: Callable[[uuid.UUID | None, int], Awaitable[list[Any]]],
+        save: Callable[[list[Any]], Awaitable[int]],
+    ) -> None:
+        nonlocal stored
         after: uuid.UUID | None = None
         while limit is None or stored < limit:
             size = batch_size if limit is None else min(batch_size, limit - stored)
-            rows = await store.embedding_sources(
-                deps.engine,
-                kind,
-                model=deps.embedder.model_id,
-                after=after,
-                changed_before=before,
-                limit=size,
-            )
+            rows = await fetch(after, size)
             if not rows:
-                break
+                return
             after = rows[-1].id
-            stored += await _store(deps, kind, rows, source="backfill")
-    title_after: uuid.UUID | None = None
-    while limit is None or stored < limit:
-        size = batch_size if limit is None else min(batch_size, limit - stored)
-        rows = await store.title_sources(
-            deps.engine,
-            model=deps.titles.model_id,
-            after=title_after,
-            changed_before=before,
-            limit=size,
+            stored += await save(rows)
+
+    for kind in EMBEDDED_KINDS:
+        await drain(
+            partial(_search_sources, deps, kind, before),
+            partial(_store, deps, kind, source="backfill"),
         )
-        if not rows:
-            break
-        title_after = rows[-1].id
-        stored += await _store_titles(deps, rows)
+    await drain(partial(_title_sources, deps, before), partial(_store_titles, deps))
     if stored:
         log.info("embeddings_backfilled", count=stored, model=deps.embedder.model_id)
     return stored
+
+
+async def _search_sources(
+    deps: ContentDeps, kind: str, before: datetime, after: uuid.UUID | None, size: int
+) -> list[Any]:
+    return await store.embedding_sources(
+        deps.engine,
+        kind,
+        model=deps.embedder.model_id,
+        after=after,
+        changed_before=before,
+        limit=size,
+    )
+
+
+async def _title_sources(
+    deps: ContentDeps, before: datetime, after: uuid.UUID | None, size: int
+) -> list[Any]:
+    return await store.title_sources(
+        deps.engine, model=deps.titles.model_id, after=after, changed_before=before, limit=size
+    )
 
 
 async def _store(deps: ContentDeps, kind: str, rows: Sequence[Any], *, source: str) -> int:

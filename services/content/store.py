@@ -226,6 +226,17 @@ async def embedding_sources(
     )
     if content_id is not None:
         query = query.where(table.c.id == content_id)
+    return await _page_by_id(engine, query, table, after, changed_before)
+
+
+async def _page_by_id(
+    engine: AsyncEngine,
+    query: Select[Any],
+    table: Table,
+    after: uuid.UUID | None,
+    changed_before: datetime | None,
+) -> list[Any]:
+    """The rows of a backfill's query past `after` (by id), unchanged since `changed_before`."""
     if after is not None:
         query = query.where(table.c.id > after)
     if changed_before is not None:
@@ -249,12 +260,7 @@ async def title_sources(
         .order_by(problems.c.id)
         .limit(limit)
     )
-    if after is not None:
-        query = query.where(problems.c.id > after)
-    if changed_before is not None:
-        query = query.where(problems.c.updated_at < changed_before)
-    async with autocommit(engine) as conn:
-        return list((await conn.execute(query)).all())
+    return await _page_by_id(engine, query, problems, after, changed_before)
 
 
 async def set_title_embedding(
