@@ -9,6 +9,7 @@ from anthropic.types import ToolParam
 
 from services.core.domains import DOMAINS
 from services.guardrail.classifier.base import ContentItem, ContentType, HarmRisk
+from services.guardrail.harms import HARM_CATEGORIES
 
 TOOL_NAME = "record_evaluation"
 NO_DOMAIN = "none"
@@ -48,6 +49,9 @@ FORBIDDEN_CATEGORIES: dict[str, str] = {
     "labor_exploitation": "forced labor, wage theft, unsafe or child labor",
     "hate_speech": "dehumanizing or inciting hostility against groups",
 }
+assert tuple(FORBIDDEN_CATEGORIES) == HARM_CATEGORIES, (
+    "category descriptions must follow HARM_CATEGORIES"
+)
 
 _CONTENT_LABELS = {
     ContentType.PROBLEM: "a problem report",

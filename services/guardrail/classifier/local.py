@@ -44,7 +44,6 @@ from services.guardrail.classifier.base import (
 from services.guardrail.classifier.local_fit import FittedParams, fit, fit_path, margin
 from services.guardrail.classifier.local_index import (
     EXEMPLARS_PATH,
-    HARM_CATEGORIES,
     Evidence,
     ExemplarError,
     ExemplarIndex,
@@ -54,6 +53,7 @@ from services.guardrail.classifier.local_index import (
 )
 from services.guardrail.classifier.local_quality import solution_scores
 from services.guardrail.classifier.local_text import MAX_WINDOWS, WINDOW_WORDS, windows
+from services.guardrail.harms import HARM_CATEGORIES
 
 log = get_logger(__name__)
 

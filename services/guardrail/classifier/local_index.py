@@ -19,22 +19,9 @@ from services.core.cache_dir import user_cache_dir
 from services.core.domains import DOMAINS
 from services.core.embeddings.provider import EmbeddingProvider, Vectors
 from services.core.logging import get_logger
+from services.guardrail.harms import HARM_CATEGORIES
 
 EXEMPLARS_PATH = Path(__file__).with_name("exemplars") / "v1.json"
-HARM_CATEGORIES: tuple[str, ...] = (
-    "surveillance",
-    "weapons",
-    "political_manipulation",
-    "financial_exploitation",
-    "discrimination",
-    "pseudo_science",
-    "privacy_violation",
-    "deepfakes",
-    "social_engineering",
-    "market_manipulation",
-    "labor_exploitation",
-    "hate_speech",
-)
 QUALITY_DIMENSIONS: tuple[str, ...] = ("impact", "feasibility", "cost_efficiency")
 # A group's score is the mean of its k best similarities: more robust than the single nearest
 # exemplar (one lucky phrase match) and sharper than the centroid (groups are diverse).
