@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -21,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from services.core.db import metadata
 from services.core.embeddings import local_minilm
+from services.core.vectors import BinaryVector
 
 EMBEDDING_DIMENSIONS = 384
 """Search vectors: the configured provider's size (a provider of another size comes with a
@@ -57,7 +57,7 @@ def _guardrail_columns() -> list[Column[object]]:
         Column("aligned_domain", String(40)),
         Column("guardrail_explanation", Text, nullable=False, server_default=""),
         Column("guardrail_decided_at", DateTime(timezone=True)),
-        Column("embedding", Vector(EMBEDDING_DIMENSIONS)),
+        Column("embedding", BinaryVector(EMBEDDING_DIMENSIONS)),
         Column("embedding_model", String(64)),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
@@ -85,7 +85,7 @@ problems = Table(
     Column("status", String(16), nullable=False, server_default="ACTIVE"),
     Column("upvotes", Integer, nullable=False, server_default="0"),
     Column("solution_count", Integer, nullable=False, server_default="0"),
-    Column("title_embedding", Vector(TITLE_EMBEDDING_DIMENSIONS)),
+    Column("title_embedding", BinaryVector(TITLE_EMBEDDING_DIMENSIONS)),
     Column("title_embedding_model", String(64)),
     *_guardrail_columns(),
     CheckConstraint(_GUARDRAIL_STATUS, name="guardrail_status"),

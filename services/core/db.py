@@ -9,6 +9,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.core.settings import Settings
+from services.core.vectors import use_binary_vectors
 
 # One MetaData for every table so Alembic sees the whole schema; each service declares (and
 # writes) only its own tables.
@@ -26,7 +27,7 @@ metadata = MetaData(
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
     """An engine whose connections time out instead of hanging when PostgreSQL is down."""
     timeout = settings.database_timeout_seconds
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=0,
@@ -43,6 +44,8 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
             "server_settings": {"application_name": "betterworld"},
         },
     )
+    use_binary_vectors(engine)
+    return engine
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pgvector
 import pytest
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
@@ -203,6 +204,25 @@ async def test_backfill_replaces_title_vectors_of_an_earlier_local_model(
     cosine = sum(a * b for a, b in zip(row.title_embedding, expected, strict=True))
     assert cosine > 0.999
     assert await backfill(deps) == 0
+
+
+async def test_vectors_travel_to_postgresql_in_binary(
+    content: ContentClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pgvector's text format costs ~190 µs of the event loop per 384 floats; binary ~7 µs.
+    def text_format(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a vector was sent as text")
+
+    monkeypatch.setattr(pgvector.Vector, "_to_db", text_format)
+    monkeypatch.setattr(pgvector.Vector, "to_text", text_format)
+    author = await content.agent()
+    await content.approved_problem(author)  # a title vector, a search vector
+    pending = await content.problem(author, title="Flooded basements in Riverside after storms")
+    deps = build_deps(content.service.runtime)
+    assert await backfill(deps) == 1  # the pending problem's search vector
+    vector = await store.search_vector(deps.engine, "problem", uuid.UUID(pending.problem_id))
+    assert vector is not None
+    assert len(vector) == 384
 
 
 async def test_the_backfill_command_reports_what_it_stored(
