@@ -8,6 +8,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.content.page_cache import PageCache
@@ -30,7 +31,7 @@ async def embed_texts(
     embed = partial(embed_queries, provider) if queries else provider.embed
     loop = asyncio.get_running_loop()
     vectors = await loop.run_in_executor(executor, embed, list(texts))
-    return [[float(x) for x in row] for row in vectors]
+    return [row.tolist() for row in np.asarray(vectors, dtype=np.float32)]
 
 
 @dataclass(frozen=True)
