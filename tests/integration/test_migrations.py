@@ -41,3 +41,37 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         upgrade(server.url)
     finally:
         server.stop()
+
+
+def test_a_service_engine_works_on_a_database_without_pgvector_yet(
+    postgres: EmbeddedPostgres,
+) -> None:
+    # Engines register pgvector's binary codec on connect; before the first migration there is
+    # no vector type, and the connection must still serve everything else.
+    import asyncio
+    import uuid
+
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from services.core.db import create_engine
+    from services.core.settings import Settings
+
+    name = f"bw_bare_{uuid.uuid4().hex[:8]}"
+    url = make_url(postgres.url).set(database=name).render_as_string(hide_password=False)
+
+    async def run() -> int:
+        admin = create_async_engine(postgres.url, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine = create_engine(Settings(database_url=url))
+        try:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT 1"))).scalar_one())
+        finally:
+            await engine.dispose()
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            await admin.dispose()
+
+    assert asyncio.run(run()) == 1
