@@ -74,7 +74,7 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
 
 
 def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
-    # The local model loads on the first create or search (about 0.3 s, and 160 MB of memory
+    # The local model loads on the first create or search (about 0.3 s, and 60 MB of memory
     # that an idle process does without).
     deps = build_deps(runtime)
     content_pb2_grpc.add_ContentServiceServicer_to_server(ContentServicer(deps), server)
