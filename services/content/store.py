@@ -27,13 +27,13 @@ from services.core.db import autocommit
 TABLES: dict[str, Table] = {"problem": problems, "solution": solutions, "debate": debates}
 
 
-_VECTORS = frozenset({"embedding", "title_embedding", "title_embedding_model"})
+_NOT_IN_RECORDS = frozenset({"embedding", "title_embedding", "title_embedding_model"})
 
 
 def row_columns(table: Table) -> list[Any]:
-    """Every column but the title vector and the search vector: records never need them, and
+    """Every column but the vectors and the title vector's model: records never need them, and
     decoding 384 floats per row was a large share of a list page's CPU."""
-    return [column for column in table.c if column.name not in _VECTORS]
+    return [column for column in table.c if column.name not in _NOT_IN_RECORDS]
 
 
 def _guardrail(row: Row[Any]) -> Guardrail:
@@ -192,7 +192,7 @@ async def set_embedding(
     """Stores an item's search embedding unless its text changed since it was read (the edit
     started a new evaluation); returns whether it was stored."""
     table = TABLES[kind]
-    async with engine.begin() as conn:
+    async with autocommit(engine) as conn:  # one UPDATE: atomic by itself
         result = await conn.execute(
             update(table)
             .where(table.c.id == content_id)

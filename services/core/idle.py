@@ -20,25 +20,22 @@ log = get_logger(__name__)
 
 def make_current_thread_idle() -> bool:
     """Puts the calling thread in SCHED_IDLE; false where the OS has no such policy."""
-    if not hasattr(os, "SCHED_IDLE"):
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError as exc:
-        log.warning("sched_idle_refused", error=str(exc))
-        return False
-    return True
+    return _make_idle([0])
 
 
 def make_process_idle() -> bool:
     """Puts every thread of this process in SCHED_IDLE; threads started later inherit it.
     False where the OS has no such policy or refuses it."""
-    if not hasattr(os, "SCHED_IDLE"):
-        return False
     try:
         threads = [int(tid) for tid in os.listdir("/proc/self/task")]
     except OSError:
         threads = [0]  # the calling thread
+    return _make_idle(threads)
+
+
+def _make_idle(threads: list[int]) -> bool:
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
     for tid in threads:
         try:
             os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
