@@ -59,20 +59,19 @@ DOMAIN_PROBLEMS: dict[str, dict[str, str]] = json.loads(
 async def _approve(deps: ContentDeps, kind: str, record: Any) -> None:
     # Curated data needs no evaluation: withdraw the job the creation queued.
     await deps.queue.queue.remove(record.guardrail.evaluation_id)
-    async with deps.engine.begin() as conn:
-        await content_store.apply_decision(
-            conn,
-            Decision(
-                kind=kind,
-                content_id=record.id,
-                evaluation_id=record.guardrail.evaluation_id,
-                status=APPROVED,
-                alignment_score=0.95,
-                aligned_domain=getattr(record, "domain", None) or "clean_water_sanitation",
-                explanation="",
-                scores=(85.0, 80.0, 75.0, 80.75) if kind == "solution" else None,
-            ),
-        )
+    await content_store.apply_decision(
+        deps.engine,
+        Decision(
+            kind=kind,
+            content_id=record.id,
+            evaluation_id=record.guardrail.evaluation_id,
+            status=APPROVED,
+            alignment_score=0.95,
+            aligned_domain=getattr(record, "domain", None) or "clean_water_sanitation",
+            explanation="",
+            scores=(85.0, 80.0, 75.0, 80.75) if kind == "solution" else None,
+        ),
+    )
 
 
 async def seed_content(deps: ContentDeps, author_ids: list[str]) -> int:

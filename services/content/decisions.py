@@ -27,8 +27,7 @@ async def apply_decision(deps: ContentDeps, decision: Decision) -> tuple[bool, b
         out.append(errors.FieldViolation("alignment_score", "must be between 0 and 1"))
     if out:
         raise errors.InvalidArgument(out)
-    async with deps.engine.begin() as conn:
-        applied, stale = await store.apply_decision(conn, decision)
+    applied, stale = await store.apply_decision(deps.engine, decision)
     if applied:
         deps.pages.invalidate()
     if stale:

@@ -366,33 +366,24 @@ async def search(
     return hits[:limit]
 
 
-async def apply_decision(conn: AsyncConnection, decision: Decision) -> tuple[bool, bool]:
-    """Records a decision under a row lock; returns (applied, stale).
+async def apply_decision(engine: AsyncEngine, decision: Decision) -> tuple[bool, bool]:
+    """Records a decision; returns (applied, stale).
 
-    Counters of the parent move in the same transaction, only when the item enters or leaves
-    APPROVED, so concurrent decisions keep them exact.
+    One guarded UPDATE does it (a problem's decision is a single round trip): it applies only
+    to the item's current evaluation, and only while undecided or FLAGGED. A CTE locks the row
+    first so the UPDATE can return the status it replaces. Counters of the parent move in the
+    same transaction, only when the item enters or leaves APPROVED, so concurrent decisions
+    keep them exact.
     """
     table = TABLES[decision.kind]
     content_id = uuid.UUID(decision.content_id)
-    needed = ["id", "guardrail_evaluation_id", "guardrail_decided_at", "guardrail_status"]
-    needed += [name for name in ("problem_id", "solution_id") if name in table.c]  # the parent
-    row = (
-        await conn.execute(
-            select(*(table.c[name] for name in needed))
-            .where(table.c.id == content_id)
-            .with_for_update()
-        )
-    ).first()
-    if row is None:
-        return False, True
-    if str(row.guardrail_evaluation_id) != decision.evaluation_id:
-        return False, True
-    if row.guardrail_decided_at is not None and (
-        row.guardrail_status == decision.status or row.guardrail_status != "FLAGGED"
-    ):
-        # Idempotent, and final: an APPROVED or REJECTED evaluation is never overturned by a
-        # late or retried job; only a FLAGGED one moves on, by human review.
-        return False, False
+    parent = [table.c[name] for name in ("problem_id", "solution_id") if name in table.c]
+    before = (
+        select(table.c.id, table.c.guardrail_status.label("was"))
+        .where(table.c.id == content_id)
+        .with_for_update()
+        .cte("before")
+    )
     values: dict[str, Any] = {
         "guardrail_status": decision.status,
         "alignment_score": decision.alignment_score,
@@ -408,11 +399,45 @@ async def apply_decision(conn: AsyncConnection, decision: Decision) -> tuple[boo
             cost_efficiency_score=cost,
             composite_score=composite,
         )
-    await conn.execute(update(table).where(table.c.id == content_id).values(**values))
-    delta = int(decision.status == APPROVED) - int(row.guardrail_status == APPROVED)
-    if delta:
-        await adjust_parent_counter(conn, decision.kind, row, delta)
-    return True, False
+    statement = (
+        update(table)
+        .where(table.c.id == before.c.id)
+        .where(table.c.guardrail_evaluation_id == uuid.UUID(decision.evaluation_id))
+        # Idempotent, and final: an APPROVED or REJECTED evaluation is never overturned by a
+        # late or retried job; only a FLAGGED one moves on, by human review.
+        .where(
+            or_(
+                table.c.guardrail_decided_at.is_(None),
+                and_(
+                    table.c.guardrail_status == "FLAGGED",
+                    table.c.guardrail_status != decision.status,
+                ),
+            )
+        )
+        .values(**values)
+        .returning(before.c.was, *parent)
+    )
+    if not parent:
+        async with autocommit(engine) as conn:  # one statement: atomic by itself
+            row = (await conn.execute(statement)).first()
+    else:
+        async with engine.begin() as conn:
+            row = (await conn.execute(statement)).first()
+            if row is not None:
+                delta = int(decision.status == APPROVED) - int(row.was == APPROVED)
+                if delta:
+                    await adjust_parent_counter(conn, decision.kind, row, delta)
+    if row is not None:
+        return True, False
+    # Not applied: a repeat of the current evaluation's decision, or one for an older one (or
+    # for no item at all), which is stale.
+    async with autocommit(engine) as conn:
+        current = (
+            await conn.execute(
+                select(table.c.guardrail_evaluation_id).where(table.c.id == content_id)
+            )
+        ).scalar()
+    return False, current != uuid.UUID(decision.evaluation_id)
 
 
 async def adjust_parent_counter(conn: AsyncConnection, kind: str, row: Any, delta: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
 import pytest
@@ -124,6 +125,32 @@ async def test_decisions_are_idempotent_and_stale_after_an_edit(content: Content
         pb.GetProblemRequest(problem_id=problem.problem_id), metadata=author.auth
     )
     assert current.guardrail_status == common_pb2.PENDING
+
+
+async def test_racing_decisions_apply_once_and_unknown_items_are_stale(
+    content: ContentClient,
+) -> None:
+    author = await content.agent()
+    problem = await content.problem(author)
+    statuses = [common_pb2.APPROVED, common_pb2.REJECTED] * 4
+    results = await asyncio.gather(
+        *(
+            content.decide(pb.PROBLEM, problem.problem_id, problem.guardrail_evaluation_id, s)
+            for s in statuses
+        )
+    )
+    winners = [s for s, r in zip(statuses, results, strict=True) if r.applied]
+    assert len(winners) == 1
+    assert not any(r.stale for r in results)
+    current = await content.content.GetProblem(
+        pb.GetProblemRequest(problem_id=problem.problem_id), metadata=author.auth
+    )
+    assert current.guardrail_status == winners[0]
+
+    unknown = await content.decide(
+        pb.PROBLEM, str(uuid.uuid4()), problem.guardrail_evaluation_id, common_pb2.APPROVED
+    )
+    assert (unknown.applied, unknown.stale) == (False, True)
 
 
 async def test_only_the_internal_credential_applies_decisions(content: ContentClient) -> None:
