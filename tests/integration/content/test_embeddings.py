@@ -314,8 +314,10 @@ async def test_vector_queries_can_use_the_approved_only_indexes_in_a_generic_pla
     # The HNSW indexes are partial (approved rows only): a query whose status filter were a
     # bound parameter could not use them once PostgreSQL switches to a generic plan, and would
     # scan and sort every row instead.
-    statement = build([0.01] * 384).compile(dialect=postgresql.asyncpg.dialect())
-    values = [_literal(statement.params[name]) for name in statement.positiontup or ()]
+    query, params = build([0.01] * 384)
+    statement = query.compile(dialect=postgresql.asyncpg.dialect())
+    bound = {**statement.params, **params}
+    values = [_literal(bound[name]) for name in statement.positiontup or ()]
     async with content.service.runtime.engine.connect() as conn:
         await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
         await conn.exec_driver_sql("SET enable_seqscan = off")  # tables are tiny here
