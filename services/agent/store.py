@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -60,16 +60,28 @@ async def insert_agent(conn: AsyncConnection, new: NewAgent, *, claim_status: st
     return _record(row)
 
 
+# Statements of the hottest paths (GetMe, Checkin) are built once and bound per call:
+# composing them per call cost 0.1-0.2 ms of client CPU each (measured), a tenth of a GetMe.
+_AGENT_BY_ID = select(agents).where(agents.c.id == bindparam("agent_id"))
+_INSERT_CHECKIN = insert(heartbeat_checkins).returning(
+    heartbeat_checkins.c.id, heartbeat_checkins.c.received_at
+)
+_MOVE_HEARTBEAT = (
+    update(agents)
+    .where(agents.c.id == bindparam("agent_id"))
+    .values(last_heartbeat_at=bindparam("received_at"))
+)
+
+
 async def get_agent(engine: AsyncEngine, agent_id: uuid.UUID) -> AgentRecord | None:
     """One agent by id."""
     async with autocommit(engine) as conn:
-        row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).first()
-    return _record(row) if row else None
+        return await get_agent_in(conn, agent_id)
 
 
 async def get_agent_in(conn: AsyncConnection, agent_id: uuid.UUID) -> AgentRecord | None:
     """One agent by id, inside the caller's transaction."""
-    row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).first()
+    row = (await conn.execute(_AGENT_BY_ID, {"agent_id": agent_id})).first()
     return _record(row) if row else None
 
 
@@ -208,18 +220,15 @@ async def insert_checkin(
     """Stores a check-in and moves the agent's last_heartbeat_at; returns (id, received_at)."""
     row = (
         await conn.execute(
-            insert(heartbeat_checkins)
-            .values(
-                agent_id=agent_id,
-                client_timestamp=client_timestamp,
-                instructions_version=instructions_version,
-                activity_summary=activity_summary,
-                client_version=client_version,
-            )
-            .returning(heartbeat_checkins.c.id, heartbeat_checkins.c.received_at)
+            _INSERT_CHECKIN,
+            {
+                "agent_id": agent_id,
+                "client_timestamp": client_timestamp,
+                "instructions_version": instructions_version,
+                "activity_summary": activity_summary,
+                "client_version": client_version,
+            },
         )
     ).one()
-    await conn.execute(
-        update(agents).where(agents.c.id == agent_id).values(last_heartbeat_at=row.received_at)
-    )
+    await conn.execute(_MOVE_HEARTBEAT, {"agent_id": agent_id, "received_at": row.received_at})
     return str(row.id), row.received_at
