@@ -532,16 +532,20 @@ async def approved_items(engine: AsyncEngine, author_agent_id: str, *, at_most: 
     """
     if at_most <= 0:
         return 0
-    author = uuid.UUID(author_agent_id)
-    found = union_all(
+    params = {"author": uuid.UUID(author_agent_id), "at_most": at_most}
+    async with autocommit(engine) as conn:
+        count = (await conn.execute(_APPROVED_ITEMS, params)).scalar_one()
+    return min(int(count), at_most)
+
+
+_APPROVED_ITEMS = select(func.count()).select_from(
+    union_all(
         *(
             select(table.c.id)
-            .where(table.c.author_agent_id == author)
+            .where(table.c.author_agent_id == bindparam("author"))
             .where(table.c.guardrail_status == APPROVED)
-            .limit(at_most)
+            .limit(bindparam("at_most"))
             for table in (problems, solutions, debates)
         )
     ).subquery()
-    async with autocommit(engine) as conn:
-        count = (await conn.execute(select(func.count()).select_from(found))).scalar_one()
-    return min(int(count), at_most)
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,25 +15,34 @@ from services.core.db import autocommit
 from services.guardrail.tables import evaluations, flagged
 
 
+@functools.cache
+def _upsert_evaluation(columns: frozenset[str]) -> Any:
+    # One statement per set of columns (an evaluation and a dead letter send different ones),
+    # built once: composing the upsert per job cost more than running it. A retried job
+    # replaces exactly the columns it sends.
+    statement = insert(evaluations)
+    return statement.on_conflict_do_update(
+        index_elements=[evaluations.c.id],
+        set_={name: statement.excluded[name] for name in sorted(columns) if name != "id"},
+    )
+
+
+_FLAG = insert(flagged).on_conflict_do_nothing(index_elements=[flagged.c.evaluation_id])
+
+
 async def record_evaluation(engine: AsyncEngine, values: dict[str, Any], *, reason: str) -> None:
     """Stores (or, on a retried job, replaces) an evaluation; FLAGGED ones enter the queue."""
-    statement = insert(evaluations).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[evaluations.c.id],
-        set_={k: statement.excluded[k] for k in values if k != "id"},
-    )
     async with engine.begin() as conn:
-        await conn.execute(statement)
+        await conn.execute(_upsert_evaluation(frozenset(values)), values)
         if values["decision"] == "FLAGGED":
             await conn.execute(
-                insert(flagged)
-                .values(
-                    evaluation_id=values["id"],
-                    content_kind=values["content_kind"],
-                    content_id=values["content_id"],
-                    reason=reason,
-                )
-                .on_conflict_do_nothing(index_elements=[flagged.c.evaluation_id])
+                _FLAG,
+                {
+                    "evaluation_id": values["id"],
+                    "content_kind": values["content_kind"],
+                    "content_id": values["content_id"],
+                    "reason": reason,
+                },
             )
 
 
