@@ -204,15 +204,31 @@ async def set_embedding(
 ) -> bool:
     """Stores an item's search embedding unless its text changed since it was read (the edit
     started a new evaluation); returns whether it was stored."""
-    table = TABLES[kind]
+    params = {
+        "e_id": content_id,
+        "e_evaluation": evaluation_id,
+        "e_vector": vector,
+        "e_model": model,
+    }
     async with autocommit(engine) as conn:  # one UPDATE: atomic by itself
-        result = await conn.execute(
-            update(table)
-            .where(table.c.id == content_id)
-            .where(table.c.guardrail_evaluation_id == evaluation_id)
-            .values(embedding=vector, embedding_model=model)
-        )
+        result = await conn.execute(_set_embedding_statement(kind), params)
     return bool(result.rowcount)
+
+
+@functools.cache
+def _set_embedding_statement(kind: str) -> Any:
+    # Built once (the worker stores one per item); parameter names differ from column names,
+    # as an UPDATE requires.
+    table = TABLES[kind]
+    return (
+        update(table)
+        .where(table.c.id == bindparam("e_id"))
+        .where(table.c.guardrail_evaluation_id == bindparam("e_evaluation"))
+        .values(
+            embedding=bindparam("e_vector", type_=table.c.embedding.type),
+            embedding_model=bindparam("e_model"),
+        )
+    )
 
 
 async def embedding_sources(
