@@ -974,7 +974,10 @@ def main(argv: list[str] | None = None) -> int:
                 stderr=subprocess.STDOUT,
             )
             ns = argparse.Namespace(
-                keep_logs=args.keep_logs, keep_data=args.keep_data, wait_quiet=args.wait_quiet
+                keep_logs=args.keep_logs,
+                keep_data=args.keep_data,
+                wait_quiet=args.wait_quiet,
+                processes=args.processes,
             )
             b = Bench(ns)
             extra = {

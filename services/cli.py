@@ -36,7 +36,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from services.multiprocess import serve_processes
 
         return serve_processes(args.service, settings, processes=args.processes, port=args.port)
-    return asyncio.run(serve(args.service, settings, port=args.port, reuse_port=args.reuse_port))
+    return asyncio.run(
+        serve(
+            args.service,
+            settings,
+            port=args.port,
+            reuse_port=args.reuse_port,
+            metrics=not args.group_member,
+        )
+    )
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -133,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes",
         type=int,
         default=1,
-        help="run N processes on the same port (SO_REUSEPORT), one per core; metrics aggregated",
+        help="run N processes, one per core: process i on port + 1000*i (Envoy and internal "
+        "callers balance over them); metrics aggregated on the service's metrics port",
     )
+    # A child of `--processes`: the supervisor serves the group's metrics.
+    serve.add_argument("--group-member", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=_cmd_serve)
 
     worker = sub.add_parser("worker", help="run the job worker (guardrail evaluations, sweeps)")

@@ -1,7 +1,8 @@
-"""`serve --processes N`: N service processes on one port, one metrics endpoint for all.
+"""`serve --processes N`: N service processes, each on its own port, one metrics endpoint for all.
 
-Each child is a normal `serve --reuse-port` process (its own event loop on its own core); the
-kernel spreads connections across them. The parent only supervises: it forwards SIGTERM/SIGINT
+Each child is a normal `serve` process (its own event loop on its own core) on its port from
+`process_ports`; its callers (Envoy, internal channels) balance requests over the ports. The
+parent only supervises: it forwards SIGTERM/SIGINT
 (children drain as usual), serves the children's metrics aggregated through prometheus_client's
 multiprocess mode, and exits when they have all exited. A child that dies unexpectedly stops the
 group with a non-zero exit so the process manager restarts it whole.
@@ -18,6 +19,7 @@ import time
 from wsgiref.simple_server import WSGIServer
 
 from services.core.logging import get_logger
+from services.core.process_ports import process_ports
 from services.core.settings import Settings
 from services.process import port_of
 
@@ -38,18 +40,19 @@ def _metrics_server(host: str, port: int, directory: str) -> WSGIServer | None:
 
 
 def serve_processes(service: str, settings: Settings, *, processes: int, port: int | None) -> int:
-    """Runs `processes` children of `service` on one port until SIGTERM/SIGINT."""
+    """Runs `processes` children of `service` until SIGTERM/SIGINT, child i on the i-th port of
+    `process_ports(port, processes)`."""
     grpc_port, metrics_port = port_of(service, settings)
-    chosen_port = grpc_port if port is None else port
-    if chosen_port == 0:
-        raise SystemExit("--processes needs a fixed port: the children must share it")
+    try:
+        ports = process_ports(grpc_port if port is None else port, processes)
+    except ValueError as exc:
+        raise SystemExit(f"--processes: {exc}") from None
     with tempfile.TemporaryDirectory(prefix=f"bw-{service}-metrics-") as directory:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory}
-        argv = [
-            sys.executable, "-m", "services.cli", "serve", service,
-            "--reuse-port", "--port", str(chosen_port),
-        ]  # fmt: skip
-        children = [subprocess.Popen(argv, env=env) for _ in range(processes)]
+        argv = [sys.executable, "-m", "services.cli", "serve", service, "--group-member"]
+        children = [
+            subprocess.Popen([*argv, "--port", str(child_port)], env=env) for child_port in ports
+        ]
         metrics = _metrics_server(settings.host, metrics_port, directory)
         stopping = False
 
@@ -62,7 +65,7 @@ def serve_processes(service: str, settings: Settings, *, processes: int, port: i
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        log.info("process_group_started", service=service, processes=processes, port=chosen_port)
+        log.info("process_group_started", service=service, ports=list(ports))
         exit_code = 0
         while any(child.poll() is None for child in children):
             for child in children:

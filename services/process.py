@@ -43,9 +43,19 @@ def port_of(service: str, settings: Settings) -> tuple[int, int]:
 
 
 async def serve(
-    service: str, settings: Settings, *, port: int | None = None, reuse_port: bool = False
+    service: str,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    reuse_port: bool = False,
+    metrics: bool = True,
 ) -> int:
-    """Runs one service process until SIGTERM/SIGINT; returns the exit code."""
+    """Runs one service process until SIGTERM/SIGINT; returns the exit code.
+
+    Without `metrics` the process serves no metrics endpoint of its own (in a process group
+    the supervisor serves the group's; so does a `reuse_port` process, whose siblings would
+    contend for the same metrics port).
+    """
     runtime = build_runtime(settings)
     grpc_port, metrics_port = port_of(service, settings)
     server = ServiceServer(
@@ -53,7 +63,7 @@ async def serve(
         runtime,
         host=settings.host,
         port=grpc_port if port is None else port,
-        metrics_port=0 if reuse_port else metrics_port,
+        metrics_port=metrics_port if metrics and not reuse_port else 0,
         reuse_port=reuse_port,
     )
     await run_until_signalled(server)

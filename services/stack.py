@@ -15,23 +15,25 @@ import httpx
 from pydantic import SecretStr
 
 from services.core.migrate import upgrade
+from services.core.process_ports import group_target, process_ports
 from services.core.settings import Settings
 from services.devstack import EmbeddedPostgres, EmbeddedValkey
 from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
-from services.process import seed
+from services.process import port_of, seed
 
 SERVICES = ("agent", "content", "guardrail")
 _READY_TIMEOUT_SECONDS = 60
 
 
+def service_ports(settings: Settings, service: str) -> tuple[int, ...]:
+    """The ports of a service's processes (SERVICE_PROCESSES of them) on this machine."""
+    return process_ports(port_of(service, settings)[0], settings.service_processes)
+
+
 def local_envoy_spec(settings: Settings) -> EnvoySpec:
     """Envoy's spec for services on this machine, on the configured ports."""
     return local_spec(
-        service_ports={
-            "agent": settings.agent_port,
-            "content": settings.content_port,
-            "guardrail": settings.guardrail_port,
-        },
+        service_ports={service: service_ports(settings, service) for service in SERVICES},
         listen_port=settings.envoy_port,
         admin_port=settings.envoy_admin_port,
         host=settings.host,
@@ -75,7 +77,9 @@ class Stack:
         env["DATABASE_URL"] = self.postgres.url
         env["REDIS_URL"] = self.valkey.url
         env["DATA_DIR"] = str(self.data_dir)
-        env["CONTENT_INTERNAL_TARGET"] = f"{self.settings.host}:{self.settings.content_port}"
+        env["CONTENT_INTERNAL_TARGET"] = group_target(
+            self.settings.host, service_ports(self.settings, "content")
+        )
         return env
 
     def start_databases(self) -> bool:

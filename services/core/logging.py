@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -86,7 +87,8 @@ def configure_logging(*, service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    structlog.contextvars.bind_contextvars(service=service)
+    # The pid tells apart the processes of a group (`serve --processes N`) in one log stream.
+    structlog.contextvars.bind_contextvars(service=service, pid=os.getpid())
 
 
 def get_logger(name: str) -> Any:

@@ -16,6 +16,12 @@ from services.core.redis import create_redis
 from services.core.settings import Settings
 
 
+def internal_channel(target: str) -> grpc.aio.Channel:
+    """A channel to a service's internal API that spreads calls over every address the target
+    names (the processes of a group, see `services.core.process_ports`)."""
+    return grpc.aio.insecure_channel(target, options=(("grpc.lb_policy_name", "round_robin"),))
+
+
 @dataclass
 class Runtime:
     """Settings and the shared clients of one process."""
@@ -32,7 +38,7 @@ class Runtime:
         """The channel to the content service's internal API (CONTENT_INTERNAL_TARGET), made on
         first use and closed with the runtime."""
         if self._content_channel is None:
-            self._content_channel = grpc.aio.insecure_channel(self.settings.content_internal_target)
+            self._content_channel = internal_channel(self.settings.content_internal_target)
         return self._content_channel
 
     async def close(self) -> None:

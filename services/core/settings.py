@@ -136,12 +136,15 @@ class Settings(BaseSettings):
     guardrail_new_account_min_approved: int = Field(default=3, ge=0)
     """Authors with fewer approved items are NEW too."""
     content_internal_target: str = "127.0.0.1:50052"
-    """host:port the worker reaches the content service's internal RPCs at."""
+    """gRPC target of the content service's internal RPCs (the worker's decisions, operator
+    reviews): `host:port`, or `ipv4:host:port1,host:port2` for a process group (calls are
+    spread round-robin). `betterworld up` sets it from CONTENT_PORT and SERVICE_PROCESSES."""
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     """Jobs the worker runs at once (model calls wait on I/O, so more than cores)."""
     service_processes: int = Field(default=1, ge=1, le=16)
-    """Processes per gRPC service that `betterworld up` starts, sharing its port (SO_REUSEPORT;
-    the kernel spreads connections). One Python process uses at most about one core."""
+    """Processes per gRPC service that `betterworld up` starts (`serve --processes`): process i
+    listens on the service's port + 1000·i, and Envoy balances requests over them. One Python
+    process uses at most about one core."""
     embedding_concurrency: int = Field(default=2, ge=1, le=64)
     """Embedding jobs the worker runs at once, on as many idle-priority threads (SCHED_IDLE:
     they use only CPU nothing else wants): the local model is CPU-bound (about one per core);

@@ -186,8 +186,8 @@ class Upstream:
     """Cluster name, also the service name (e.g. "agent")."""
     host: str
     """IP literal (static cluster) or DNS name (strict DNS: every A record is a host)."""
-    port: int
-    """gRPC port."""
+    ports: tuple[int, ...]
+    """gRPC ports on `host`, one per process of the service (`serve --processes N`)."""
     grpc_services: tuple[str, ...]
     """Fully-qualified gRPC services routed here, besides the common ones every upstream has."""
 
@@ -235,6 +235,10 @@ class EnvoySpec:
             raise ValueError(f"readiness_upstream {self.readiness_upstream!r} is not an upstream")
         owners: dict[str, str] = {}
         for upstream in self.upstreams:
+            if not upstream.ports or len(set(upstream.ports)) != len(upstream.ports):
+                raise ValueError(
+                    f"upstream {upstream.name!r} needs distinct ports, not {upstream.ports}"
+                )
             for service in upstream.grpc_services:
                 if service in COMMON_GRPC_SERVICES or service in owners:
                     raise ValueError(f"gRPC service {service} is routed twice")
@@ -263,7 +267,7 @@ class EnvoySpec:
 
 def local_spec(
     *,
-    service_ports: Mapping[str, int] | None = None,
+    service_ports: Mapping[str, int | Sequence[int]] | None = None,
     listen_port: int = 8080,
     admin_port: int = 9901,
     host: str = "127.0.0.1",
@@ -272,11 +276,14 @@ def local_spec(
     request_timeout_s: float = 15.0,
     access_log: bool = True,
 ) -> EnvoySpec:
-    """Spec for the local stack, all on ``host``; ``service_ports`` (name: gRPC port) picks the
-    services and defaults to the agent service alone."""
+    """Spec for the local stack, all on ``host``; ``service_ports`` (name: gRPC port, or the
+    ports of its processes) picks the services and defaults to the agent service alone."""
     ports = dict(service_ports) if service_ports is not None else {"agent": 50051}
     return _catalog_spec(
-        {name: (host, port) for name, port in ports.items()},
+        {
+            name: (host, (port,) if isinstance(port, int) else tuple(port))
+            for name, port in ports.items()
+        },
         listen=(host, listen_port),
         admin=(host, admin_port),
         descriptor_set=str(descriptor_set),
@@ -293,7 +300,7 @@ def compose_spec(
 ) -> EnvoySpec:
     """Spec for docker-compose: upstreams by compose service name on their default ports."""
     return _catalog_spec(
-        {name: (name, _catalog(name).port) for name in services},
+        {name: (name, (_catalog(name).port,)) for name in services},
         listen=(ALL_INTERFACES, 8080),
         admin=(ALL_INTERFACES, 9901),
         descriptor_set=COMPOSE_DESCRIPTOR_SET,
@@ -311,7 +318,7 @@ def _catalog(name: str) -> ServiceDefaults:
 
 
 def _catalog_spec(
-    addresses: Mapping[str, tuple[str, int]],
+    addresses: Mapping[str, tuple[str, tuple[int, ...]]],
     *,
     listen: tuple[str, int],
     admin: tuple[str, int],
@@ -321,8 +328,8 @@ def _catalog_spec(
     access_log: bool,
 ) -> EnvoySpec:
     upstreams = tuple(
-        Upstream(name=name, host=host, port=port, grpc_services=_catalog(name).grpc_services)
-        for name, (host, port) in addresses.items()
+        Upstream(name=name, host=host, ports=ports, grpc_services=_catalog(name).grpc_services)
+        for name, (host, ports) in addresses.items()
     )
     idempotent = tuple(m for name in addresses for m in _catalog(name).idempotent_methods)
     return EnvoySpec(
@@ -786,13 +793,16 @@ def _cluster(upstream: Upstream, *, ops: bool = False) -> dict[str, Any]:
         "name": name,
         **discovery,
         "connect_timeout": "1s",
-        "lb_policy": "ROUND_ROBIN",
+        # Requests differ in cost (a create embeds, a cached list page does not): the host
+        # with fewer requests in flight answers sooner.
+        "lb_policy": "LEAST_REQUEST",
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [
                 {
                     "lb_endpoints": [
-                        {"endpoint": {"address": _address(upstream.host, upstream.port)}}
+                        {"endpoint": {"address": _address(upstream.host, port)}}
+                        for port in upstream.ports
                     ]
                 }
             ],

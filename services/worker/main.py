@@ -16,7 +16,7 @@ from services.core.idle import idle_executor, make_process_idle
 from services.core.logging import get_logger
 from services.core.metrics import start_metrics_endpoint
 from services.core.queues import EmbeddingQueue
-from services.core.runtime import Runtime, build_runtime
+from services.core.runtime import Runtime, build_runtime, internal_channel
 from services.core.settings import Settings
 from services.guardrail.apply import decision_applier
 from services.guardrail.cache import ResultCache
@@ -87,7 +87,7 @@ async def build_worker(
     settings: Settings, runtime: Runtime, classifier: Classifier | None = None
 ) -> tuple[Consumers, grpc.aio.Channel]:
     """The consumers and their channel to the content service (caller closes both)."""
-    channel = grpc.aio.insecure_channel(settings.content_internal_target)
+    channel = internal_channel(settings.content_internal_target)
     if classifier is None:
         # Loading exemplar embeddings takes seconds of CPU: off the event loop.
         classifier = await asyncio.to_thread(build_classifier, settings, runtime)

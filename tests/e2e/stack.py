@@ -224,7 +224,10 @@ class EnvoyProcess:
         return f"{HOST}:{self.port}"
 
     @classmethod
-    def start(cls, *, agent_port: int, work_dir: Path, name: str = "envoy") -> EnvoyProcess:
+    def start(
+        cls, *, agent_port: int | tuple[int, ...], work_dir: Path, name: str = "envoy"
+    ) -> EnvoyProcess:
+        """Envoy in front of the agent service (one port, or the ports of a process group)."""
         port, admin_port = free_port(), free_port()
         spec = local_spec(
             service_ports={"agent": agent_port},

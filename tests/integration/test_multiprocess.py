@@ -1,13 +1,17 @@
-"""`serve --processes 2`: two processes share one port, metrics add up, SIGTERM stops the group."""
+"""`serve --processes 2`: two processes on their own ports share the calls of Envoy and of a
+round-robin internal channel, metrics add up, SIGTERM stops the group."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import grpc
@@ -15,7 +19,10 @@ import httpx
 from betterworld.agent.v1 import agent_pb2, agent_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.core.process_ports import group_target, process_ports
+from services.core.runtime import internal_channel
 from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
+from tests.e2e.stack import EnvoyProcess
 
 
 def _children(pid: int) -> list[int]:
@@ -39,10 +46,55 @@ def _wait_serving(target: str, timeout: float = 60.0) -> None:
     raise AssertionError("the process group did not become SERVING")
 
 
-def test_process_group_shares_a_port_and_aggregates_metrics(
+def _free_group_ports(processes: int) -> tuple[int, ...]:
+    for _ in range(50):
+        port = free_port()
+        try:
+            ports = process_ports(port, processes)
+        except ValueError:
+            continue
+        if all(p == port or _bindable(p) for p in ports):
+            return ports
+    raise AssertionError("no free port group")
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _served(log: Path) -> Counter[int]:
+    """ListAgents calls answered so far, by process id (from the access log lines)."""
+    lines = log.read_text().splitlines()
+    return Counter(
+        entry["pid"]
+        for entry in (json.loads(line) for line in lines if line.startswith("{"))
+        if entry.get("event") == "rpc" and entry.get("method", "").endswith("/ListAgents")
+    )
+
+
+async def _list_agents(target: str, calls: int) -> None:
+    channel = internal_channel(target)
+    try:
+        stub = agent_pb2_grpc.AgentServiceStub(channel)
+        await channel.channel_ready()
+        for _ in range(calls):
+            await stub.ListAgents(agent_pb2.ListAgentsRequest(), timeout=5)
+    finally:
+        await channel.close(None)
+
+
+def test_process_group_balances_calls_and_aggregates_metrics(
     postgres: EmbeddedPostgres, valkey: EmbeddedValkey, tmp_path: Path, clean_state: None
 ) -> None:
-    port, metrics_port = free_port(), free_port()
+    ports, metrics_port = _free_group_ports(2), free_port()
+    port = ports[0]
     env = {
         **os.environ,
         "DATABASE_URL": postgres.url,
@@ -57,15 +109,27 @@ def test_process_group_shares_a_port_and_aggregates_metrics(
          "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    envoy: EnvoyProcess | None = None
     try:
-        _wait_serving(f"127.0.0.1:{port}")
+        for each in ports:
+            _wait_serving(f"127.0.0.1:{each}")
         assert len(_children(group.pid)) == 2
-        for _ in range(30):
-            # A new channel each time: the kernel balances connections, not requests.
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                agent_pb2_grpc.AgentServiceStub(channel).ListAgents(
-                    agent_pb2.ListAgentsRequest(), timeout=5
-                )
+        asyncio.run(_list_agents(group_target("127.0.0.1", ports), 30))
+        by_channel = _served(tmp_path / "group.log")
+        # Round robin: both processes answer (15 each once both connections are up).
+        assert len(by_channel) == 2
+        assert min(by_channel.values()) >= 10
+
+        envoy = EnvoyProcess.start(agent_port=ports, work_dir=tmp_path / "envoy")
+        for _ in range(40):
+            response = httpx.get(f"{envoy.base_url}/api/v1/agents", timeout=5)
+            assert response.status_code == 200
+        by_envoy = _served(tmp_path / "group.log") - by_channel
+        # Least request between two idle hosts is a coin toss: each gets some of the 40.
+        assert sum(by_envoy.values()) == 40
+        assert len(by_envoy) == 2
+        assert min(by_envoy.values()) >= 5
+
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         handled = sum(
             float(value)
@@ -74,12 +138,15 @@ def test_process_group_shares_a_port_and_aggregates_metrics(
                 text,
             )
         )
-        assert handled == 30
-        assert len(set(re.findall(r'pid="(\d+)"', text))) <= 2
+        assert handled == 70
+        envoy.stop()
+        envoy = None
         group.send_signal(signal.SIGTERM)
         assert group.wait(timeout=20) == 0
         assert _children(group.pid) == []
     finally:
+        if envoy is not None:
+            envoy.stop()
         if group.poll() is None:
             os.killpg(group.pid, signal.SIGKILL)
             group.wait()

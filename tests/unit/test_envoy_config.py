@@ -243,9 +243,33 @@ def test_spec_rejects_inconsistent_input(change: dict[str, Any], message: str) -
 
 
 def test_spec_rejects_a_service_routed_twice() -> None:
-    twice = Upstream(name="x", host="127.0.0.1", port=1, grpc_services=("a.v1.S",))
+    twice = Upstream(name="x", host="127.0.0.1", ports=(1,), grpc_services=("a.v1.S",))
     with pytest.raises(ValueError, match="routed twice"):
-        EnvoySpec(descriptor_set="d", upstreams=(twice, Upstream("y", "127.0.0.1", 2, ("a.v1.S",))))
+        EnvoySpec(
+            descriptor_set="d", upstreams=(twice, Upstream("y", "127.0.0.1", (2,), ("a.v1.S",)))
+        )
+
+
+@pytest.mark.parametrize("ports", [(), (1, 1)])
+def test_spec_rejects_an_upstream_without_distinct_ports(ports: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="distinct ports"):
+        EnvoySpec(descriptor_set="d", upstreams=(Upstream("x", "127.0.0.1", ports, ()),))
+
+
+def test_a_process_group_is_one_cluster_balanced_by_requests_in_flight(tmp_path: Path) -> None:
+    first = free_port()
+    spec = local_spec(service_ports={"agent": (first, first + 1000)}, listen_port=free_port())
+    config = render_envoy_config(spec)
+    agent, agent_ops = config["static_resources"]["clusters"]
+    for cluster in (agent, agent_ops):
+        (locality,) = cluster["load_assignment"]["endpoints"]
+        ports = [
+            e["endpoint"]["address"]["socket_address"]["port_value"]
+            for e in locality["lb_endpoints"]
+        ]
+        assert ports == [first, first + 1000]
+        assert cluster["lb_policy"] == "LEAST_REQUEST"
+    _validate(config, tmp_path)
 
 
 def test_unknown_service_name_is_an_error() -> None:
