@@ -39,8 +39,10 @@ import httpx
 from bench import procstats, serverstats
 from bench.authcost import database_versions, measure_auth_cost
 from bench.report import render_markdown
+from services.core.process_ports import process_ports
 from services.core.settings import VERSION, Settings
 from services.devstack import free_port
+from services.devstack.ports import port_bindable
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -137,12 +139,21 @@ def _port_fields() -> list[str]:
     ]
 
 
-def _free_ports(names: list[str]) -> dict[str, int]:
+def _free_ports(names: list[str], processes: int = 1) -> dict[str, int]:
+    """A free port per name; with `processes` > 1 the ports of each process group
+    (`process_ports`) are free and distinct too."""
     ports: dict[str, int] = {}
+    taken: set[int] = set()
     while len(ports) < len(names):
         port = free_port()
-        if port not in ports.values():
-            ports[names[len(ports)]] = port
+        try:
+            group = set(process_ports(port, processes))
+        except ValueError:
+            continue
+        if group & taken or not all(p == port or port_bindable(p) for p in group):
+            continue
+        ports[names[len(ports)]] = port
+        taken |= group
     return ports
 
 
@@ -280,7 +291,7 @@ class Bench:
         self.tmp.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
         self.data_dir = self.tmp / "data"
         # Every port on a free one, so the bench never collides with `make dev` or tests.
-        self.ports = _free_ports(_port_fields())
+        self.ports = _free_ports(_port_fields(), getattr(args, "processes", 1))
         self.overrides: dict[str, Any] = {
             "host": "127.0.0.1",
             **self.ports,

@@ -24,6 +24,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """Return True when ``port`` on ``host`` can be bound now (nobody listens on it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """Return True when something accepts TCP connections on ``host:port``."""
     try:

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.core.process_ports import group_target, process_ports
 from services.core.runtime import internal_channel
 from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
+from services.devstack.ports import port_bindable
 from tests.e2e.stack import EnvoyProcess
 
 
@@ -53,20 +54,9 @@ def _free_group_ports(processes: int) -> tuple[int, ...]:
             ports = process_ports(port, processes)
         except ValueError:
             continue
-        if all(p == port or _bindable(p) for p in ports):
+        if all(p == port or port_bindable(p) for p in ports):
             return ports
     raise AssertionError("no free port group")
-
-
-def _bindable(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _served(log: Path) -> Counter[int]:
