@@ -19,6 +19,7 @@ from services.core.server import ServiceDefinition
 from services.core.settings import SettingsError
 
 _SERVICE = "/betterworld.content.v1.ContentService/"
+_INTERNAL_SERVICE = "/betterworld.content.v1.ContentInternalService/"
 _CREATE = MethodPolicy(Access.AGENT, content_creation=True)
 _AGENT = MethodPolicy(Access.AGENT)
 # Reads are public; an agent's key, when sent, lets it see its own unapproved content.
@@ -39,9 +40,8 @@ POLICIES: dict[str, MethodPolicy] = {
     _SERVICE + "CreateDebate": _CREATE,
     _SERVICE + "ListDebates": _PUBLIC,
     _SERVICE + "SearchContent": _PUBLIC,
-    "/betterworld.content.v1.ContentInternalService/ApplyGuardrailDecision": MethodPolicy(
-        Access.INTERNAL
-    ),
+    _INTERNAL_SERVICE + "ApplyGuardrailDecision": MethodPolicy(Access.INTERNAL),
+    _INTERNAL_SERVICE + "ApplyGuardrailDecisions": MethodPolicy(Access.INTERNAL),
 }
 
 _SERVICES = content_pb2.DESCRIPTOR.services_by_name

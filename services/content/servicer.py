@@ -246,21 +246,35 @@ class ContentInternalServicer(pb_grpc.ContentInternalServiceServicer):
     async def ApplyGuardrailDecision(  # noqa: N802
         self, request: pb.ApplyGuardrailDecisionRequest, context: Context
     ) -> pb.ApplyGuardrailDecisionResponse:
-        scores = None
-        if request.HasField("scores"):
-            s = request.scores
-            scores = (s.impact, s.feasibility, s.cost_efficiency, s.composite)
-        applied, stale = await decisions.apply_decision(
-            self._deps,
-            Decision(
-                kind=convert.KIND_OF.get(request.kind, ""),
-                content_id=request.content_id,
-                evaluation_id=request.evaluation_id,
-                status=enum_name(common_pb2.GuardrailStatus, request.status),
-                alignment_score=request.alignment_score,
-                aligned_domain=domain_name(request.aligned_domain) or None,
-                explanation=request.explanation,
-                scores=scores,
-            ),
-        )
+        applied, stale = await decisions.apply_decision(self._deps, _decision(request))
         return pb.ApplyGuardrailDecisionResponse(applied=applied, stale=stale)
+
+    async def ApplyGuardrailDecisions(  # noqa: N802
+        self, request: pb.ApplyGuardrailDecisionsRequest, context: Context
+    ) -> pb.ApplyGuardrailDecisionsResponse:
+        results = await decisions.apply_decisions(
+            self._deps, [_decision(item) for item in request.decisions]
+        )
+        return pb.ApplyGuardrailDecisionsResponse(
+            results=[
+                pb.ApplyGuardrailDecisionResponse(applied=applied, stale=stale)
+                for applied, stale in results
+            ]
+        )
+
+
+def _decision(request: pb.ApplyGuardrailDecisionRequest) -> Decision:
+    scores = None
+    if request.HasField("scores"):
+        s = request.scores
+        scores = (s.impact, s.feasibility, s.cost_efficiency, s.composite)
+    return Decision(
+        kind=convert.KIND_OF.get(request.kind, ""),
+        content_id=request.content_id,
+        evaluation_id=request.evaluation_id,
+        status=enum_name(common_pb2.GuardrailStatus, request.status),
+        alignment_score=request.alignment_score,
+        aligned_domain=domain_name(request.aligned_domain) or None,
+        explanation=request.explanation,
+        scores=scores,
+    )

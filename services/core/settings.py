@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     """gRPC target of the content service's internal RPCs (the worker's decisions, operator
     reviews): `host:port`, or `ipv4:host:port1,host:port2` for a process group (calls are
     spread round-robin). `betterworld up` sets it from CONTENT_PORT and SERVICE_PROCESSES."""
+    guardrail_decision_batch_seconds: float = Field(default=0.05, ge=0, le=5)
+    """The worker sends the decisions it reaches within this long of each other to the content
+    service in one call (up to 100); 0 sends each at once. Longer batches cost the content
+    service less per decision and delay each by at most this much."""
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     """Jobs the worker runs at once (model calls wait on I/O, so more than cores)."""
     service_processes: int = Field(default=1, ge=1, le=16)

@@ -18,7 +18,7 @@ from services.core.metrics import start_metrics_endpoint
 from services.core.queues import EmbeddingQueue
 from services.core.runtime import Runtime, build_runtime, internal_channel
 from services.core.settings import Settings
-from services.guardrail.apply import decision_applier
+from services.guardrail.apply import DecisionBatcher
 from services.guardrail.cache import ResultCache
 from services.guardrail.classifier.base import Classifier
 from services.guardrail.decision import Thresholds
@@ -69,6 +69,7 @@ class Consumers:
     embeddings: EmbeddingWorker
     embedding_queue: EmbeddingQueue
     item_executor: Executor
+    decisions: DecisionBatcher
 
     def start(self) -> None:
         """Starts consuming both queues (and the guardrail worker's sweep)."""
@@ -78,6 +79,7 @@ class Consumers:
     async def stop(self, *, force: bool = False) -> None:
         """Stops both; running jobs finish unless `force` (which abandons them, as a crash)."""
         await self.guardrail.stop(force=force)
+        await self.decisions.aclose()
         await self.embeddings.stop(force=force)
         await self.embedding_queue.close()
         self.item_executor.shutdown(wait=not force)
@@ -91,13 +93,18 @@ async def build_worker(
     if classifier is None:
         # Loading exemplar embeddings takes seconds of CPU: off the event loop.
         classifier = await asyncio.to_thread(build_classifier, settings, runtime)
+    decisions = DecisionBatcher(
+        channel,
+        settings.internal_service_token.get_secret_value(),
+        linger_seconds=settings.guardrail_decision_batch_seconds,
+    )
     pipeline = Pipeline(
         engine=runtime.engine,
         rules=RuleSet.load(),
         classifier=classifier,
         cache=ResultCache(runtime.redis, ttl_seconds=settings.guardrail_cache_ttl_seconds),
         thresholds=thresholds_of(settings),
-        apply=decision_applier(channel, settings.internal_service_token.get_secret_value()),
+        apply=decisions.apply,
     )
     # Search vectors may be late; the CPU they take must not slow requests or decisions.
     item_executor = idle_executor(settings.embedding_concurrency, name="embed")
@@ -119,7 +126,7 @@ async def build_worker(
         concurrency=settings.embedding_concurrency,
         lock_seconds=settings.worker_lock_seconds,
     )
-    return Consumers(guardrail, embeddings, embedding_queue, item_executor), channel
+    return Consumers(guardrail, embeddings, embedding_queue, item_executor, decisions), channel
 
 
 def lower_priority(settings: Settings) -> str:

@@ -1698,3 +1698,51 @@ class ApplyGuardrailDecisionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplyGuardrailDecisionResponse: _TypeAlias = ApplyGuardrailDecisionResponse  # noqa: Y015
+
+@_typing.final
+class ApplyGuardrailDecisionsRequest(_message.Message):
+    """Request of ApplyGuardrailDecisions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplyGuardrailDecisionRequest]:
+        """1 to 100 decisions."""
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___ApplyGuardrailDecisionRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyGuardrailDecisionsRequest: _TypeAlias = ApplyGuardrailDecisionsRequest  # noqa: Y015
+
+@_typing.final
+class ApplyGuardrailDecisionsResponse(_message.Message):
+    """Response of ApplyGuardrailDecisions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplyGuardrailDecisionResponse]:
+        """One result per decision, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ApplyGuardrailDecisionResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyGuardrailDecisionsResponse: _TypeAlias = ApplyGuardrailDecisionsResponse  # noqa: Y015

@@ -714,6 +714,11 @@ class ContentInternalServiceStub:
                 request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionRequest.SerializeToString,
                 response_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionResponse.FromString,
                 _registered_method=True)
+        self.ApplyGuardrailDecisions = channel.unary_unary(
+                '/betterworld.content.v1.ContentInternalService/ApplyGuardrailDecisions',
+                request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsRequest.SerializeToString,
+                response_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsResponse.FromString,
+                _registered_method=True)
 
 
 class ContentInternalServiceServicer:
@@ -731,6 +736,17 @@ class ContentInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyGuardrailDecisions(self, request, context):
+        """Records up to 100 decisions in one call, each exactly as
+        ApplyGuardrailDecision would, so that a busy worker makes one call for
+        the decisions it reached meanwhile instead of one per item. Results are
+        in request order. An invalid decision rejects the whole call (the field
+        violations name it by index) and none is applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -738,6 +754,11 @@ def add_ContentInternalServiceServicer_to_server(servicer, server):
                     servicer.ApplyGuardrailDecision,
                     request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionRequest.FromString,
                     response_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionResponse.SerializeToString,
+            ),
+            'ApplyGuardrailDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyGuardrailDecisions,
+                    request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsRequest.FromString,
+                    response_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -769,6 +790,33 @@ class ContentInternalService:
             '/betterworld.content.v1.ContentInternalService/ApplyGuardrailDecision',
             betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionRequest.SerializeToString,
             betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyGuardrailDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betterworld.content.v1.ContentInternalService/ApplyGuardrailDecisions',
+            betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsRequest.SerializeToString,
+            betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

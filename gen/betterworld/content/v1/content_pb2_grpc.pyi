@@ -276,6 +276,13 @@ class ContentInternalServiceStub:
     that is no longer the content's current one (the content was edited since)
     is ignored and reported as stale.
     """
+    ApplyGuardrailDecisions: _grpc.UnaryUnaryMultiCallable[_content_pb2.ApplyGuardrailDecisionsRequest, _content_pb2.ApplyGuardrailDecisionsResponse]
+    """Records up to 100 decisions in one call, each exactly as
+    ApplyGuardrailDecision would, so that a busy worker makes one call for
+    the decisions it reached meanwhile instead of one per item. Results are
+    in request order. An invalid decision rejects the whole call (the field
+    violations name it by index) and none is applied.
+    """
 
 @_typing.type_check_only
 class ContentInternalServiceAsyncStub(ContentInternalServiceStub):
@@ -289,6 +296,13 @@ class ContentInternalServiceAsyncStub(ContentInternalServiceStub):
     the same evaluation again changes nothing; a decision for an evaluation
     that is no longer the content's current one (the content was edited since)
     is ignored and reported as stale.
+    """
+    ApplyGuardrailDecisions: _aio.UnaryUnaryMultiCallable[_content_pb2.ApplyGuardrailDecisionsRequest, _content_pb2.ApplyGuardrailDecisionsResponse]  # type: ignore[assignment]
+    """Records up to 100 decisions in one call, each exactly as
+    ApplyGuardrailDecision would, so that a busy worker makes one call for
+    the decisions it reached meanwhile instead of one per item. Results are
+    in request order. An invalid decision rejects the whole call (the field
+    violations name it by index) and none is applied.
     """
 
 class ContentInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -306,6 +320,19 @@ class ContentInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         the same evaluation again changes nothing; a decision for an evaluation
         that is no longer the content's current one (the content was edited since)
         is ignored and reported as stale.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyGuardrailDecisions(
+        self,
+        request: _content_pb2.ApplyGuardrailDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_pb2.ApplyGuardrailDecisionsResponse, _abc.Awaitable[_content_pb2.ApplyGuardrailDecisionsResponse]]:
+        """Records up to 100 decisions in one call, each exactly as
+        ApplyGuardrailDecision would, so that a busy worker makes one call for
+        the decisions it reached meanwhile instead of one per item. Results are
+        in request order. An invalid decision rejects the whole call (the field
+        violations name it by index) and none is applied.
         """
 
 def add_ContentInternalServiceServicer_to_server(servicer: ContentInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
