@@ -135,16 +135,21 @@ def _batch_calls() -> float:
     )
 
 
+def _batcher(
+    content: ContentClient, *, linger_seconds: float, token: str | None = None
+) -> DecisionBatcher:
+    """A batcher calling the test's content service (with the internal credential unless
+    `token` says otherwise)."""
+    secret = content.settings.internal_service_token.get_secret_value()
+    return DecisionBatcher(content.service.channel, token or secret, linger_seconds=linger_seconds)
+
+
 async def test_the_batcher_sends_decisions_reached_together_in_one_call(
     content: ContentClient,
 ) -> None:
     author = await content.agent()
     problems = [await content.problem(author) for _ in range(5)]
-    batcher = DecisionBatcher(
-        content.service.channel,
-        content.settings.internal_service_token.get_secret_value(),
-        linger_seconds=0.2,
-    )
+    batcher = _batcher(content, linger_seconds=0.2)
     before = _batch_calls()
     await asyncio.gather(
         *(batcher.apply(_job(p), Verdict("FLAGGED", "needs a human"), None) for p in problems)
@@ -158,7 +163,7 @@ async def test_the_batcher_sends_decisions_reached_together_in_one_call(
 async def test_a_failed_batch_fails_every_decision_in_it(content: ContentClient) -> None:
     author = await content.agent()
     problems = [await content.problem(author) for _ in range(3)]
-    batcher = DecisionBatcher(content.service.channel, "not-the-token", linger_seconds=0.05)
+    batcher = _batcher(content, linger_seconds=0.05, token="not-the-token")
     results = await asyncio.gather(
         *(batcher.apply(_job(p), Verdict("APPROVED", ""), None) for p in problems),
         return_exceptions=True,
@@ -175,11 +180,7 @@ async def test_the_batcher_never_sends_more_than_the_contract_allows(
     assert MAX_BATCH == decisions.MAX_BATCH
     author = await content.agent()
     problem = await content.problem(author)
-    batcher = DecisionBatcher(
-        content.service.channel,
-        content.settings.internal_service_token.get_secret_value(),
-        linger_seconds=0.2,
-    )
+    batcher = _batcher(content, linger_seconds=0.2)
     before = _batch_calls()
     # The same decision 150 times: 100 go at once, 50 when the linger ends; one applies.
     await asyncio.gather(
