@@ -9,6 +9,7 @@ import grpc
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as content_pb
 from betterworld.content.v1 import content_pb2_grpc
+from prometheus_client import Histogram
 
 from services.core.logging import get_logger
 from services.core.queues import EvaluationJob
@@ -24,6 +25,11 @@ _KINDS = {
 _TIMEOUT_SECONDS = 10
 MAX_BATCH = 100
 """Most decisions per ApplyGuardrailDecisions call (the contract's limit, content.proto)."""
+BATCH_SIZE = Histogram(
+    "guardrail_decision_batch_size",
+    "Decisions per ApplyGuardrailDecisions call (GUARDRAIL_DECISION_BATCH_SECONDS tunes it)",
+    buckets=(1, 2, 5, 10, 20, 50, 100),
+)
 
 
 Apply = Callable[[EvaluationJob, Verdict, Classification | None], Awaitable[None]]
@@ -124,6 +130,7 @@ class DecisionBatcher:
     async def _send(
         self, batch: list[tuple[content_pb.ApplyGuardrailDecisionRequest, asyncio.Future[bool]]]
     ) -> None:
+        BATCH_SIZE.observe(len(batch))
         try:
             response = await self._stub.ApplyGuardrailDecisions(
                 content_pb.ApplyGuardrailDecisionsRequest(decisions=[r for r, _ in batch]),

@@ -13,7 +13,7 @@ from betterworld.content.v1 import content_pb2 as pb
 from services.content import decisions
 from services.core.metrics import GRPC_HANDLED
 from services.core.queues import EvaluationJob
-from services.guardrail.apply import MAX_BATCH, DecisionBatcher
+from services.guardrail.apply import BATCH_SIZE, MAX_BATCH, DecisionBatcher
 from services.guardrail.decision import Verdict
 from tests.helpers import unpack
 from tests.integration.content.conftest import ContentClient
@@ -135,6 +135,15 @@ def _batch_calls() -> float:
     )
 
 
+def _observed_sizes() -> float:
+    return next(
+        sample.value
+        for metric in BATCH_SIZE.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_sum")
+    )
+
+
 def _batcher(
     content: ContentClient, *, linger_seconds: float, token: str | None = None
 ) -> DecisionBatcher:
@@ -150,11 +159,12 @@ async def test_the_batcher_sends_decisions_reached_together_in_one_call(
     author = await content.agent()
     problems = [await content.problem(author) for _ in range(5)]
     batcher = _batcher(content, linger_seconds=0.2)
-    before = _batch_calls()
+    before, sizes_before = _batch_calls(), _observed_sizes()
     await asyncio.gather(
         *(batcher.apply(_job(p), Verdict("FLAGGED", "needs a human"), None) for p in problems)
     )
     assert _batch_calls() - before == 1
+    assert _observed_sizes() - sizes_before == 5  # guardrail_decision_batch_size_sum
     for problem in problems:
         assert await _status(content, problem, author.auth) == common_pb2.FLAGGED
     await batcher.aclose()
