@@ -60,18 +60,26 @@ def build(message_cls: type[Message], values: dict[str, object]) -> bytes:
     for name, value in values.items():
         field = message_cls.DESCRIPTOR.fields_by_name[name]
         try:
-            if field.is_repeated:
+            is_message = field.type == descriptor.FieldDescriptor.TYPE_MESSAGE
+            if field.is_repeated and is_message:
+                for item in value if isinstance(value, list) else [value]:
+                    _fill(getattr(message, name).add(), item)
+            elif field.is_repeated:
                 getattr(message, name).extend(value if isinstance(value, list) else [value])
-            elif field.type == descriptor.FieldDescriptor.TYPE_MESSAGE:
-                sub = getattr(message, name)
-                for key, item in dict(value).items():  # type: ignore[call-overload]
-                    with contextlib.suppress(ValueError, TypeError):
-                        setattr(sub, key, item)
+            elif is_message:
+                _fill(getattr(message, name), value)
             else:
                 setattr(message, name, value)
         except (ValueError, TypeError):
             continue  # a value the message type cannot hold is not sendable anyway
     return message.SerializeToString()
+
+
+def _fill(message: Message, values: object) -> None:
+    """Sets the scalar fields of a nested message; values it cannot hold are skipped."""
+    for key, item in dict(values).items():  # type: ignore[call-overload]
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            setattr(message, key, item)
 
 
 def request_strategy(message_cls: type[Message]) -> st.SearchStrategy[bytes]:
