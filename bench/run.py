@@ -41,8 +41,7 @@ from bench.authcost import database_versions, measure_auth_cost
 from bench.report import render_markdown
 from services.core.process_ports import process_ports
 from services.core.settings import VERSION, Settings
-from services.devstack import free_port
-from services.devstack.ports import port_bindable
+from services.devstack.ports import free_port_group
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -144,16 +143,10 @@ def _free_ports(names: list[str], processes: int = 1) -> dict[str, int]:
     (`process_ports`) are free and distinct too."""
     ports: dict[str, int] = {}
     taken: set[int] = set()
-    while len(ports) < len(names):
-        port = free_port()
-        try:
-            group = set(process_ports(port, processes))
-        except ValueError:
-            continue
-        if group & taken or not all(p == port or port_bindable(p) for p in group):
-            continue
-        ports[names[len(ports)]] = port
-        taken |= group
+    for name in names:
+        group = free_port_group(lambda port: process_ports(port, processes), taken=taken)
+        ports[name] = group[0]
+        taken.update(group)
     return ports
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from services.devstack.ports import format_host
+
 PROCESS_PORT_STRIDE = 1000
 """Port distance between the processes of a group: clear of the default service ports
 (50051-50054), each of which is the base of its own group."""
@@ -36,10 +38,6 @@ def group_target(host: str, ports: Sequence[int]) -> str:
     """A gRPC target naming every process of a group (`host` must be an IP literal when there
     are several, as gRPC's static address list takes no DNS names)."""
     if len(ports) == 1:
-        return f"{_bracketed(host)}:{ports[0]}"
+        return f"{format_host(host)}:{ports[0]}"
     scheme = "ipv6" if ipaddress.ip_address(host).version == 6 else "ipv4"
-    return f"{scheme}:" + ",".join(f"{_bracketed(host)}:{port}" for port in ports)
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    return f"{scheme}:" + ",".join(f"{format_host(host)}:{port}" for port in ports)

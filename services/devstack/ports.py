@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 import time
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 _PROC = Path("/proc")
@@ -24,8 +25,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
-    """Return True when ``port`` on ``host`` can be bound now (nobody listens on it)."""
+def free_port_group(
+    spread: Callable[[int], Sequence[int]],
+    *,
+    taken: Collection[int] = (),
+    host: str = "127.0.0.1",
+    attempts: int = 100,
+) -> tuple[int, ...]:
+    """Ports that ``spread`` derives from a free port (its first one), all free a moment ago
+    and none in ``taken``; ``spread`` may raise ValueError for a port it cannot use.
+
+    For a group of processes that listen on ports derived from one (``serve --processes``).
+    """
+    for _ in range(attempts):
+        try:
+            group = tuple(spread(free_port(host)))
+        except ValueError:
+            continue
+        if not set(group) & set(taken) and all(_bindable(host, p) for p in group[1:]):
+            return group
+    raise RuntimeError(f"no free port group on {host} after {attempts} attempts")
+
+
+def _bindable(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:

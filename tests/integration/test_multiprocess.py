@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.core.process_ports import group_target, process_ports
 from services.core.runtime import internal_channel
 from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
-from services.devstack.ports import port_bindable
+from services.devstack.ports import free_port_group
 from tests.e2e.stack import EnvoyProcess
 
 
@@ -45,18 +45,6 @@ def _wait_serving(target: str, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("the process group did not become SERVING")
-
-
-def _free_group_ports(processes: int) -> tuple[int, ...]:
-    for _ in range(50):
-        port = free_port()
-        try:
-            ports = process_ports(port, processes)
-        except ValueError:
-            continue
-        if all(p == port or port_bindable(p) for p in ports):
-            return ports
-    raise AssertionError("no free port group")
 
 
 def _served(log: Path) -> Counter[int]:
@@ -83,7 +71,8 @@ async def _list_agents(target: str, calls: int) -> None:
 def test_process_group_balances_calls_and_aggregates_metrics(
     postgres: EmbeddedPostgres, valkey: EmbeddedValkey, tmp_path: Path, clean_state: None
 ) -> None:
-    ports, metrics_port = _free_group_ports(2), free_port()
+    ports = free_port_group(lambda port: process_ports(port, 2))
+    metrics_port = free_port()
     port = ports[0]
     env = {
         **os.environ,

@@ -9,11 +9,12 @@ import grpc
 import pytest
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
+from prometheus_client import REGISTRY
 
 from services.content import decisions
 from services.core.metrics import GRPC_HANDLED
 from services.core.queues import EvaluationJob
-from services.guardrail.apply import BATCH_SIZE, MAX_BATCH, DecisionBatcher
+from services.guardrail.apply import MAX_BATCH, DecisionBatcher
 from services.guardrail.decision import Verdict
 from tests.helpers import unpack
 from tests.integration.content.conftest import ContentClient
@@ -136,12 +137,7 @@ def _batch_calls() -> float:
 
 
 def _observed_sizes() -> float:
-    return next(
-        sample.value
-        for metric in BATCH_SIZE.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_sum")
-    )
+    return REGISTRY.get_sample_value("guardrail_decision_batch_size_sum") or 0.0
 
 
 def _batcher(
