@@ -52,6 +52,7 @@ from bench.run import (
 )
 from services.core.domains import DOMAINS
 from services.core.queues import EMBEDDING_QUEUE
+from services.core.settings import Settings
 from services.devstack import free_port
 
 FAKE_KEY = "bench-fake-anthropic-key"
@@ -755,8 +756,8 @@ def render(r: dict[str, Any]) -> str:
         f"# Content & guardrail bench (issue 3) — {r['started']}",
         "",
         f"Machine: {r['machine']}. k6 {r['k6']}. Worker: WORKER_CONCURRENCY="
-        f"{r['worker_concurrency']}, Layer B = fake Anthropic API, {r['fake_delay_s']} s "
-        "per answer.",
+        f"{r['worker_concurrency']}, WORKER_DEFER_SECONDS={r.get('worker_defer_seconds')}, "
+        f"Layer B = fake Anthropic API, {r['fake_delay_s']} s per answer.",
         "",
         "## Targets",
         "",
@@ -787,6 +788,8 @@ def render(r: dict[str, Any]) -> str:
         runs = s.get("runs") or []
         each = ", ".join(_ms(run["latency_ms"][pct]) for run in runs)
         spread = f"; median of {len(runs)} runs by {pct} ({each})" if runs else ""
+        if s.get("decided_after_s") is not None:
+            spread += f"; every item decided {s['decided_after_s']} s after the run"
         lines.append(
             f"| {target} | {s['achieved_rps']} rps of {s['target_rps']}, p50 {_ms(lat['p50'])}, "
             f"p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}, {s['errors']} errors, "
@@ -922,6 +925,12 @@ def main(argv: list[str] | None = None) -> int:
         "--create-rate", type=int, default=0, help="CreateProblem rate (default: the target's 50)"
     )
     p.add_argument("--worker-concurrency", type=int, default=64)
+    p.add_argument(
+        "--worker-defer-seconds",
+        type=float,
+        default=None,
+        help="WORKER_DEFER_SECONDS (default: the settings' default; 0 never defers)",
+    )
     p.add_argument("--fake-delay", type=float, default=0.5)
     p.add_argument("--flood", type=int, default=1000)
     p.add_argument("--flood-client-concurrency", type=int, default=32)
@@ -947,6 +956,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Linux {platform.release()}, Python {platform.python_version()}",
         "k6": _k6_version(),
         "worker_concurrency": args.worker_concurrency,
+        "worker_defer_seconds": args.worker_defer_seconds
+        if args.worker_defer_seconds is not None
+        else Settings.model_fields["worker_defer_seconds"].default,
         "fake_delay_s": args.fake_delay,
     }
     if "layer_a" in steps:
@@ -985,6 +997,7 @@ def main(argv: list[str] | None = None) -> int:
                 "anthropic_api_key": FAKE_KEY,
                 "anthropic_base_url": f"http://127.0.0.1:{fake_port}",
                 "worker_concurrency": args.worker_concurrency,
+                "worker_defer_seconds": report["worker_defer_seconds"],
                 "guardrail_daily_budget_cents": 1_000_000.0,
             }
             b.overrides.update(extra)
@@ -1033,6 +1046,9 @@ def main(argv: list[str] | None = None) -> int:
                         # Each run starts without the last one's evaluations and embeddings.
                         _wait_decided(dsn, b.stack.valkey.url)
                     res = run_scenario(b, sc, content_metrics)
+                    if name == "create_problem":
+                        # What the run left for the worker: how long until all of it is decided.
+                        res["decided_after_s"] = _wait_decided(dsn, b.stack.valkey.url)
                     runs.append(res)
                     print(
                         name,

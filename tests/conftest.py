@@ -51,6 +51,9 @@ def settings(postgres: EmbeddedPostgres, valkey: EmbeddedValkey, tmp_path: Path)
         metrics_port_agent=0,
         health_check_interval_seconds=0.5,
         grace_seconds=5,
+        # The test process itself keeps the machine busy; workers in tests do not defer jobs
+        # unless a test is about that.
+        worker_defer_seconds=0,
     )
 
 

@@ -165,6 +165,15 @@ class Settings(BaseSettings):
     no SCHED_IDLE). 0 keeps the normal priority."""
     worker_lock_seconds: float = Field(default=30.0, gt=0)
     """A job whose worker stops renewing its lock this long (a crash) is handed to another."""
+    worker_defer_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """While other processes keep the machine busy (WORKER_DEFER_ABOVE), each queue consumer
+    starts one job at a time, and a job waits at most this long from when it was queued; after
+    that it runs whatever the load. On a machine the worker shares with the services this keeps
+    request latency steady through bursts of this length. 0 never defers: set it so when the
+    worker has cores of its own. Linux only (the load comes from /proc/stat)."""
+    worker_defer_above: float = Field(default=0.3, gt=0, le=1)
+    """The machine is busy while the processes other than the worker use more than this
+    fraction of all its cores (0.3 on 2 cores: 0.6 cores)."""
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     """How often the worker looks for content whose evaluation was lost."""
     sweep_pending_after_seconds: float = Field(default=300.0, gt=0)

@@ -23,6 +23,7 @@ from services.core.queues import (
 )
 from services.guardrail.classifier.base import ClassifierError
 from services.guardrail.pipeline import Pipeline
+from services.worker.deferral import Deferral
 from services.worker.metrics import JOBS_COMPLETED, JOBS_FAILED, publish_queue_sizes
 
 log = get_logger(__name__)
@@ -50,6 +51,7 @@ class GuardrailWorker:
         embeddings: EmbeddingQueue,
         sweep_interval: float,
         pending_after: timedelta,
+        deferral: Deferral | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._redis_url = redis_url
@@ -59,11 +61,17 @@ class GuardrailWorker:
         self._embeddings = embeddings
         self._sweep_interval = sweep_interval
         self._pending_after = pending_after
+        self._deferral = deferral or Deferral(None, queue=GUARDRAIL_QUEUE, max_defer_seconds=0)
         self._worker: Worker | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     async def process(self, job: Job, token: str) -> dict[str, str]:
-        """One attempt; the last failing attempt dead-letters the item as FLAGGED instead."""
+        """One attempt (once the deferral admits it); the last failing attempt dead-letters the
+        item as FLAGGED instead."""
+        async with self._deferral.admit(job.timestamp):
+            return await self._attempt(job)
+
+    async def _attempt(self, job: Job) -> dict[str, str]:
         data = EvaluationJob.from_data(job.data)
         trust = await approved_items(
             self._content.engine,
@@ -115,9 +123,12 @@ class GuardrailWorker:
                     if loop.time() - last_sweep >= self._sweep_interval:
                         last_sweep = loop.time()
                         await requeue_lost(self._content, queue, older_than=self._pending_after)
-                        await backfill(
-                            self._content, unchanged_for=self._pending_after, limit=_BACKFILL_ROUND
-                        )
+                        if not self._deferral.deferring:  # catch-up work waits for calm
+                            await backfill(
+                                self._content,
+                                unchanged_for=self._pending_after,
+                                limit=_BACKFILL_ROUND,
+                            )
                 except Exception:  # a failed round must not stop future ones
                     log.warning("sweep_failed")
                 await asyncio.sleep(min(self._sweep_interval, _GAUGE_INTERVAL_SECONDS))
@@ -148,6 +159,7 @@ class GuardrailWorker:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        self._deferral.open()  # jobs already taken run now instead of waiting out the load
         if self._worker is not None:
             await self._worker.close(force=force)
         close = getattr(self._pipeline.classifier, "aclose", None)

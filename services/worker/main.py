@@ -15,7 +15,7 @@ from services.content.service import build_deps as content_deps
 from services.core.idle import idle_executor, make_process_idle
 from services.core.logging import get_logger
 from services.core.metrics import start_metrics_endpoint
-from services.core.queues import EmbeddingQueue
+from services.core.queues import EMBEDDING_QUEUE, GUARDRAIL_QUEUE, EmbeddingQueue
 from services.core.runtime import Runtime, build_runtime, internal_channel
 from services.core.settings import Settings
 from services.guardrail.apply import DecisionBatcher
@@ -24,6 +24,7 @@ from services.guardrail.classifier.base import Classifier
 from services.guardrail.decision import Thresholds
 from services.guardrail.pipeline import Pipeline
 from services.guardrail.rules.engine import RuleSet
+from services.worker.deferral import Deferral, LoadWatch
 from services.worker.embeddings import EmbeddingWorker
 from services.worker.guardrail import GuardrailWorker
 
@@ -70,14 +71,20 @@ class Consumers:
     embedding_queue: EmbeddingQueue
     item_executor: Executor
     decisions: DecisionBatcher
+    load: LoadWatch | None = None
 
     def start(self) -> None:
-        """Starts consuming both queues (and the guardrail worker's sweep)."""
+        """Starts consuming both queues (and the guardrail worker's sweep, and the load watch
+        that defers jobs while the machine is busy)."""
+        if self.load is not None:
+            self.load.start()
         self.guardrail.start()
         self.embeddings.start()
 
     async def stop(self, *, force: bool = False) -> None:
         """Stops both; running jobs finish unless `force` (which abandons them, as a crash)."""
+        if self.load is not None:
+            await self.load.stop()
         await self.guardrail.stop(force=force)
         await self.decisions.aclose()
         await self.embeddings.stop(force=force)
@@ -110,6 +117,7 @@ async def build_worker(
     item_executor = idle_executor(settings.embedding_concurrency, name="embed")
     content = content_deps(runtime, item_executor=item_executor)
     embedding_queue = EmbeddingQueue(settings.redis_url)
+    load = load_watch(settings)
     guardrail = GuardrailWorker(
         pipeline,
         redis_url=settings.redis_url,
@@ -119,14 +127,33 @@ async def build_worker(
         embeddings=embedding_queue,
         sweep_interval=settings.sweep_interval_seconds,
         pending_after=timedelta(seconds=settings.sweep_pending_after_seconds),
+        deferral=Deferral(
+            load, queue=GUARDRAIL_QUEUE, max_defer_seconds=settings.worker_defer_seconds
+        ),
     )
     embeddings = EmbeddingWorker(
         content,
         redis_url=settings.redis_url,
         concurrency=settings.embedding_concurrency,
         lock_seconds=settings.worker_lock_seconds,
+        deferral=Deferral(
+            load, queue=EMBEDDING_QUEUE, max_defer_seconds=settings.worker_defer_seconds
+        ),
     )
-    return Consumers(guardrail, embeddings, embedding_queue, item_executor, decisions), channel
+    consumers = Consumers(guardrail, embeddings, embedding_queue, item_executor, decisions, load)
+    return consumers, channel
+
+
+def load_watch(settings: Settings) -> LoadWatch | None:
+    """The machine-load watch behind job deferral; None when WORKER_DEFER_SECONDS is 0 or
+    the load cannot be read here (not Linux)."""
+    if settings.worker_defer_seconds <= 0:
+        return None
+    watch = LoadWatch(settings.worker_defer_above)
+    if not watch.available:
+        log.info("worker_defer_unavailable", reason="no /proc/stat")
+        return None
+    return watch
 
 
 def lower_priority(settings: Settings) -> str:

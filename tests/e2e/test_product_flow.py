@@ -46,6 +46,8 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, d
         rate_limit_content_per_agent=100_000,
         rate_limit_agent_verified=100_000,
         rate_limit_public_per_ip=100_000,
+        # The flow waits for each decision; the test itself must not make the worker defer them.
+        worker_defer_seconds=0,
         **{
             name: free_port()
             for name in (
