@@ -156,7 +156,8 @@ class Settings(BaseSettings):
     worker_idle_priority: bool = True
     """The whole worker runs at idle priority (Linux SCHED_IDLE): on a machine it shares with
     the services (`betterworld up`), it uses only CPU that request serving leaves, and catches
-    up when requests pause. CPU shares between cgroups are unaffected, so a worker in a
+    up when requests pause (on a small VM its CPU still lengthens the requests' tail, which
+    WORKER_DEFER_SECONDS addresses). CPU shares between cgroups are unaffected, so a worker in a
     container of its own still gets its container's share. If requests kept every core busy
     for WORKER_LOCK_SECONDS, its jobs would be handed over again (decisions are idempotent).
     False: normal scheduling, lowered by WORKER_NICE."""
