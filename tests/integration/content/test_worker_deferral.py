@@ -6,6 +6,8 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from betterworld.common.v1 import common_pb2
@@ -67,25 +69,38 @@ async def _create_and_decide(content: ContentClient, author: Any, batch: str) ->
     await eventually(decided, timeout=20)
 
 
+async def _deferring_worker(run_worker: Any, model: Recording, defer_seconds: float) -> Any:
+    # Busy means: processes other than this one (which runs the worker) use half a core or more.
+    return await run_worker(
+        model,
+        worker_defer_seconds=defer_seconds,
+        worker_defer_above=0.5 / (os.cpu_count() or 1),
+    )
+
+
+@asynccontextmanager
+async def _busy_machine(worker: Any) -> AsyncIterator[None]:
+    """Another process spins on a core until the block ends; the worker has seen it first."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        await eventually(lambda: _true(worker.consumers.load.busy), timeout=10)
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+
+
 async def test_a_busy_machine_gets_one_evaluation_at_a_time_and_a_calm_one_all(
     content: ContentClient, run_worker: Any, local_classifier: LocalClassifier
 ) -> None:
     model = Recording(local_classifier, seconds=0.3)
-    # Busy means: processes other than this one (which runs the worker) use half a core or more.
-    worker = await run_worker(
-        model, worker_defer_seconds=20, worker_defer_above=0.5 / (os.cpu_count() or 1)
-    )
+    worker = await _deferring_worker(run_worker, model, defer_seconds=20)
     author = await content.agent()
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        await eventually(lambda: _true(worker.consumers.load.busy), timeout=10)
+    async with _busy_machine(worker):
         deferred_before = _deferred_jobs()
         await _create_and_decide(content, author, "busy")
         assert model.peak == 1
         assert _deferred_jobs() > deferred_before  # some waited for the one before them
-    finally:
-        burner.kill()
-        burner.wait()
     await eventually(lambda: _true(not worker.consumers.load.busy), timeout=10)
     model.peak = 0
     await _create_and_decide(content, author, "calm")
@@ -96,13 +111,9 @@ async def test_stopping_runs_the_held_jobs_instead_of_waiting_out_the_load(
     content: ContentClient, run_worker: Any, local_classifier: LocalClassifier
 ) -> None:
     model = Recording(local_classifier, seconds=0.5)
-    worker = await run_worker(
-        model, worker_defer_seconds=60, worker_defer_above=0.5 / (os.cpu_count() or 1)
-    )
+    worker = await _deferring_worker(run_worker, model, defer_seconds=60)
     author = await content.agent()
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        await eventually(lambda: _true(worker.consumers.load.busy), timeout=10)
+    async with _busy_machine(worker):
         problems = [
             await content.problem(author, title=f"Lake Merritt algae bloom report number {n}")
             for n in range(3)
@@ -111,9 +122,6 @@ async def test_stopping_runs_the_held_jobs_instead_of_waiting_out_the_load(
         started = asyncio.get_running_loop().time()
         await worker.consumers.stop()
         assert asyncio.get_running_loop().time() - started < 5  # not the 60 s deferral
-    finally:
-        burner.kill()
-        burner.wait()
     for problem in problems:
         current = await content.content.GetProblem(
             pb.GetProblemRequest(problem_id=problem.problem_id), metadata=author.auth
