@@ -5,9 +5,9 @@ a request arriving while the worker embeds a long text waits for that slice. A S
 runs only when no normal thread wants the core, so bulk, deferrable work (search embeddings,
 backfills) stops competing with request serving on the same machine for run time; on a small
 VM it can still lengthen the requests' tail (shared caches, the vCPUs' host scheduling), which
-is why the worker also defers jobs while the machine is busy (`services.worker.deferral`). The policy is per thread:
-a pool of idle threads leaves the rest of its process at its priority, and `make_process_idle`
-puts a whole process there (the worker, by default).
+is why the worker also defers jobs while the machine is busy (`services.worker.deferral`).
+The policy is per thread: a pool of idle threads leaves the rest of its process at its
+priority, and `make_process_idle` puts a whole process there (the worker, by default).
 """
 
 from __future__ import annotations
