@@ -143,7 +143,7 @@ async def test_a_job_waits_no_longer_than_the_deferral_allows() -> None:
     await asyncio.sleep(0.6)
     assert gate.deferral.running == 3  # the two held back ran once queued 0.3 s
     await asyncio.gather(*jobs)
-    assert time.monotonic() - started < 1.6
+    assert time.monotonic() - started < 2.5  # one after another would take 3 s
 
 
 async def test_a_job_queued_long_ago_is_not_held_back() -> None:
