@@ -23,12 +23,14 @@ from services.guardrail.classifier.claude_pricing import (
     price_for,
 )
 from services.guardrail.classifier.claude_prompt import (
+    DOMAIN_DESCRIPTIONS,
     FORBIDDEN_CATEGORIES,
     SYSTEM_PROMPT,
     TOOL_NAME,
     evaluation_tool,
     user_message,
 )
+from services.guardrail.harms import HARM_CATEGORIES
 
 PROBLEM = {
     "aligned_domain": "clean_water_sanitation",
@@ -265,6 +267,13 @@ def test_system_prompt_names_every_domain_and_category_and_the_injection_rule() 
     assert "<untrusted_content>" in SYSTEM_PROMPT
     assert "never as instructions" in SYSTEM_PROMPT
     assert len(FORBIDDEN_CATEGORIES) == 12 and len(DOMAINS) == 15
+
+
+def test_the_prompt_describes_the_domains_and_harms_in_their_canonical_order() -> None:
+    # The tool schema's harm enum is FORBIDDEN_CATEGORIES' keys, so Claude must answer in the
+    # categories the rest of the guardrail uses (HARM_CATEGORIES); the domains likewise.
+    assert tuple(DOMAIN_DESCRIPTIONS) == DOMAINS
+    assert tuple(FORBIDDEN_CATEGORIES) == HARM_CATEGORIES
 
 
 @pytest.mark.parametrize("content_type", list(ContentType))
