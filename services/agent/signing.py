@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,12 @@ def load_private_key(text: str) -> Ed25519PrivateKey:
 
 
 def load_or_create_dev_key(path: Path) -> Ed25519PrivateKey:
-    """The persisted development key at `path`, generated (mode 0600) on first use."""
+    """The persisted development key at `path`, generated (mode 0600) on first use.
+
+    The processes of a group (`serve --processes N`) start together and may all find no key:
+    each writes a whole candidate beside it and links it into place, which only the first one
+    manages; the others use the key that one wrote, never a half-written file.
+    """
     if path.exists():
         return load_private_key(path.read_text())
     key = Ed25519PrivateKey.generate()
@@ -57,9 +63,16 @@ def load_or_create_dev_key(path: Path) -> Ed25519PrivateKey:
         serialization.NoEncryption(),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    fd, candidate = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            return load_private_key(path.read_text())
+    finally:
+        os.unlink(candidate)
     return key
 
 

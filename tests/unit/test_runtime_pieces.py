@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -130,8 +135,6 @@ def test_api_keys_have_a_prefix_256_bits_and_only_a_digest_is_kept() -> None:
 
 
 def test_signing_keys_load_from_pem_or_base64_and_persist(tmp_path: object) -> None:
-    from pathlib import Path
-
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -149,3 +152,37 @@ def test_signing_keys_load_from_pem_or_base64_and_persist(tmp_path: object) -> N
     first = load_or_create_dev_key(path)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert key_id(load_or_create_dev_key(path).public_key()) == key_id(first.public_key())
+
+
+_RACE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from services.agent.signing import key_id, load_or_create_dev_key
+
+    start = float(sys.argv[2])
+    while time.time() < start:
+        pass
+    print(key_id(load_or_create_dev_key(Path(sys.argv[1])).public_key()))
+    """
+)
+
+
+def test_processes_starting_together_agree_on_one_dev_key(tmp_path: Path) -> None:
+    # `serve --processes N` starts N processes at once on a fresh data dir: all of them must
+    # come up, signing with the same key.
+    path = tmp_path / "dev.pem"
+    start = time.time() + 2.0  # every child imported and spinning by then
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACE, str(path), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    results = [child.communicate(timeout=60) for child in children]
+    assert [child.returncode for child in children] == [0] * 6, [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["dev.pem"]  # no candidate left behind
