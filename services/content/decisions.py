@@ -6,16 +6,12 @@ from collections.abc import Sequence
 
 from services.content import store
 from services.content.deps import ContentDeps
-from services.content.model import DECISIONS, Decision
+from services.content.model import DECISIONS, MAX_BATCH, Decision
 from services.core import errors
 from services.core.ids import parse_uuid
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
-
-
-MAX_BATCH = 100
-"""Most decisions one ApplyGuardrailDecisions call may carry."""
 
 
 def _violations(decision: Decision, prefix: str = "") -> list[errors.FieldViolation]:

@@ -11,20 +11,15 @@ from betterworld.content.v1 import content_pb2 as content_pb
 from betterworld.content.v1 import content_pb2_grpc
 from prometheus_client import Histogram
 
+from services.content.convert import KIND_ENUM
+from services.content.model import MAX_BATCH
 from services.core.logging import get_logger
 from services.core.queues import EvaluationJob
 from services.guardrail.classifier.base import Classification
 from services.guardrail.decision import Verdict
 
 log = get_logger(__name__)
-_KINDS = {
-    "problem": content_pb.PROBLEM,
-    "solution": content_pb.SOLUTION,
-    "debate": content_pb.DEBATE,
-}
 _TIMEOUT_SECONDS = 10
-MAX_BATCH = 100
-"""Most decisions per ApplyGuardrailDecisions call (the contract's limit, content.proto)."""
 BATCH_SIZE = Histogram(
     "guardrail_decision_batch_size",
     "Decisions per ApplyGuardrailDecisions call (GUARDRAIL_DECISION_BATCH_SECONDS tunes it)",
@@ -41,7 +36,7 @@ def decision_request(
 ) -> content_pb.ApplyGuardrailDecisionRequest:
     """The internal RPC's message for a verdict on the job's content."""
     request = content_pb.ApplyGuardrailDecisionRequest(
-        kind=_KINDS[job.kind],
+        kind=KIND_ENUM[job.kind],
         content_id=job.content_id,
         evaluation_id=job.evaluation_id,
         status=common_pb2.GuardrailStatus.Value(verdict.status),

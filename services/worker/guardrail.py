@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
-from betterworld.content.v1 import content_pb2 as content_pb
 from bullmq import Job, Worker
 
 from services.content.deps import ContentDeps
@@ -30,11 +29,6 @@ log = get_logger(__name__)
 _GAUGE_INTERVAL_SECONDS = 5.0
 _BACKFILL_ROUND = 256
 """Vectors a sweep round may compute: a few seconds of CPU, so the round stays short."""
-_KINDS = {
-    "problem": content_pb.PROBLEM,
-    "solution": content_pb.SOLUTION,
-    "debate": content_pb.DEBATE,
-}
 
 
 class GuardrailWorker:
