@@ -68,7 +68,8 @@ SCENARIOS = {
         25,
         60,
         400,
-        "ListProblems",
+        # GET /api/v1/problems is ListProblems' HTTP binding (JSON rendered by the service).
+        "ListProblemsJson",
         25.0,
     ),
     "search": Scenario(

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
+from google.api import httpbody_pb2
 
 from services.content.model import (
     DebateRecord,
@@ -19,11 +20,12 @@ from services.content.model import (
 )
 from services.content.visibility import is_author
 from services.core.context import Principal
-from services.core.convert import domain_value, status_value, timestamp
+from services.core.convert import domain_value, json_body, status_value, timestamp
 
 KIND_OF = {pb.PROBLEM: "problem", pb.SOLUTION: "solution", pb.DEBATE: "debate"}
 KIND_ENUM = {name: value for value, name in KIND_OF.items()}
 Response = TypeVar("Response")
+Rendered = TypeVar("Rendered")
 
 
 def page_meta(page: Page) -> common_pb2.PageMeta:
@@ -44,12 +46,45 @@ def list_response(
     A public page may be a cached one shared by many requests: its rendering for callers who
     wrote none of its items (what almost every caller gets) is built once and reused.
     """
-    if any(is_author(record, viewer) for record in page.items):
-        return response(data=[item(r, viewer) for r in page.items], meta=page_meta(page))
-    key = getattr(response, "__name__", repr(response))
-    rendered = page.renderings.get(key)
+    if _authored_by(page, viewer):
+        return _render(page, viewer, item, response)
+    return _shared(page, _name(response), lambda: _render(page, None, item, response))
+
+
+def list_json(
+    page: Page,
+    viewer: Principal | None,
+    item: Callable[[Any, Principal | None], Any],
+    response: Callable[..., Any],
+) -> httpbody_pb2.HttpBody:
+    """`list_response` as the HTTP API's JSON body; a shared page's bytes are built once."""
+    if _authored_by(page, viewer):
+        return json_body(_render(page, viewer, item, response))
+    shared = list_response(page, None, item, response)
+    return _shared(page, _name(response) + " JSON", lambda: json_body(shared))
+
+
+def _authored_by(page: Page, viewer: Principal | None) -> bool:
+    return any(is_author(record, viewer) for record in page.items)
+
+
+def _render(
+    page: Page,
+    viewer: Principal | None,
+    item: Callable[[Any, Principal | None], Any],
+    response: Callable[..., Response],
+) -> Response:
+    return response(data=[item(r, viewer) for r in page.items], meta=page_meta(page))
+
+
+def _name(response: Callable[..., Any]) -> str:
+    return getattr(response, "__name__", repr(response))
+
+
+def _shared(page: Page, key: str, build: Callable[[], Rendered]) -> Rendered:
+    rendered: Rendered | None = page.renderings.get(key)
     if rendered is None:
-        rendered = response(data=[item(r, None) for r in page.items], meta=page_meta(page))
+        rendered = build()
         page.renderings[key] = rendered
     return rendered
 

@@ -8,11 +8,12 @@ import grpc
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from betterworld.content.v1 import content_pb2_grpc as pb_grpc
+from google.api import httpbody_pb2
 
 from services.content import convert, debates, decisions, problems, search, solutions
 from services.content.deps import ContentDeps
-from services.content.model import Decision
-from services.core.context import current_principal, set_response_header
+from services.content.model import Decision, Page
+from services.core.context import Principal, current_principal, set_response_header
 from services.core.convert import domain_name, enum_name
 
 Context = grpc.aio.ServicerContext
@@ -104,7 +105,20 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         self, request: pb.ListProblemsRequest, context: Context
     ) -> pb.ListProblemsResponse:
         principal = current_principal()
-        page = await problems.list_problems(
+        page = await self._problem_page(request, principal)
+        return convert.list_response(page, principal, convert.problem, pb.ListProblemsResponse)
+
+    async def ListProblemsJson(  # noqa: N802
+        self, request: pb.ListProblemsRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        principal = current_principal()
+        page = await self._problem_page(request, principal)
+        return convert.list_json(page, principal, convert.problem, pb.ListProblemsResponse)
+
+    async def _problem_page(
+        self, request: pb.ListProblemsRequest, principal: Principal | None
+    ) -> Page:
+        return await problems.list_problems(
             self._deps,
             principal,
             domain=domain_name(request.domain) or None,
@@ -120,7 +134,6 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             limit=request.limit,
             cursor=request.cursor,
         )
-        return convert.list_response(page, principal, convert.problem, pb.ListProblemsResponse)
 
     async def UpdateProblem(  # noqa: N802
         self, request: pb.UpdateProblemRequest, context: Context
@@ -165,7 +178,20 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         self, request: pb.ListSolutionsRequest, context: Context
     ) -> pb.ListSolutionsResponse:
         principal = current_principal()
-        page = await solutions.list_solutions(
+        page = await self._solution_page(request, principal)
+        return convert.list_response(page, principal, convert.solution, pb.ListSolutionsResponse)
+
+    async def ListSolutionsJson(  # noqa: N802
+        self, request: pb.ListSolutionsRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        principal = current_principal()
+        page = await self._solution_page(request, principal)
+        return convert.list_json(page, principal, convert.solution, pb.ListSolutionsResponse)
+
+    async def _solution_page(
+        self, request: pb.ListSolutionsRequest, principal: Principal | None
+    ) -> Page:
+        return await solutions.list_solutions(
             self._deps,
             principal,
             problem_id=request.problem_id,
@@ -175,7 +201,6 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             limit=request.limit,
             cursor=request.cursor,
         )
-        return convert.list_response(page, principal, convert.solution, pb.ListSolutionsResponse)
 
     async def UpdateSolution(  # noqa: N802
         self, request: pb.UpdateSolutionRequest, context: Context

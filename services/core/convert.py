@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from betterworld.common.v1 import common_pb2
-from google.protobuf import timestamp_pb2
+from google.api import httpbody_pb2
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -16,6 +19,18 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value)
     return stamp
+
+
+def json_body(message: Message) -> httpbody_pb2.HttpBody:
+    """`message` as the HTTP API's JSON body, printed as the edge's transcoder prints responses.
+
+    The proto3 JSON mapping with the transcoder's print options (services/edge/envoy_config.py):
+    camelCase names, enum names, fields without presence printed even when empty, no
+    whitespace. For RPCs whose HTTP binding returns google.api.HttpBody.
+    """
+    fields = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    data = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+    return httpbody_pb2.HttpBody(content_type="application/json", data=data)
 
 
 def enum_name(enum: Any, value: int) -> str:

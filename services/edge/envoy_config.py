@@ -156,9 +156,11 @@ SERVICE_CATALOG: Mapping[str, ServiceDefaults] = {
         idempotent_methods=(
             "/betterworld.content.v1.ContentService/GetProblem",
             "/betterworld.content.v1.ContentService/ListProblems",
+            "/betterworld.content.v1.ContentService/ListProblemsJson",
             "/betterworld.content.v1.ContentService/ListSimilarProblems",
             "/betterworld.content.v1.ContentService/GetSolution",
             "/betterworld.content.v1.ContentService/ListSolutions",
+            "/betterworld.content.v1.ContentService/ListSolutionsJson",
             "/betterworld.content.v1.ContentService/ListDebates",
             "/betterworld.content.v1.ContentService/SearchContent",
         ),

@@ -11,8 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from betterworld.common.v1 import common_pb2
+from betterworld.content.v1 import content_pb2, content_pb2_grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -215,3 +220,56 @@ def test_junk_never_breaks_content_or_guardrail_routes(
             check_http(response, request_text(path, body))
 
         run()
+
+
+def test_json_lists_are_the_grpc_lists_as_json(product: tuple[Stack, dict[str, str]]) -> None:
+    """GET /api/v1/problems and /api/v1/solutions are rendered by the service, not the
+    transcoder: their bodies must be exactly what the typed RPCs answer, in the proto3 JSON
+    mapping the transcoder prints (camelCase, enum names, empty fields present)."""
+    stack, keys = product
+    base = f"http://{stack.settings.host}:{stack.settings.envoy_port}"
+    mine = (("authorization", f"Bearer {keys['sentinel-alpha']}"),)
+    with (
+        httpx.Client(base_url=base, timeout=15) as http,
+        grpc.insecure_channel(f"{stack.settings.host}:{stack.settings.envoy_port}") as channel,
+    ):
+        content = content_pb2_grpc.ContentServiceStub(channel)
+
+        def same(path: str, params: dict[str, Any], typed: Message, headers: Any = ()) -> Any:
+            response = http.get(path, params=params, headers=dict(headers))
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == "application/json"
+            assert response.headers["x-request-id"]
+            assert json_format.Parse(response.content, type(typed)()) == typed
+            return response.json()
+
+        request = content_pb2.ListProblemsRequest(limit=3)
+        first = content.ListProblems(request)
+        body = same("/api/v1/problems", {"limit": 3}, first)
+        assert body["meta"]["hasMore"] is True and body["meta"]["nextCursor"]
+        item = body["data"][0]
+        assert item["guardrailStatus"] == "APPROVED" and item["domain"].isupper()
+        # Fields without presence are printed even when empty, as the transcoder prints them.
+        assert item["upvotes"] == 0 and isinstance(item["evidenceLinks"], list)
+        assert "guardrail" not in item  # the outcome is for the author only
+        request.cursor = first.meta.next_cursor
+        after = content.ListProblems(request)
+        same("/api/v1/problems", {"limit": 3, "cursor": request.cursor}, after)
+        care = content_pb2.ListProblemsRequest(domain=common_pb2.ELDER_CARE)
+        same("/api/v1/problems", {"domain": "elder_care"}, content.ListProblems(care))
+
+        lake = http.get("/api/v1/search", params={"q": "lake"}).json()["data"][0]["id"]
+        solutions = content.ListSolutions(content_pb2.ListSolutionsRequest(problem_id=lake))
+        body = same("/api/v1/solutions", {"problemId": lake}, solutions)
+        assert body["data"][0]["status"] in ("PROPOSED", "DEBATING")
+
+        # An author's own items carry the guardrail outcome, for that author only.
+        own = content.ListProblems(content_pb2.ListProblemsRequest(mine=True), metadata=mine)
+        assert any(p.HasField("guardrail") for p in own.data)
+        same("/api/v1/problems", {"mine": "true"}, own, mine)
+
+        # Errors of the JSON methods are the API's JSON errors, naming the field.
+        bad = http.get("/api/v1/problems", params={"cursor": "not-a-cursor"})
+        assert bad.status_code == 400, bad.text
+        assert "cursor" in bad.text and bad.headers["content-type"] == "application/json"
+        assert http.get("/api/v1/problems", params={"mine": "true"}).status_code == 403

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from betterworld.content.v1 import content_pb2 as betterworld_dot_content_dot_v1_dot_content__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -57,6 +58,11 @@ class ContentServiceStub:
                 request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsRequest.SerializeToString,
                 response_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsResponse.FromString,
                 _registered_method=True)
+        self.ListProblemsJson = channel.unary_unary(
+                '/betterworld.content.v1.ContentService/ListProblemsJson',
+                request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.UpdateProblem = channel.unary_unary(
                 '/betterworld.content.v1.ContentService/UpdateProblem',
                 request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.UpdateProblemRequest.SerializeToString,
@@ -86,6 +92,11 @@ class ContentServiceStub:
                 '/betterworld.content.v1.ContentService/ListSolutions',
                 request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsRequest.SerializeToString,
                 response_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsResponse.FromString,
+                _registered_method=True)
+        self.ListSolutionsJson = channel.unary_unary(
+                '/betterworld.content.v1.ContentService/ListSolutionsJson',
+                request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.UpdateSolution = channel.unary_unary(
                 '/betterworld.content.v1.ContentService/UpdateSolution',
@@ -142,6 +153,19 @@ class ContentServiceServicer:
 
     def ListProblems(self, request, context):
         """Approved problems (and with `mine`, all of the caller's own), cursor-paginated.
+        Over HTTP (GET /api/v1/problems) this is ListProblemsJson.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProblemsJson(self, request, context):
+        """ListProblems for the HTTP API: the same request, the same answer, as the JSON
+        the proto3 JSON mapping gives a ListProblemsResponse (camelCase names, enum
+        names, fields without presence always printed). A public page is the same
+        for every reader, so the service renders it once per cached page and the
+        edge passes the bytes on instead of transcoding every response.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -186,6 +210,16 @@ class ContentServiceServicer:
 
     def ListSolutions(self, request, context):
         """Approved solutions (and with `mine`, all of the caller's own), cursor-paginated.
+        Over HTTP (GET /api/v1/solutions) this is ListSolutionsJson.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSolutionsJson(self, request, context):
+        """ListSolutions for the HTTP API, as JSON rendered by the service; see
+        ListProblemsJson.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,6 +279,11 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsRequest.FromString,
                     response_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsResponse.SerializeToString,
             ),
+            'ListProblemsJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProblemsJson,
+                    request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
             'UpdateProblem': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateProblem,
                     request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.UpdateProblemRequest.FromString,
@@ -274,6 +313,11 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.ListSolutions,
                     request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsRequest.FromString,
                     response_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsResponse.SerializeToString,
+            ),
+            'ListSolutionsJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSolutionsJson,
+                    request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'UpdateSolution': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateSolution,
@@ -390,6 +434,33 @@ class ContentService:
             '/betterworld.content.v1.ContentService/ListProblems',
             betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsRequest.SerializeToString,
             betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProblemsJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betterworld.content.v1.ContentService/ListProblemsJson',
+            betterworld_dot_content_dot_v1_dot_content__pb2.ListProblemsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,
@@ -552,6 +623,33 @@ class ContentService:
             '/betterworld.content.v1.ContentService/ListSolutions',
             betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsRequest.SerializeToString,
             betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSolutionsJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betterworld.content.v1.ContentService/ListSolutionsJson',
+            betterworld_dot_content_dot_v1_dot_content__pb2.ListSolutionsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

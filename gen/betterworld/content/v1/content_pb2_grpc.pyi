@@ -5,6 +5,7 @@ isort:skip_file
 
 from betterworld.content.v1 import content_pb2 as _content_pb2
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -48,7 +49,17 @@ class ContentServiceStub:
     GetProblem: _grpc.UnaryUnaryMultiCallable[_content_pb2.GetProblemRequest, _content_pb2.Problem]
     """A problem by id; see the visibility rule above."""
     ListProblems: _grpc.UnaryUnaryMultiCallable[_content_pb2.ListProblemsRequest, _content_pb2.ListProblemsResponse]
-    """Approved problems (and with `mine`, all of the caller's own), cursor-paginated."""
+    """Approved problems (and with `mine`, all of the caller's own), cursor-paginated.
+    Over HTTP (GET /api/v1/problems) this is ListProblemsJson.
+    """
+    ListProblemsJson: _grpc.UnaryUnaryMultiCallable[_content_pb2.ListProblemsRequest, _httpbody_pb2.HttpBody]
+    """ListProblems for the HTTP API: the same request, the same answer, as the JSON
+    the proto3 JSON mapping gives a ListProblemsResponse (camelCase names, enum
+    names, fields without presence always printed). A public page is the same
+    for every reader, so the service renders it once per cached page and the
+    edge passes the bytes on instead of transcoding every response.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    """
     UpdateProblem: _grpc.UnaryUnaryMultiCallable[_content_pb2.UpdateProblemRequest, _content_pb2.Problem]
     """Changes only the fields sent; the problem re-enters moderation (PENDING).
     Author only; an archived problem is FAILED_PRECONDITION.
@@ -64,7 +75,14 @@ class ContentServiceStub:
     GetSolution: _grpc.UnaryUnaryMultiCallable[_content_pb2.GetSolutionRequest, _content_pb2.Solution]
     """A solution by id; see the visibility rule above."""
     ListSolutions: _grpc.UnaryUnaryMultiCallable[_content_pb2.ListSolutionsRequest, _content_pb2.ListSolutionsResponse]
-    """Approved solutions (and with `mine`, all of the caller's own), cursor-paginated."""
+    """Approved solutions (and with `mine`, all of the caller's own), cursor-paginated.
+    Over HTTP (GET /api/v1/solutions) this is ListSolutionsJson.
+    """
+    ListSolutionsJson: _grpc.UnaryUnaryMultiCallable[_content_pb2.ListSolutionsRequest, _httpbody_pb2.HttpBody]
+    """ListSolutions for the HTTP API, as JSON rendered by the service; see
+    ListProblemsJson.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    """
     UpdateSolution: _grpc.UnaryUnaryMultiCallable[_content_pb2.UpdateSolutionRequest, _content_pb2.Solution]
     """Changes only the fields sent; the solution re-enters moderation. Author only."""
     ArchiveSolution: _grpc.UnaryUnaryMultiCallable[_content_pb2.ArchiveSolutionRequest, _content_pb2.Solution]
@@ -98,7 +116,17 @@ class ContentServiceAsyncStub(ContentServiceStub):
     GetProblem: _aio.UnaryUnaryMultiCallable[_content_pb2.GetProblemRequest, _content_pb2.Problem]  # type: ignore[assignment]
     """A problem by id; see the visibility rule above."""
     ListProblems: _aio.UnaryUnaryMultiCallable[_content_pb2.ListProblemsRequest, _content_pb2.ListProblemsResponse]  # type: ignore[assignment]
-    """Approved problems (and with `mine`, all of the caller's own), cursor-paginated."""
+    """Approved problems (and with `mine`, all of the caller's own), cursor-paginated.
+    Over HTTP (GET /api/v1/problems) this is ListProblemsJson.
+    """
+    ListProblemsJson: _aio.UnaryUnaryMultiCallable[_content_pb2.ListProblemsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """ListProblems for the HTTP API: the same request, the same answer, as the JSON
+    the proto3 JSON mapping gives a ListProblemsResponse (camelCase names, enum
+    names, fields without presence always printed). A public page is the same
+    for every reader, so the service renders it once per cached page and the
+    edge passes the bytes on instead of transcoding every response.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    """
     UpdateProblem: _aio.UnaryUnaryMultiCallable[_content_pb2.UpdateProblemRequest, _content_pb2.Problem]  # type: ignore[assignment]
     """Changes only the fields sent; the problem re-enters moderation (PENDING).
     Author only; an archived problem is FAILED_PRECONDITION.
@@ -114,7 +142,14 @@ class ContentServiceAsyncStub(ContentServiceStub):
     GetSolution: _aio.UnaryUnaryMultiCallable[_content_pb2.GetSolutionRequest, _content_pb2.Solution]  # type: ignore[assignment]
     """A solution by id; see the visibility rule above."""
     ListSolutions: _aio.UnaryUnaryMultiCallable[_content_pb2.ListSolutionsRequest, _content_pb2.ListSolutionsResponse]  # type: ignore[assignment]
-    """Approved solutions (and with `mine`, all of the caller's own), cursor-paginated."""
+    """Approved solutions (and with `mine`, all of the caller's own), cursor-paginated.
+    Over HTTP (GET /api/v1/solutions) this is ListSolutionsJson.
+    """
+    ListSolutionsJson: _aio.UnaryUnaryMultiCallable[_content_pb2.ListSolutionsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """ListSolutions for the HTTP API, as JSON rendered by the service; see
+    ListProblemsJson.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    """
     UpdateSolution: _aio.UnaryUnaryMultiCallable[_content_pb2.UpdateSolutionRequest, _content_pb2.Solution]  # type: ignore[assignment]
     """Changes only the fields sent; the solution re-enters moderation. Author only."""
     ArchiveSolution: _aio.UnaryUnaryMultiCallable[_content_pb2.ArchiveSolutionRequest, _content_pb2.Solution]  # type: ignore[assignment]
@@ -163,7 +198,23 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_pb2.ListProblemsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_pb2.ListProblemsResponse, _abc.Awaitable[_content_pb2.ListProblemsResponse]]:
-        """Approved problems (and with `mine`, all of the caller's own), cursor-paginated."""
+        """Approved problems (and with `mine`, all of the caller's own), cursor-paginated.
+        Over HTTP (GET /api/v1/problems) this is ListProblemsJson.
+        """
+
+    @_abc_1.abstractmethod
+    def ListProblemsJson(
+        self,
+        request: _content_pb2.ListProblemsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """ListProblems for the HTTP API: the same request, the same answer, as the JSON
+        the proto3 JSON mapping gives a ListProblemsResponse (camelCase names, enum
+        names, fields without presence always printed). A public page is the same
+        for every reader, so the service renders it once per cached page and the
+        edge passes the bytes on instead of transcoding every response.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        """
 
     @_abc_1.abstractmethod
     def UpdateProblem(
@@ -215,7 +266,20 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_pb2.ListSolutionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_pb2.ListSolutionsResponse, _abc.Awaitable[_content_pb2.ListSolutionsResponse]]:
-        """Approved solutions (and with `mine`, all of the caller's own), cursor-paginated."""
+        """Approved solutions (and with `mine`, all of the caller's own), cursor-paginated.
+        Over HTTP (GET /api/v1/solutions) this is ListSolutionsJson.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSolutionsJson(
+        self,
+        request: _content_pb2.ListSolutionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """ListSolutions for the HTTP API, as JSON rendered by the service; see
+        ListProblemsJson.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        """
 
     @_abc_1.abstractmethod
     def UpdateSolution(
