@@ -31,9 +31,44 @@ async def test_a_page_is_loaded_once_until_it_expires() -> None:
     first = await cache.get("k", load)
     assert await cache.get("k", load) is first
     assert await cache.get("other", load) is not first
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.45)  # past its TTL and the second one it may be served stale
     assert (await cache.get("k", load)).items == [3]
     assert load.calls == 3
+
+
+async def test_an_expired_page_is_served_while_one_reload_runs_in_the_background() -> None:
+    cache, load = PageCache(ttl_seconds=0.2, max_entries=10), Loader(delay=0.1)
+    first = await cache.get("k", load)
+    await asyncio.sleep(0.25)  # expired, within the second TTL
+    started = asyncio.get_running_loop().time()
+    stale = await asyncio.gather(*(cache.get("k", load) for _ in range(10)))
+    assert all(page is first for page in stale)  # nobody waited for the reload
+    assert asyncio.get_running_loop().time() - started < 0.05
+    assert load.calls == 2  # one reload for all of them
+    await asyncio.sleep(0.15)
+    assert (await cache.get("k", load)).items == [2]
+
+
+async def test_a_failed_background_reload_keeps_the_stale_page_and_is_retried() -> None:
+    cache, good = PageCache(ttl_seconds=0.2, max_entries=10), Loader()
+    first = await cache.get("k", good)
+    await asyncio.sleep(0.25)
+    failing = Loader(error=ConnectionError("database down"))
+    assert await cache.get("k", failing) is first  # the caller never sees the error
+    await asyncio.sleep(0.01)
+    assert failing.calls == 1
+    assert await cache.get("k", good) is first  # still stale: the next caller reloads
+    await asyncio.sleep(0.01)
+    assert (await cache.get("k", good)).items == [2]
+
+
+async def test_a_page_past_its_second_ttl_or_invalidated_is_waited_for() -> None:
+    cache, load = PageCache(ttl_seconds=0.1, max_entries=10), Loader(delay=0.02)
+    await cache.get("k", load)
+    await asyncio.sleep(0.22)
+    assert (await cache.get("k", load)).items == [2]
+    cache.invalidate()
+    assert (await cache.get("k", load)).items == [3]
 
 
 async def test_concurrent_misses_share_one_load() -> None:
@@ -91,7 +126,7 @@ async def test_expired_pages_do_not_stay_in_memory() -> None:
     for key in range(10):
         await cache.get(key, load)
     assert len(cache) == 10
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.11)
     await cache.get("new", load)
     assert len(cache) == 1
 
@@ -101,3 +136,21 @@ async def test_a_zero_ttl_turns_caching_off() -> None:
     await cache.get("k", load)
     await cache.get("k", load)
     assert load.calls == 2
+
+
+async def test_pages_loaded_together_expire_spread_over_the_last_quarter_of_the_ttl() -> None:
+    ttl = 2.0
+    cache, load = PageCache(ttl_seconds=ttl, max_entries=100), Loader()
+    for key in range(40):
+        await cache.get(key, load)
+    await asyncio.sleep(ttl * 0.5)
+    await asyncio.gather(*(cache.get(key, load) for key in range(40)))
+    assert load.calls == 40  # all alive at half the TTL
+    await asyncio.sleep(ttl * 0.375)  # 87.5 % of the TTL: about half of them expired
+    await asyncio.gather(*(cache.get(key, load) for key in range(40)))
+    await asyncio.sleep(0.01)  # their reloads run in the background
+    assert 5 <= load.calls - 40 <= 35
+    await asyncio.sleep(ttl * 0.25)  # past the TTL: every one was reloaded at least once
+    await asyncio.gather(*(cache.get(key, load) for key in range(40)))
+    await asyncio.sleep(0.01)
+    assert load.calls >= 80
