@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     """HMAC key that makes list cursors tamper-evident."""
     list_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     """How long a content process serves a public list page (the same for every caller)
-    from memory. Its own writes that change public pages empty it at once; other processes'
-    pages are at most this old. 0 turns the cache off."""
+    from memory (each page up to a quarter less, at random). Past that the page is still
+    served, for at most as long again, while one reload runs in the background. Its own
+    writes that change public pages empty it at once; other processes' pages were at most
+    this old when their reload started. 0 turns the cache off."""
     list_cache_entries: int = Field(default=128, ge=1)
     """Most public list pages a content process keeps in memory; expired pages are dropped as
     new ones come. A page of 20 typical problems takes tens of KB; with every text at its
