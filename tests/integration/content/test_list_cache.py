@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from services.content.tables import problems
 from services.core.settings import Settings
-from tests.integration.content.conftest import ContentClient
+from tests.integration.content.conftest import ContentClient, eventually
 
 TTL = 0.5
 
@@ -33,6 +33,10 @@ def _hits() -> float:
     return REGISTRY.get_sample_value("content_list_cache_total", {"result": "hit"}) or 0.0
 
 
+async def _ids_are(content: ContentClient, expected: list[str]) -> bool:
+    return await _public_ids(content) == expected
+
+
 async def _public_ids(content: ContentClient, **request: object) -> list[str]:
     page = await content.content.ListProblems(pb.ListProblemsRequest(**request))  # type: ignore[arg-type]
     return [p.problem_id for p in page.data]
@@ -41,10 +45,12 @@ async def _public_ids(content: ContentClient, **request: object) -> list[str]:
 async def test_a_public_page_is_reused_until_it_expires(content: ContentClient) -> None:
     author = await content.agent()
     first = await content.approved_problem(author, title="Flooded basements in Riverside")
+    second = await content.problem(author, title="Dry wells in the Central Valley farms")
+    loop = asyncio.get_running_loop()
+    loaded = loop.time()
     assert await _public_ids(content) == [first.problem_id]
 
     # Approved by another process (a direct write): this one serves its page until it expires.
-    second = await content.problem(author, title="Dry wells in the Central Valley farms")
     async with content.service.runtime.engine.begin() as conn:
         await conn.execute(
             update(problems)
@@ -54,12 +60,12 @@ async def test_a_public_page_is_reused_until_it_expires(content: ContentClient) 
     hits = _hits()
     assert await _public_ids(content) == [first.problem_id]
     assert _hits() == hits + 1
-    await asyncio.sleep(TTL + 0.1)
-    # Expired: the next reader still gets the old page while it reloads in the background
-    # (no reader waits for a query), and the readers after it get the new one.
+    # Expired (at most TTL after it was loaded), and for as long again served while it reloads:
+    # the next reader still gets the old page (no reader waits for a query), the later ones
+    # the new page.
+    await asyncio.sleep(max(0.0, loaded + TTL + 0.05 - loop.time()))
     assert await _public_ids(content) == [first.problem_id]
-    await asyncio.sleep(0.2)
-    assert await _public_ids(content) == [second.problem_id, first.problem_id]
+    await eventually(lambda: _ids_are(content, [second.problem_id, first.problem_id]), timeout=5)
 
 
 async def test_writes_of_this_process_show_at_once(content: ContentClient) -> None:
