@@ -60,8 +60,11 @@ def list_json(
     """`list_response` as the HTTP API's JSON body; a shared page's bytes are built once."""
     if _authored_by(page, viewer):
         return json_body(_render(page, viewer, item, response))
-    shared = list_response(page, None, item, response)
-    return _shared(page, _name(response) + " JSON", lambda: json_body(shared))
+
+    def build() -> httpbody_pb2.HttpBody:
+        return json_body(list_response(page, None, item, response))
+
+    return _shared(page, _name(response) + " JSON", build)
 
 
 def _authored_by(page: Page, viewer: Principal | None) -> bool:
