@@ -8,11 +8,13 @@ this process applies that can change a public page (a decision, an edit, an arch
 empties the cache, so a caller sees its own changes at once when one process serves it; other
 processes' pages are at most LIST_CACHE_SECONDS old when their reload starts.
 
-A page past its TTL is still served, for at most one more TTL, while a single reload runs in
-the background: callers never wait for a reload of a page they could have had a moment ago
-(with the reload on the request path, every expiry made the requests of that page wait for a
-query; they were the slowest 1-2 % of all). Past that second TTL, or after an invalidation,
-callers wait for the fresh page.
+A page past its TTL is still served, for at most LIST_CACHE_STALE_SECONDS more (10 s by
+default), while a single reload runs in the background: callers never wait for a reload of a
+page they could have had a moment ago (with the reload on the request path, every expiry made
+the requests of that page wait for a query; they were the slowest 1-2 % of all, and after a
+pause of a few seconds every page of a burst of traffic was waited for at once). Only the
+callers that come before the reload ends get the older page. Past that window, or after an
+invalidation, callers wait for the fresh page.
 
 Each page lives between 75 % and 100 % of the TTL, at random. Pages loaded together (at
 start, after an invalidation) would otherwise expire together every TTL, and their reloads
@@ -47,10 +49,14 @@ _SPREAD = 0.25
 
 
 class PageCache:
-    """Pages by query key for `ttl_seconds` (0 turns caching off), at most `max_entries`."""
+    """Pages by query key for `ttl_seconds` (0 turns caching off), at most `max_entries`;
+    served while they reload for `stale_seconds` more (by default, one more TTL)."""
 
-    def __init__(self, *, ttl_seconds: float, max_entries: int) -> None:
+    def __init__(
+        self, *, ttl_seconds: float, max_entries: int, stale_seconds: float | None = None
+    ) -> None:
         self._ttl = ttl_seconds
+        self._stale = ttl_seconds if stale_seconds is None else stale_seconds
         self._max = max_entries
         self._pages: dict[Hashable, tuple[float, Page]] = {}
         self._loading: dict[Hashable, asyncio.Future[Page]] = {}
@@ -70,7 +76,7 @@ class PageCache:
             if expires > now:
                 _HITS.inc()
                 return page
-            if expires + self._ttl > now:
+            if expires + self._stale > now:
                 _STALE.inc()
                 if key not in self._loading:
                     self._refresh(key, load)
@@ -133,18 +139,18 @@ class PageCache:
     def _refreshed(self, task: asyncio.Task[Page]) -> None:
         self._refreshing.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            # The stale page stays until its second TTL ends; the next caller tries again.
+            # The stale page stays until its stale window ends; the next caller tries again.
             log.warning("list_page_reload_failed", error=type(task.exception()).__name__)
 
     def _store(self, key: Hashable, page: Page, now: float, expires: float) -> None:
         self._pages.pop(key, None)
-        # Insertion order is nearly age order: pages past their second TTL (no longer served
+        # Insertion order is nearly age order: pages past their stale window (no longer served
         # even while reloading), and past the limit the oldest live ones, are at the front.
         # Dropping them here keeps memory to what is live (a page that expired behind a
         # longer-lived one goes when it reaches the front).
         while self._pages:
             oldest = next(iter(self._pages))
-            if self._pages[oldest][0] + self._ttl > now and len(self._pages) < self._max:
+            if self._pages[oldest][0] + self._stale > now and len(self._pages) < self._max:
                 break
             del self._pages[oldest]
         self._pages[key] = (expires, page)

@@ -69,7 +69,9 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
         embedder=embedder,
         titles=titles,
         pages=PageCache(
-            ttl_seconds=settings.list_cache_seconds, max_entries=settings.list_cache_entries
+            ttl_seconds=settings.list_cache_seconds,
+            max_entries=settings.list_cache_entries,
+            stale_seconds=settings.list_cache_stale_seconds,
         ),
         item_executor=item_executor,
     )

@@ -42,7 +42,9 @@ class Runtime:
         return self._content_channel
 
     async def close(self) -> None:
-        """Closes the content channel, the database pool, the queue and the Redis connections."""
+        """Charges the rate limits still owed, then closes the content channel, the database
+        pool, the queue and the Redis connections."""
+        await self.limiter.close()
         if self._content_channel is not None:
             await self._content_channel.close(None)
         await self.evaluation_queue.close()
@@ -65,6 +67,10 @@ def build_runtime(settings: Settings) -> Runtime:
             cache_ttl_seconds=settings.auth_cache_ttl_seconds,
             agent_limits=(settings.rate_limit_agent_pending, settings.rate_limit_agent_verified),
         ),
-        limiter=RateLimiter(redis, enabled=settings.rate_limit_enabled),
+        limiter=RateLimiter(
+            redis,
+            enabled=settings.rate_limit_enabled,
+            batch_seconds=settings.rate_limit_batch_seconds,
+        ),
         evaluation_queue=EvaluationQueue(settings.redis_url),
     )

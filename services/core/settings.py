@@ -77,10 +77,13 @@ class Settings(BaseSettings):
     """HMAC key that makes list cursors tamper-evident."""
     list_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     """How long a content process serves a public list page (the same for every caller)
-    from memory (each page up to a quarter less, at random). Past that the page is still
-    served, for at most as long again, while one reload runs in the background. Its own
-    writes that change public pages empty it at once; other processes' pages were at most
-    this old when their reload started. 0 turns the cache off."""
+    from memory (each page up to a quarter less, at random). Its own writes that change
+    public pages empty it at once; other processes' pages were at most this old when their
+    reload started. 0 turns the cache off."""
+    list_cache_stale_seconds: float = Field(default=10.0, ge=0, le=300)
+    """How long past LIST_CACHE_SECONDS a page is still served while one reload runs in the
+    background (only to the callers that come before the reload ends); past that, callers wait
+    for the fresh page."""
     list_cache_entries: int = Field(default=128, ge=1)
     """Most public list pages a content process keeps in memory; expired pages are dropped as
     new ones come. A page of 20 typical problems takes tens of KB; with every text at its
@@ -109,6 +112,9 @@ class Settings(BaseSettings):
     """Content creations a minute per agent."""
     rate_limit_enabled: bool = True
     """Turn rate limiting off entirely (benchmarks only)."""
+    rate_limit_batch_seconds: float = Field(default=0.05, ge=0, le=1)
+    """A client with more than half of a limit left is answered by the process itself, which
+    charges Redis with what it served once per this interval; 0 asks Redis on every request."""
 
     auth_cache_ttl_seconds: int = Field(default=60, ge=0)
     """How long a resolved API key stays cached in Redis."""

@@ -64,6 +64,18 @@ async def test_a_failed_background_reload_keeps_the_stale_page_and_is_retried() 
     assert (await cache.get("k", good)).items == [2]
 
 
+async def test_a_page_is_served_stale_for_the_window_it_is_given() -> None:
+    # After a pause longer than the TTL, the first readers of a burst do not wait either.
+    cache, load = PageCache(ttl_seconds=0.1, max_entries=10, stale_seconds=5), Loader(delay=0.2)
+    first = await cache.get("k", load)
+    await asyncio.sleep(0.5)
+    started = asyncio.get_running_loop().time()
+    assert await cache.get("k", load) is first
+    assert asyncio.get_running_loop().time() - started < 0.15
+    await asyncio.sleep(0.4)
+    assert (await cache.get("k", load)).items == [2]
+
+
 async def test_a_page_past_its_second_ttl_or_invalidated_is_waited_for() -> None:
     cache, load = PageCache(ttl_seconds=0.1, max_entries=10), Loader(delay=0.02)
     await cache.get("k", load)

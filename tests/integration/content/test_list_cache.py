@@ -60,9 +60,8 @@ async def test_a_public_page_is_reused_until_it_expires(content: ContentClient) 
     hits = _hits()
     assert await _public_ids(content) == [first.problem_id]
     assert _hits() == hits + 1
-    # Expired (at most TTL after it was loaded), and for as long again served while it reloads:
-    # the next reader still gets the old page (no reader waits for a query), the later ones
-    # the new page.
+    # Expired (at most TTL after it was loaded), and served while it reloads: the next reader
+    # still gets the old page (no reader waits for a query), the later ones the new page.
     await asyncio.sleep(max(0.0, loaded + TTL + 0.05 - loop.time()))
     assert await _public_ids(content) == [first.problem_id]
     await eventually(lambda: _ids_are(content, [second.problem_id, first.problem_id]), timeout=5)
