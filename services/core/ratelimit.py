@@ -87,6 +87,9 @@ return out
 
 # A bucket is answered locally only while Redis's last word on it is this recent.
 _VIEW_SECONDS = 1.0
+# At most this share (1/N) of a limit is served locally before Redis hears of it; limits
+# under N are never served locally.
+_LOCAL_SHARE = 20
 # After a failed charge, the next try waits this long (Redis is down; don't spin on it).
 _RETRY_CHARGE_SECONDS = 1.0
 
@@ -134,7 +137,7 @@ class _View:
         return (
             self.matches(limit, period_seconds)
             and now - self.heard_at < _VIEW_SECONDS
-            and unanswered < limit // 20
+            and unanswered < limit // _LOCAL_SHARE
             and self.remaining - unanswered - 1 >= limit // 2
         )
 
@@ -157,7 +160,6 @@ class RateLimiter:
     """Checks and consumes requests from buckets (see the module docstring for batching)."""
 
     def __init__(self, redis: Redis, *, enabled: bool = True, batch_seconds: float = 0.0) -> None:
-        self._redis = redis
         self._enabled = enabled
         self._batch_seconds = batch_seconds
         self._script = redis.register_script(_GCRA)
@@ -246,7 +248,8 @@ class RateLimiter:
         decisions = [_decision(limit, reply) for limit, reply in zip(limits, replies, strict=True)]
         if self._batch_seconds > 0:
             for key, decision, served in zip(keys, decisions, owed, strict=True):
-                self._heard(key, decision, period_seconds, served)
+                if decision.limit >= _LOCAL_SHARE:  # a view of a smaller limit is never used
+                    self._heard(key, decision, period_seconds, served)
         return decisions
 
     def _heard(self, key: str, decision: Decision, period_seconds: float, charged: int) -> None:
