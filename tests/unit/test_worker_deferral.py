@@ -94,7 +94,8 @@ def test_the_cpu_reading_grows_with_this_processs_work() -> None:
         pass
     after = read_cpu_seconds()
     assert after is not None
-    assert after[1] - before[1] >= 0.19
+    # os.times() counts in clock ticks (10 ms), process_time() in nanoseconds: allow two ticks.
+    assert after[1] - before[1] >= 0.18
     assert after[0] - before[0] >= 0.1  # the machine's busy time includes this process
 
 
