@@ -38,16 +38,17 @@ async def test_a_page_is_loaded_once_until_it_expires() -> None:
 
 async def test_an_expired_page_is_served_while_one_reload_runs_in_the_background() -> None:
     # Timings with wide margins: a busy machine may oversleep by a good fraction of a second.
-    cache, load = PageCache(ttl_seconds=1.0, max_entries=10), Loader(delay=0.5)
+    cache, load = PageCache(ttl_seconds=1.0, max_entries=10), Loader()
     first = await cache.get("k", load)
+    load.delay = 1.0  # the reload is slow
     await asyncio.sleep(1.05)  # expired (at 0.75-1.0 s), served stale until 1.75-2.0 s
     started = asyncio.get_running_loop().time()
     stale = await asyncio.gather(*(cache.get("k", load) for _ in range(10)))
     assert all(page is first for page in stale)  # nobody waited for the reload
-    assert asyncio.get_running_loop().time() - started < 0.25
+    assert asyncio.get_running_loop().time() - started < 0.5
     await asyncio.sleep(0)
     assert load.calls == 2  # one reload for all of them
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.1)
     assert (await cache.get("k", load)).items == [2]
 
 
@@ -66,13 +67,14 @@ async def test_a_failed_background_reload_keeps_the_stale_page_and_is_retried() 
 
 async def test_a_page_is_served_stale_for_the_window_it_is_given() -> None:
     # After a pause longer than the TTL, the first readers of a burst do not wait either.
-    cache, load = PageCache(ttl_seconds=0.1, max_entries=10, stale_seconds=5), Loader(delay=0.2)
+    cache, load = PageCache(ttl_seconds=0.1, max_entries=10, stale_seconds=5), Loader()
     first = await cache.get("k", load)
+    load.delay = 1.0  # the reload is slow
     await asyncio.sleep(0.5)
     started = asyncio.get_running_loop().time()
     assert await cache.get("k", load) is first
-    assert asyncio.get_running_loop().time() - started < 0.15
-    await asyncio.sleep(0.4)
+    assert asyncio.get_running_loop().time() - started < 0.5
+    await asyncio.sleep(1.1)
     assert (await cache.get("k", load)).items == [2]
 
 
