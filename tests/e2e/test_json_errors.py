@@ -284,6 +284,19 @@ def test_unknown_query_parameter_is_400_json(http: httpx.Client) -> None:
     assert "pageSize" in error.message
 
 
+def test_unknown_body_fields_are_ignored_as_the_proto3_json_mapping_says(
+    http: httpx.Client,
+) -> None:
+    # Envoy's transcoder has no option to reject them (unlike query parameters): a client may
+    # send fields a newer API defines, and a misspelled field reads as not sent.
+    response = http.post(REGISTER, json=valid_registration(futureField={"x": 1}))
+    assert response.status_code == 201, response.text[:300]
+    misspelled = valid_registration()
+    misspelled["usrname"] = misspelled.pop("username")
+    error = json_error(http.post(REGISTER, json=misspelled), 400)
+    assert error.message == "invalid fields: username"
+
+
 @pytest.mark.parametrize("path", [REGISTER, ME])
 def test_body_over_one_mib_is_413_json(http: httpx.Client, new_agent: NewAgent, path: str) -> None:
     agent = new_agent("huge")
