@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 import onnx
@@ -63,3 +65,30 @@ def test_an_unwritable_cache_still_gives_the_model(
     monkeypatch.setattr(quantize, "_quantize", lambda s, t: t.write_bytes(model))
     assert quantized_model(*source_model(), cache_dir=blocked / "models") == model
     assert list(tmp_path.iterdir()) == [blocked]  # nothing half-written left behind
+
+
+def test_quantizing_silences_only_the_quantizers_advice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A process quantizes on its first use of the model, while its other threads keep logging.
+    stop, sent = threading.Event(), []
+
+    def other_thread() -> None:
+        while not stop.is_set():
+            sent.append(len(sent))
+            logging.warning("request %d served", sent[-1])
+            stop.wait(0.005)
+
+    caplog.set_level(logging.INFO)
+    logger = threading.Thread(target=other_thread)
+    logger.start()
+    try:
+        quantized_model(*source_model(), cache_dir=tmp_path)
+    finally:
+        stop.set()
+        logger.join()
+    from_quantizer = [r for r in caplog.records if "onnxruntime" in Path(r.pathname).parts]
+    assert from_quantizer == []
+    served = [r.args for r in caplog.records if r.msg == "request %d served"]
+    assert served == [(n,) for n in sent]  # none dropped while the quantizer ran
+    assert logging.getLogger().filters == []

@@ -55,13 +55,18 @@ def _quantize(source: Path, target: Path) -> None:
         options.optimized_model_filepath = str(folded)
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         # The quantizer advises pre-processing on the root logger; the folding above is ours.
+        # A filter rather than a lower level: other threads keep logging meanwhile.
         root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)
+        root.addFilter(_without_quantizer_advice)
         try:
             quantize_dynamic(folded, target, weight_type=QuantType.QInt8, per_channel=True)
         finally:
-            root.setLevel(level)
+            root.removeFilter(_without_quantizer_advice)
+
+
+def _without_quantizer_advice(record: logging.LogRecord) -> bool:
+    """Drops the quantizer's warnings; keeps its errors and everything logged by others."""
+    return record.levelno >= logging.ERROR or "onnxruntime" not in Path(record.pathname).parts
 
 
 def quantized_model(
