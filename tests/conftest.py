@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +16,31 @@ from services.core.migrate import upgrade
 from services.core.schema import metadata
 from services.core.settings import Settings
 from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
+
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary directories of this run under a directory of its own, unless --basetemp says.
+
+    pytest's default base, /tmp/pytest-of-USER, has its group and other permissions removed by
+    every pytest session that starts, and with them the ACL entry through which the embedded
+    PostgreSQL's account reaches its data directory: a second run started meanwhile would break
+    this one.
+    """
+    if config.option.basetemp is None:
+        parent = Path(tempfile.gettempdir()) / "betterworld-tests"
+        parent.mkdir(mode=0o700, exist_ok=True)
+        own = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+        config.option.basetemp = str(own)
+        config.stash[_OWN_BASETEMP] = own
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

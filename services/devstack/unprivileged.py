@@ -250,8 +250,9 @@ def _ensure_searchable(directory: Path, entry: pwd.struct_passwd) -> None:
         return
     if st.st_uid == entry.pw_uid and st.st_mode & stat.S_IXUSR:
         return
-    # Typical case: /root (0700) or pytest's /tmp/pytest-of-root (0700). A named-user ACL entry
-    # lets only the PostgreSQL account through; `o+x` is the fallback where ACLs are unsupported.
+    # Typical case: /root (0700) or the test runs' /tmp/betterworld-tests (0700). A named-user
+    # ACL entry lets only the PostgreSQL account through; `o+x` is the fallback where ACLs are
+    # unsupported.
     outcome = _grant_search_acl(directory, entry.pw_uid)
     if outcome == "added":
         log.info("granted %s search access to %s (ACL)", entry.pw_name, directory)
