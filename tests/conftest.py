@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -30,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     this one.
     """
     if config.option.basetemp is None:
-        parent = Path(tempfile.gettempdir()) / "betterworld-tests"
+        parent = Path(tempfile.gettempdir()) / f"betterworld-tests-{os.getuid()}"
         parent.mkdir(mode=0o700, exist_ok=True)
         own = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
         config.option.basetemp = str(own)

@@ -250,7 +250,7 @@ def _ensure_searchable(directory: Path, entry: pwd.struct_passwd) -> None:
         return
     if st.st_uid == entry.pw_uid and st.st_mode & stat.S_IXUSR:
         return
-    # Typical case: /root (0700) or the test runs' /tmp/betterworld-tests (0700). A named-user
+    # Typical case: /root (0700) or the test runs' /tmp/betterworld-tests-0 (0700). A named-user
     # ACL entry lets only the PostgreSQL account through; `o+x` is the fallback where ACLs are
     # unsupported.
     outcome = _grant_search_acl(directory, entry.pw_uid)
