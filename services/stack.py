@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from services.core.migrate import upgrade
 from services.core.process_ports import group_target, process_ports
+from services.core.queues import GUARDRAIL_QUEUE, consumer_count
 from services.core.settings import Settings
 from services.devstack import EmbeddedPostgres, EmbeddedValkey
 from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
@@ -118,8 +119,9 @@ class Stack:
         )
 
     def wait_healthy(self) -> None:
-        """Waits until Envoy's /health is 200 (every upstream healthy)."""
-        url = f"http://{self.settings.host}:{self.settings.envoy_port}/health"
+        """Waits until Envoy's /health is 200 (every upstream healthy) and the worker consumes
+        the guardrail queue, so that what is created from then on is decided without waiting
+        for the worker to load its classifier."""
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             for name, proc in self.children:
@@ -127,13 +129,22 @@ class Stack:
                     raise RuntimeError(
                         f"{name} exited with {proc.returncode}; see {self.data_dir}/logs/{name}.log"
                     )
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if self._envoy_healthy() and self._worker_consuming():
+                return
             time.sleep(0.2)
         raise RuntimeError(f"the stack did not become healthy within {_READY_TIMEOUT_SECONDS} s")
+
+    def _envoy_healthy(self) -> bool:
+        url = f"http://{self.settings.host}:{self.settings.envoy_port}/health"
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _worker_consuming(self) -> bool:
+        if not any(name == "worker" for name, _ in self.children):
+            return True
+        return asyncio.run(consumer_count(self.valkey.url, GUARDRAIL_QUEUE)) > 0
 
     def stop(self) -> None:
         """SIGTERM to every child (services drain), then the databases."""

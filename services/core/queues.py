@@ -99,6 +99,15 @@ class JobQueue:
         await self._queue.close()
 
 
+async def consumer_count(redis_url: str, name: str) -> int:
+    """How many bullmq workers consume queue `name` now (bullmq's count, by Redis client name)."""
+    queue = Queue(name, {"connection": redis_url})
+    try:
+        return int(await queue.get_workers_count())
+    finally:
+        await queue.close()
+
+
 class EvaluationQueue(JobQueue):
     """Producer for the guardrail queue."""
 

@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.core.migrate import upgrade
+from services.core.queues import GUARDRAIL_QUEUE, consumer_count
 from services.core.settings import Settings
 from services.devstack import free_port
 from services.process import seed
@@ -105,6 +106,8 @@ def _wait(check: Any, timeout: float = 60) -> Any:
 
 def test_report_evaluate_review_publish(product: tuple[Stack, dict[str, str]]) -> None:
     stack, keys = product
+    # The stack is up only once the worker consumes: a first create is not held by its start.
+    assert asyncio.run(consumer_count(stack.valkey.url, GUARDRAIL_QUEUE)) >= 1
     worker = next(proc for name, proc in stack.children if name == "worker")
     # Background work: the worker takes only CPU that request serving leaves.
     assert stack.settings.worker_idle_priority
