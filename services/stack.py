@@ -123,16 +123,22 @@ class Stack:
         the guardrail queue, so that what is created from then on is decided without waiting
         for the worker to load its classifier."""
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        waiting_for = "Envoy's /health"
         while time.monotonic() < deadline:
             for name, proc in self.children:
                 if proc.poll() is not None:
                     raise RuntimeError(
                         f"{name} exited with {proc.returncode}; see {self.data_dir}/logs/{name}.log"
                     )
-            if self._envoy_healthy() and self._worker_consuming():
-                return
+            if self._envoy_healthy():
+                waiting_for = "the worker to consume the guardrail queue"
+                if self._worker_consuming():
+                    return
             time.sleep(0.2)
-        raise RuntimeError(f"the stack did not become healthy within {_READY_TIMEOUT_SECONDS} s")
+        raise RuntimeError(
+            f"the stack did not become healthy within {_READY_TIMEOUT_SECONDS} s "
+            f"(waiting for {waiting_for}); see the logs in {self.data_dir}/logs"
+        )
 
     def _envoy_healthy(self) -> bool:
         url = f"http://{self.settings.host}:{self.settings.envoy_port}/health"
