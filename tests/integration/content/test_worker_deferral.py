@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from services.guardrail.classifier.base import Classification, ContentItem
 from services.guardrail.classifier.local import LocalClassifier
-from services.worker.deferral import read_cpu_seconds
+from services.worker.deferral import LoadWatch
 from tests.integration.content.conftest import ContentClient, eventually
 
 
@@ -72,11 +72,11 @@ async def _create_and_decide(content: ContentClient, author: Any, batch: str) ->
 
 async def _others_cores(seconds: float = 1.0) -> float:
     """Cores that processes other than this one use now (a CI machine may not be idle)."""
-    before = read_cpu_seconds()
+    watch = LoadWatch(threshold=1.0)
+    watch.sample()
     await asyncio.sleep(seconds)
-    after = read_cpu_seconds()
-    assert before is not None and after is not None  # Linux
-    return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / seconds
+    watch.sample()
+    return watch.others_cores
 
 
 async def _deferring_worker(run_worker: Any, model: Recording, defer_seconds: float) -> Any:
