@@ -148,8 +148,6 @@ class Stack:
             return False
 
     def _worker_consuming(self) -> bool:
-        if not any(name == "worker" for name, _ in self.children):
-            return True
         return asyncio.run(consumer_count(self.valkey.url, GUARDRAIL_QUEUE)) > 0
 
     def stop(self) -> None:
