@@ -1,0 +1,1 @@
+"""Tooling around the services: what developers and operators run, never imported by a service."""
