@@ -672,7 +672,7 @@ def layer_a(repeats_long: int = 2000) -> dict[str, Any]:
     rules = RuleSet.load()
     texts = [
         json.loads(line)["text"]
-        for line in (ROOT / "tests/guardrail/evalset.jsonl").read_text().splitlines()
+        for line in (ROOT / "tooling/guardrail_eval/data/train-v1.jsonl").read_text().splitlines()
         if line.strip()
     ]
     long_text = (" ".join(texts[:40]))[:2000]

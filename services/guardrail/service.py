@@ -29,7 +29,7 @@ POLICIES: dict[str, MethodPolicy] = {
     _SERVICE + "GetGuardrailStats": _OPERATOR,
 }
 _SERVICES = guardrail_pb2.DESCRIPTOR.services_by_name
-LOCAL_CLASSIFIER_NAME = "local-minilm-exemplars-v1"
+LOCAL_CLASSIFIER_NAME = "local-minilm-exemplars-v1+intent"
 
 
 def active_classifier_name(settings: Settings) -> str:

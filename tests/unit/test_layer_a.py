@@ -20,7 +20,8 @@ from services.guardrail.rules.engine import (
     default_ruleset,
 )
 from services.guardrail.rules.normalize import lexicon_from, normalize, views
-from services.guardrail.rules.report import latency_text, load_evalset
+from tooling.guardrail_eval import dataset
+from tooling.guardrail_eval.report import latency_text
 
 CATEGORIES = (
     "surveillance",
@@ -36,7 +37,7 @@ CATEGORIES = (
     "labor_exploitation",
     "hate_speech",
 )
-EVALSET = Path(__file__).parents[1] / "guardrail" / "evalset.jsonl"
+DEV_HALF = Path(__file__).parents[1] / "guardrail" / "sets" / "v2-dev.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -277,15 +278,65 @@ def test_past_tense_description_is_not_an_intent(rules: RuleSet) -> None:
 def test_strict_rules_ignore_exceptions() -> None:
     data = {
         "version": "t",
-        "global_exceptions": [{"id": "ctx", "pattern": "report to the police"}],
+        "global_exceptions": [{"id": "ctx", "pattern": "help victims of"}],
         "categories": {
             "c": {"rules": [{"id": "loose", "pattern": "bad thing"}]},
             "d": {"rules": [{"id": "firm", "pattern": "bad thing", "strict": True}]},
         },
     }
-    result = RuleSet.from_dict(data).evaluate("Do the bad thing, then report to the police.")
+    result = RuleSet.from_dict(data).evaluate("Help victims of the bad thing.")
     assert [(m.rule_id, m.suppressed) for m in result.matches] == [("loose", True), ("firm", False)]
     assert result.rejected
+
+
+GOVERNING = {
+    "version": "t",
+    "global_exceptions": [
+        {"id": "report", "pattern": "report (?:\\w+ ){0,4}to the police"},
+        {"id": "awareness", "pattern": "awareness (?:drill|campaign)"},
+        {"id": "never", "pattern": "never", "adjacent": True},
+    ],
+    "categories": {
+        "c": {
+            "rules": [
+                {"id": "act", "pattern": "(?:confiscate|confiscating) (?:their )?passports"},
+                {"id": "term", "pattern": "pyramid scheme", "signal": True},
+                {"id": "verb_term", "pattern": "dox", "signal": True},
+            ]
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "rejected"),
+    [
+        # An exception governs the act only when it comes first in the sentence.
+        ("We report employers confiscating passports to the police.", False),
+        ("Confiscate their passports and report runaways to the police.", True),
+        # A first-person plan between the protective phrase and the act: still a plan.
+        ("As an awareness drill, we will confiscate their passports.", True),
+        ("An awareness campaign about confiscating passports.", False),
+        # Adjacent exceptions govern only the act right after them.
+        ("Never confiscate their passports.", False),
+        ("Never mind the law, confiscate their passports.", True),
+        # A harm named without an act is a signal, unless the author states it as a plan.
+        ("The pyramid scheme collapsed last spring.", False),
+        ("We will sign the pensioners up to our pyramid scheme.", True),
+        ("Pyramid scheme collapse wipes out savings.", False),
+        ("Dox the judge and his family.", True),
+        ("Dox campaigns target women journalists.", False),
+    ],
+)
+def test_exceptions_govern_only_what_follows_them(text: str, rejected: bool) -> None:
+    assert RuleSet.from_dict(GOVERNING).evaluate(text).rejected is rejected, text
+
+
+def test_a_protective_phrase_never_cancels_a_plan_elsewhere_in_the_text(rules: RuleSet) -> None:
+    plan = "We will distribute rifles and grenades at the shelter"
+    assert rules.evaluate(f"{plan}, and report any trouble to the police.").rejected
+    assert rules.evaluate(f"To support survivors of violence: {plan.lower()}.").rejected
+    assert not rules.evaluate("We support survivors of gun violence at the shelter.").rejected
 
 
 def test_categories_may_opt_out_of_global_exceptions() -> None:
@@ -350,7 +401,7 @@ def test_result_shape(rules: RuleSet) -> None:
 
 def test_shortcuts_do_not_change_results(rules: RuleSet) -> None:
     samples = [case[1] for case in CONTEXT_CASES] + [case[2] for case in CONTEXT_CASES]
-    samples += [i["text"] for i in load_evalset(EVALSET)[::9]]
+    samples += [i.text for i in dataset.load(DEV_HALF)[::5]]
     for text in samples:
         fast, full = rules.evaluate(text), rules.evaluate(text, exhaustive=True)
         assert fast.matches == full.matches, text
@@ -382,7 +433,7 @@ def test_latency_p99_under_one_millisecond(rules: RuleSet) -> None:
     while a busy neighbour shares the core's caches (seen: 1.1 ms during a concurrent test run,
     0.4-0.7 ms alone).
     """
-    text = latency_text(load_evalset(EVALSET), 2000)
+    text = latency_text([i.text for i in dataset.load(DEV_HALF) if i.label == "aligned"], 2000)
     assert len(text) == 2000
     for _ in range(20):
         rules.evaluate(text)

@@ -34,9 +34,10 @@ from services.guardrail.classifier.local_index import (
 )
 from services.guardrail.classifier.local_quality import solution_scores
 from services.guardrail.classifier.local_text import deobfuscated, windows
+from tooling.guardrail_eval import dataset
 
 P, S, D = ContentType.PROBLEM, ContentType.SOLUTION, ContentType.DEBATE
-EVALSET = Path(__file__).resolve().parents[1] / "guardrail" / "evalset.jsonl"
+TEST_HALF = Path(__file__).resolve().parents[1] / "guardrail" / "sets" / "v2-test.jsonl"
 AT_LEAST_MEDIUM = (HarmRisk.MEDIUM, HarmRisk.HIGH)
 
 ALIGNED = [
@@ -216,9 +217,8 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-@pytest.mark.skipif(not EVALSET.exists(), reason="no evaluation set")
-def test_no_evaluation_item_leaked_into_the_exemplars() -> None:
-    evaluation = [_words(json.loads(line)["text"]) for line in EVALSET.read_text().splitlines()]
+def test_no_frozen_test_item_leaked_into_the_exemplars() -> None:
+    evaluation = [_words(item.text) for item in dataset.load(TEST_HALF)]
     for text in Exemplars.load().texts:
         mine = _words(text)
         for other in evaluation:
@@ -234,7 +234,7 @@ def test_clearly_aligned_content_gets_its_domain_and_a_high_score(
     assert result.aligned_domain == domain
     assert result.alignment_score >= 0.7
     assert result.harm_risk in (HarmRisk.NONE, HarmRisk.LOW)
-    assert result.model == "local-minilm-exemplars-v1"
+    assert result.model == "local-minilm-exemplars-v1+intent"
     assert result.cost_cents == 0
 
 
@@ -377,11 +377,14 @@ class _HashEmbedder:
         return out
 
 
-def test_a_calibration_for_another_model_is_refitted_not_misapplied() -> None:
+def test_an_intent_head_fitted_for_another_model_is_refused_not_misapplied() -> None:
+    # The exemplar calibration is refitted in process, but the intent head needs the labelled
+    # posts to refit: its weights in another model's space would be noise, so it is refused.
     local = LocalClassifier(_HashEmbedder(), use_disk_cache=False)
-    result = local.classify_sync(ALIGNED[0][1])
-    assert 0.0 <= result.alignment_score <= 1.0
-    assert result.aligned_domain in (*DOMAINS, None)
+    with pytest.raises(ClassifierError) as failure:
+        local.classify_sync(ALIGNED[0][1])
+    assert not failure.value.retryable
+    assert "tooling.guardrail_eval.fit" in str(failure.value)
 
 
 def test_a_broken_exemplar_file_is_a_permanent_error(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""The guardrail's quality measurement on labelled sets it was not tuned on (`make guardrail-eval`)."""
+"""The guardrail's quality on labelled sets it was not tuned on (`make guardrail-eval`)."""

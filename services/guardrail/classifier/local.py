@@ -51,9 +51,11 @@ from services.guardrail.classifier.local_index import (
     default_cache_dir,
     embed_exemplars,
 )
+from services.guardrail.classifier.local_intent import INTENT_PATH, IntentHead, features
 from services.guardrail.classifier.local_quality import solution_scores
 from services.guardrail.classifier.local_text import MAX_WINDOWS, WINDOW_WORDS, windows
 from services.guardrail.harms import HARM_CATEGORIES
+from services.guardrail.rules.engine import RuleSet, default_ruleset
 
 log = get_logger(__name__)
 
@@ -62,18 +64,18 @@ log = get_logger(__name__)
 # is gender equality and poverty reduction), and the author knows best.
 CLAIM_TOLERANCE = 0.30
 CLAIM_MIN_VOTE = 0.15
-# Below this alignment, text that the topic model also finds off-topic fits no domain.
-OFF_TOPIC_BELOW = 0.40
+# The intent head's off-topic probability from which a text fits no domain.
+OFF_TOPIC_AT = 0.50
 # Harm categories reported besides the top one must have at least this share of its vote.
 CATEGORY_SHARE = 0.5
 MIN_WORDS = 3
-ON_TOPIC_AT = 0.50
 
 
 @dataclass(frozen=True)
 class _Model:
     index: ExemplarIndex
     params: FittedParams
+    head: IntentHead
 
 
 class LocalClassifier:
@@ -90,6 +92,8 @@ class LocalClassifier:
         provider: EmbeddingProvider | None = None,
         *,
         exemplars_path: Path = EXEMPLARS_PATH,
+        intent_path: Path = INTENT_PATH,
+        rules: RuleSet | None = None,
         cache_dir: Path | None = None,
         use_disk_cache: bool = True,
         window_words: int = WINDOW_WORDS,
@@ -97,13 +101,16 @@ class LocalClassifier:
     ) -> None:
         self._provider = provider if provider is not None else classifier_model()
         self._exemplars_path = exemplars_path
+        self._intent_path = intent_path
+        self._rules = rules if rules is not None else default_ruleset()
         self._cache_dir = (cache_dir or default_cache_dir()) if use_disk_cache else None
         self._window_words = window_words
         self._max_windows = max_windows
         self._lock = threading.Lock()
         self._model: _Model | None = None
-        # Recorded with every evaluation: names the exemplar file version ("v1" for v1.json).
-        self.name = f"local-minilm-exemplars-{exemplars_path.stem}"
+        # Recorded with every evaluation, and part of the verdict cache's key: names the exemplar
+        # file and the intent head ("local-minilm-exemplars-v1+intent").
+        self.name = f"local-minilm-exemplars-{exemplars_path.stem}+{intent_path.name.split('.')[1]}"
 
     def load(self) -> None:
         """Loads exemplars, embeddings and calibration now instead of on the first item."""
@@ -134,7 +141,15 @@ class LocalClassifier:
                 hint="run python -m services.guardrail.classifier.local_fit",
             )
             params = fit(exemplars, matrix, self._provider.model_id)
-        return _Model(ExemplarIndex(exemplars, matrix, params.ridge), params)
+        head = IntentHead.load(self._intent_path)
+        if head.model_id != self._provider.model_id:
+            # Its embedding weights mean nothing in another model's space; refitting needs the
+            # labelled posts, which ship with the repository, not with the service.
+            raise ExemplarError(
+                f"{self._intent_path} was fitted for {head.model_id}, "
+                f"not {self._provider.model_id}: run python -m tooling.guardrail_eval.fit"
+            )
+        return _Model(ExemplarIndex(exemplars, matrix, params.ridge), params, head)
 
     async def classify(self, item: ContentItem) -> Classification:
         """The verdict; embedding runs in a worker thread (it blocks for milliseconds)."""
@@ -154,32 +169,34 @@ class LocalClassifier:
 
     def _classify(self, model: _Model, item: ContentItem) -> Classification:
         started = time.perf_counter()
-        params = model.params
         texts = windows(item, window_words=self._window_words, max_windows=self._max_windows)
         vectors = self._provider.embed(texts)
         evidence = model.index.evidence(vectors)
-        p_align = params.alignment.probability(evidence)
-        p_harm = params.harm.probability(evidence)
-        risk = _risk(p_harm, params)
-        p_topic = params.topic.probability(evidence)
-        off_topic = p_align < OFF_TOPIC_BELOW and p_topic < ON_TOPIC_AT
+        mean = vectors.mean(axis=0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        head = model.head
+        text = f"{item.title}\n{item.body}"
+        probs = head.probabilities(features(text, self._rules), mean)
+        p_benign, p_harm, p_off = probs["benign"], probs["harmful"], probs["off_topic"]
+        cut = head.cutoffs
+        risk = _risk(p_harm, cut.flag_at, cut.reject_at)
+        off_topic = p_off >= OFF_TOPIC_AT
         domain = None if off_topic else _domain(evidence, item.claimed_domain)
         flagged = risk in (HarmRisk.MEDIUM, HarmRisk.HIGH)
         categories = _categories(evidence) if flagged else ()
         gap = margin(evidence)
         words = len(f"{item.title} {item.body}".split())
-        uncertain = (
-            abs(gap) < params.uncertain_margin
-            or words < MIN_WORDS
-            or (flagged and p_topic >= ON_TOPIC_AT)
-        )
+        # The head is sure of an approval, a rejection for harm or an off-topic text; anything
+        # between goes to a person rather than being rejected for a low score.
+        decided = p_benign >= cut.approve_at or p_harm >= cut.reject_at or off_topic
+        uncertain = not decided or words < MIN_WORDS
+        p_align = head.alignment(p_benign)
         scores = None
         if item.content_type == ContentType.SOLUTION:
-            mean = vectors.mean(axis=0)
-            mean /= max(float(np.linalg.norm(mean)), 1e-12)
             scores = solution_scores(f"{item.title}\n{item.body}", model.index.anchor_margins(mean))
         extra = _extra(evidence, p_align, p_harm, gap)
-        extra["p_on_topic"] = round(p_topic, 4)
+        extra["p_benign"] = round(p_benign, 4)
+        extra["p_off_topic"] = round(p_off, 4)
         extra["windows"] = float(len(texts))
         extra["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return Classification(
@@ -196,12 +213,12 @@ class LocalClassifier:
         )
 
 
-def _risk(p_harm: float, params: FittedParams) -> HarmRisk:
-    if p_harm >= params.harm_high:
+def _risk(p_harm: float, flag_at: float, reject_at: float) -> HarmRisk:
+    if p_harm >= reject_at:
         return HarmRisk.HIGH
-    if p_harm >= params.harm_medium:
+    if p_harm >= flag_at:
         return HarmRisk.MEDIUM
-    if p_harm >= params.harm_low:
+    if p_harm >= flag_at / 2:
         return HarmRisk.LOW
     return HarmRisk.NONE
 

@@ -3,10 +3,21 @@
 The rule set is data (`forbidden_patterns.v1.json`, see its `description`); `RuleSet.load()`
 compiles it once and `evaluate()` applies it to the normalized views of a text (`normalize.py`).
 
-A rule match is suppressed, not rejected, when an exception pattern of its category (or a global
-one, unless the category opts out) matches in the same sentence: "report fraud to the
-authorities", "support survivors of assault", "detect deepfakes". Suppressed matches are still
-reported so operators can see what almost fired. Rules marked `strict` ignore exceptions.
+Layer A rejects only a harmful act with its object, stated as something to do. So:
+
+- A rule marked `signal` names a harm without an act (`stalkerware`, `price gouging`,
+  `forced labour`): its matches are reported, not rejected, and the text goes on to Layer B,
+  unless the author's own plan states it just before ("we will sign them up to our pyramid
+  scheme") and no exception governs it.
+- A rule match is suppressed, not rejected, when an exception of its category (or a global one,
+  unless the category opts out) governs it: the exception starts before the match or at it, in
+  the same sentence ("report employers who confiscate passports", "support survivors of
+  trafficking", "scammers who ask for codes"), and no first-person plan comes between the two
+  ("as an awareness drill, we will email a fake login page" is still a plan). A protective phrase
+  after the act, or elsewhere in the text, never cancels it.
+- Rules marked `strict` ignore exceptions.
+
+Suppressed matches are still reported, so operators can see what almost fired.
 
 Speed: running two hundred regexes over every text would cost milliseconds, so
 
@@ -39,6 +50,28 @@ DEFAULT_PATH = Path(__file__).with_name("forbidden_patterns.v1.json")
 EXCERPT_MAX = 80
 # Context window either side of a match when its sentence is very long (no punctuation).
 CONTEXT_WINDOW = 200
+# A first-person plan between a protective phrase and an act: the phrase does not govern the act.
+_AUTHOR_PLAN = re.compile(
+    r"\b(?:we|i|let s|lets|us|our|should|must|shall|ought|will|ll|need to|needs to|have to|"
+    r"has to)\b"
+)
+NO_INTENT = "no_intent"
+# A harm named right after the author's own plan is an act: "we will give them payday loans".
+_STATED_PLAN = re.compile(
+    r"\b(?:will|ll|shall|should|must|going to|plan to|intend to|want to|propose to|let s|lets|"
+    r"i propose|we propose|our plan is)\b"
+)
+# ... or an imperative that opens the sentence: "run a bot farm", "set up a pyramid scheme".
+_IMPERATIVE = re.compile(
+    r"^(?:run|set up|start|launch|create|make|build|use|operate|organi[sz]e|deploy|open|sell|offer|"
+    r"offering|selling|running|"
+    r"give|hire|recruit|push|spread|post|send|sign \w+ up for|put) (?:\w+ ){0,4}$"
+)
+PLAN_REACH = 60  # characters before a signal term searched for a stated plan
+_IMPERATIVE_OBJECT = re.compile(
+    r" (?:and \w+ )?(?:the|a|an|his|her|their|them|him|every|all|this|that|these|those|our|your)\b"
+)
+ADJACENT_WORDS = 2  # words an `adjacent` exception may stand before the act it governs
 
 # Distinct words whose anchor bits are remembered; beyond this, bits are computed per call.
 _WORD_CACHE_MAX = 200_000
@@ -91,6 +124,7 @@ class _Rule:
     regex: re.Pattern[str]
     reference: re.Pattern[str]  # \b(?:pattern)\b: what `regex` plus the shortcuts stand for
     strict: bool
+    signal: bool  # names a harm without an act: reported, never rejected
     required: int  # bits of the anchor sets a sentence must satisfy; 0 = always run
     # `regex` omits the leading \b (literal-first patterns search faster without it), so
     # matches starting inside a word are skipped here instead.
@@ -151,6 +185,8 @@ class _Exception:
     id: str
     regex: re.Pattern[str]
     required: int  # anchor bits, as for rules
+    adjacent: int | None  # governs only an act at most this many words after it ("never sell")
+    voided_by_plan: bool  # a description ("an app that tracks") that a stated plan makes the plan's
 
 
 @dataclass(frozen=True)
@@ -322,15 +358,54 @@ def _first_match(
 def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[str]) -> RuleMatch:
     text = sentence.text
     excerpt = _excerpt(text, m.start(), m.end())
-    if not rule.strict:
+    if rule.signal or not rule.strict:
         # The exception scope is the sentence (a slice, so `^` anchors at its start), cut to
         # CONTEXT_WINDOW either side of the match when the sentence is very long.
-        context = text[max(0, m.start() - CONTEXT_WINDOW) : m.end() + CONTEXT_WINDOW]
+        offset = max(0, m.start() - CONTEXT_WINDOW)
+        context = text[offset : m.end() + CONTEXT_WINDOW]
+        at = m.start() - offset
         for exception in category.exceptions:
             need = exception.required
-            if sentence.bits & need == need and exception.regex.search(context) is not None:
+            if sentence.bits & need == need and _governs(exception, context, at):
                 return RuleMatch(category.name, rule.id, excerpt, True, exception.id)
+    if rule.signal and not _stated_plan(text, m.start()):
+        return RuleMatch(category.name, rule.id, excerpt, True, NO_INTENT)
     return RuleMatch(category.name, rule.id, excerpt)
+
+
+def _stated_plan(text: str, at: int) -> bool:
+    """Whether the author states, just before `at`, that they will do it (or opens with it)."""
+    if at == 0:
+        # "Dox the judge.", "Pump and dump the coin tonight.": the term used as a verb with its
+        # object, not a title ("Ponzi scheme collapse wipes out savings").
+        return _IMPERATIVE_OBJECT.match(text, _word_end(text, at)) is not None
+    if _STATED_PLAN.search(text, max(0, at - PLAN_REACH), at) is not None:
+        return True
+    return _IMPERATIVE.search(text, 0, at) is not None
+
+
+def _word_end(text: str, at: int) -> int:
+    space = text.find(" ", at)
+    return len(text) if space < 0 else space
+
+
+def _governs(exception: _Exception, context: str, at: int) -> bool:
+    """Whether a match of `exception` governs the act at `at` (see the module docstring)."""
+    for e in exception.regex.finditer(context):
+        if e.start() > at:
+            return False
+        between = context[e.end() : at]
+        if exception.adjacent is not None:
+            # Right before the act, a word or two apart: "never (simply) stop your insulin".
+            if e.end() <= at and len(between.split()) <= exception.adjacent:
+                return True
+            continue
+        if _AUTHOR_PLAN.search(between) is not None:
+            continue
+        if exception.voided_by_plan and _STATED_PLAN.search(context, 0, e.start()) is not None:
+            continue  # "we will build an app that tracks her": the clause is the plan's
+        return True
+    return False
 
 
 def _excerpt(view: str, start: int, end: int) -> str:
@@ -417,10 +492,18 @@ def _compile_rule(
         regex=fast,
         reference=regex,
         strict=bool(raw.get("strict", False)),
+        signal=bool(raw.get("signal", False)),
         required=required,
         check_start=literal_first,
         first=bits.bit(first) if first else 0,
     )
+
+
+def _adjacency(raw: object) -> int | None:
+    """`adjacent`: true for ADJACENT_WORDS, a number of words, or absent/false for none."""
+    if raw is None or raw is False:
+        return None
+    return ADJACENT_WORDS if raw is True else int(raw)  # type: ignore[call-overload]
 
 
 def _compile_exceptions(
@@ -434,7 +517,15 @@ def _compile_exceptions(
         exception_id = str(item["id"])
         regex = _compile(str(item["pattern"]), macros, f"exception {exception_id}")
         words.update(_literal_words(regex.pattern))
-        out.append(_Exception(exception_id, regex, bits.required(regex.pattern)))
+        out.append(
+            _Exception(
+                exception_id,
+                regex,
+                bits.required(regex.pattern),
+                adjacent=_adjacency(item.get("adjacent")),
+                voided_by_plan=bool(item.get("voided_by_plan", False)),
+            )
+        )
     return tuple(out)
 
 

@@ -99,7 +99,7 @@ async def test_evaluations_are_pending_then_decided_and_private(
     evaluation = await stub.GetEvaluation(request, metadata=author.auth)
     assert evaluation.decision == common_pb2.FLAGGED  # a brand-new author
     assert evaluation.trust_tier == "new"
-    assert evaluation.classifier == "local-minilm-exemplars-v1"
+    assert evaluation.classifier == "local-minilm-exemplars-v1+intent"
     assert evaluation.timings_ms["layer_a"] < 5
 
 

@@ -59,7 +59,7 @@ async def test_aligned_content_from_a_trusted_author_is_approved(
         row = (await conn.execute(select(evaluations))).one()
     assert str(row.id) == problem.guardrail_evaluation_id
     assert row.layer_a["rejected"] is False
-    assert row.classifier == "local-minilm-exemplars-v1"
+    assert row.classifier == "local-minilm-exemplars-v1+intent"
 
 
 async def test_the_trust_count_stops_at_the_threshold(content: ContentClient) -> None:
