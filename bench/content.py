@@ -255,7 +255,7 @@ async def load_problems(
     import asyncpg
     from pgvector.asyncpg import register_vector
 
-    from services.core.embeddings.provider import build_provider
+    from services.core.embeddings.factory import build_provider
 
     rng = random.Random(42)  # noqa: S311 (reproducible test data)
     nrng = np.random.default_rng(42)

@@ -40,8 +40,11 @@ from bench import procstats, serverstats
 from bench.authcost import database_versions, measure_auth_cost
 from bench.report import render_markdown
 from services.core.process_ports import process_ports
-from services.core.settings import VERSION, Settings
+from services.core.settings import VERSION
 from services.devstack.ports import free_port_group
+from services.registry import REGISTRY
+
+Settings = REGISTRY.settings_type()
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

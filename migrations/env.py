@@ -8,7 +8,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.core.schema import metadata
+from services.schema import collect
+
+metadata = collect()
 
 config = context.config
 

@@ -7,14 +7,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from services.core.settings import Settings, SettingsError, load_settings
-
-SERVICES = ("agent", "content", "guardrail")
+from services.core.settings import Settings, SettingsError
+from services.registry import REGISTRY
 
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        return REGISTRY.load_settings()
     except SettingsError as exc:
         print(f"betterworld: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -130,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_cmd_up)
 
     serve = sub.add_parser("serve", help="run one service process")
-    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("service", choices=REGISTRY.names)
     serve.add_argument("--port", type=int, default=None, help="gRPC port (default from settings)")
     serve.add_argument(
         "--reuse-port",

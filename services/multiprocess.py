@@ -21,7 +21,6 @@ from wsgiref.simple_server import WSGIServer
 from services.core.logging import get_logger
 from services.core.process_ports import process_ports
 from services.core.settings import Settings
-from services.process import port_of
 
 log = get_logger(__name__)
 
@@ -42,7 +41,7 @@ def _metrics_server(host: str, port: int, directory: str) -> WSGIServer | None:
 def serve_processes(service: str, settings: Settings, *, processes: int, port: int | None) -> int:
     """Runs `processes` children of `service` until SIGTERM/SIGINT, child i on the i-th port of
     `process_ports(port, processes)`."""
-    grpc_port, metrics_port = port_of(service, settings)
+    grpc_port, metrics_port = settings.service_ports(service)
     try:
         ports = process_ports(grpc_port if port is None else port, processes)
     except ValueError as exc:

@@ -7,45 +7,19 @@ import re
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
 from services.core.runtime import Runtime, build_runtime
-from services.core.server import ServiceDefinition, ServiceServer, run_until_signalled
+from services.core.server import ServiceServer, run_until_signalled
 from services.core.settings import Settings
+from services.registry import REGISTRY, Registry
 from services.seed import SeededAgent, seed_demo
 
 _OPERATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
-
-
-def definition_of(service: str) -> ServiceDefinition:
-    """The ServiceDefinition of a service by short name."""
-    if service == "agent":
-        from services.agent.service import DEFINITION
-
-        return DEFINITION
-    if service == "content":
-        from services.content.service import DEFINITION as CONTENT
-
-        return CONTENT
-    if service == "guardrail":
-        from services.guardrail.service import DEFINITION as GUARDRAIL
-
-        return GUARDRAIL
-    raise ValueError(f"unknown service {service!r}")
-
-
-def port_of(service: str, settings: Settings) -> tuple[int, int]:
-    """(gRPC port, metrics port) of a service from settings."""
-    if service == "agent":
-        return settings.agent_port, settings.metrics_port_agent
-    if service == "content":
-        return settings.content_port, settings.metrics_port_content
-    if service == "guardrail":
-        return settings.guardrail_port, settings.metrics_port_guardrail
-    raise ValueError(f"unknown service {service!r}")
 
 
 async def serve(
     service: str,
     settings: Settings,
     *,
+    registry: Registry = REGISTRY,
     port: int | None = None,
     reuse_port: bool = False,
     metrics: bool = True,
@@ -57,9 +31,9 @@ async def serve(
     contend for the same metrics port).
     """
     runtime = build_runtime(settings)
-    grpc_port, metrics_port = port_of(service, settings)
+    grpc_port, metrics_port = settings.service_ports(service)
     server = ServiceServer(
-        definition_of(service),
+        registry.get(service),
         runtime,
         host=settings.host,
         port=grpc_port if port is None else port,

@@ -31,7 +31,7 @@ def run_review(args: argparse.Namespace, settings: Settings) -> int:
     if not key:
         print("betterworld review: set BW_OPERATOR_KEY to an operator API key", file=sys.stderr)
         return 2
-    target = args.target or f"{settings.host}:{settings.guardrail_port}"
+    target = args.target or f"{settings.host}:{settings.service_ports('guardrail')[0]}"
     metadata = (("authorization", f"Bearer {key}"),)
     channel, stub = _stub(target)
     try:

@@ -20,21 +20,21 @@ from services.core.queues import GUARDRAIL_QUEUE, consumer_count
 from services.core.settings import Settings
 from services.devstack import EmbeddedPostgres, EmbeddedValkey
 from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
-from services.process import port_of, seed
+from services.process import seed
+from services.registry import REGISTRY
 
-SERVICES = ("agent", "content", "guardrail")
 _READY_TIMEOUT_SECONDS = 60
 
 
 def service_ports(settings: Settings, service: str) -> tuple[int, ...]:
     """The ports of a service's processes (SERVICE_PROCESSES of them) on this machine."""
-    return process_ports(port_of(service, settings)[0], settings.service_processes)
+    return process_ports(settings.service_ports(service)[0], settings.service_processes)
 
 
 def local_envoy_spec(settings: Settings) -> EnvoySpec:
     """Envoy's spec for services on this machine, on the configured ports."""
     return local_spec(
-        service_ports={service: service_ports(settings, service) for service in SERVICES},
+        service_ports={service: service_ports(settings, service) for service in REGISTRY.names},
         listen_port=settings.envoy_port,
         admin_port=settings.envoy_admin_port,
         host=settings.host,
@@ -108,7 +108,7 @@ class Stack:
         """The services, then Envoy in front of them."""
         processes = self.settings.service_processes
         extra = ["--processes", str(processes)] if processes > 1 else []
-        for service in SERVICES:
+        for service in REGISTRY.names:
             self.spawn(service, [sys.executable, "-m", "services.cli", "serve", service, *extra])
         self.spawn("worker", [sys.executable, "-m", "services.cli", "worker"])
         config = self.data_dir / "envoy.json"
@@ -167,6 +167,18 @@ class Stack:
         self.postgres.stop()
 
 
+def _service_lines(settings: Settings) -> str:
+    lines = []
+    for name in REGISTRY.names:
+        grpc_port, metrics_port = settings.service_ports(name)
+        where = f"{settings.host}:{grpc_port}"
+        lines.append(
+            f"  {name + ' service':<20} {where} "
+            f"(metrics http://{settings.host}:{metrics_port}/metrics)"
+        )
+    return "\n".join(lines)
+
+
 def _print_endpoints(settings: Settings, seeded: list[tuple[str, str]], data_dir: Path) -> None:
     host, port = settings.host, settings.envoy_port
     print(
@@ -175,9 +187,7 @@ BetterWorld mesh is up.
   JSON + gRPC (Envoy)  http://{host}:{port}   e.g. curl http://{host}:{port}/api/v1/agents
   health / readiness   http://{host}:{port}/health   http://{host}:{port}/ready
   grpcurl              grpcurl -plaintext {host}:{port} list
-  agent service        {host}:{settings.agent_port} (metrics http://{host}:{settings.metrics_port_agent}/metrics)
-  content service      {host}:{settings.content_port} (metrics http://{host}:{settings.metrics_port_content}/metrics)
-  guardrail service    {host}:{settings.guardrail_port} (metrics http://{host}:{settings.metrics_port_guardrail}/metrics)
+{_service_lines(settings)}
   worker metrics       http://{host}:{settings.metrics_port_worker}/metrics
   Envoy admin          http://{host}:{settings.envoy_admin_port}
   PostgreSQL           postgresql://betterworld@{host}:{settings.postgres_port}/betterworld

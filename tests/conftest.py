@@ -14,9 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core.migrate import upgrade
-from services.core.schema import metadata
-from services.core.settings import Settings
 from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
+from services.registry import REGISTRY
+from services.schema import collect
+
+Settings = REGISTRY.settings_type()
 
 _OWN_BASETEMP = pytest.StashKey[Path]()
 
@@ -89,7 +91,7 @@ def settings(postgres: EmbeddedPostgres, valkey: EmbeddedValkey, tmp_path: Path)
 async def clean_state(postgres: EmbeddedPostgres, valkey: EmbeddedValkey) -> AsyncIterator[None]:
     """Every test starts with empty tables and an empty Valkey."""
     engine = create_async_engine(postgres.url)
-    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    tables = ", ".join(t.name for t in collect().sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
     await engine.dispose()

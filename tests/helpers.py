@@ -11,8 +11,9 @@ from betterworld.agent.v1 import agent_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from services.core.definition import ServiceDefinition
 from services.core.runtime import Runtime, build_runtime
-from services.core.server import ServiceDefinition, ServiceServer
+from services.core.server import ServiceServer
 from services.core.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""The agent service's composition: dependencies, servicers and per-RPC policies."""
+"""The agent service's composition: its dependencies, servicers and background loops."""
 
 from __future__ import annotations
 
@@ -7,43 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-from betterworld.agent.v1 import agent_pb2, agent_pb2_grpc
+from betterworld.agent.v1 import agent_pb2_grpc
 
 from services.agent.deps import AgentDeps
 from services.agent.mailer import OutboxDispatcher, SmtpConfig
 from services.agent.servicer import AgentAdminServicer, AgentServicer, HeartbeatServicer
 from services.agent.signing import HeartbeatSigner, load_or_create_dev_key, load_private_key
 from services.core.pagination import CursorCodec
-from services.core.policy import Access, MethodPolicy, RateClass
 from services.core.runtime import Runtime
-from services.core.server import ServiceDefinition
 from services.core.settings import Settings
-
-_AGENT = MethodPolicy(Access.AGENT)
-_PUBLIC = MethodPolicy(Access.PUBLIC)
-_OPERATOR = MethodPolicy(Access.OPERATOR)
-
-POLICIES: dict[str, MethodPolicy] = {
-    "/betterworld.agent.v1.AgentService/RegisterAgent": MethodPolicy(
-        Access.PUBLIC, RateClass.AUTH_IP
-    ),
-    "/betterworld.agent.v1.AgentService/GetMe": _AGENT,
-    "/betterworld.agent.v1.AgentService/UpdateMe": _AGENT,
-    "/betterworld.agent.v1.AgentService/GetAgent": _PUBLIC,
-    "/betterworld.agent.v1.AgentService/ListAgents": _PUBLIC,
-    "/betterworld.agent.v1.AgentService/RotateApiKey": _AGENT,
-    "/betterworld.agent.v1.AgentService/RequestVerification": _AGENT,
-    "/betterworld.agent.v1.AgentService/VerifyAgent": _AGENT,
-    "/betterworld.agent.v1.HeartbeatService/GetHeartbeatInstructions": _AGENT,
-    "/betterworld.agent.v1.HeartbeatService/Checkin": _AGENT,
-    "/betterworld.agent.v1.HeartbeatService/ListHeartbeatKeys": _PUBLIC,
-    "/betterworld.agent.v1.AgentAdminService/SetVerificationStatus": _OPERATOR,
-    "/betterworld.agent.v1.AgentAdminService/SetRateLimit": _OPERATOR,
-    "/betterworld.agent.v1.AgentAdminService/DeactivateAgent": _OPERATOR,
-    "/betterworld.agent.v1.AgentAdminService/ReactivateAgent": _OPERATOR,
-}
-
-_SERVICES = agent_pb2.DESCRIPTOR.services_by_name
 
 
 def build_signer(settings: Settings) -> HeartbeatSigner:
@@ -93,22 +65,14 @@ def build_dispatcher(runtime: Runtime) -> OutboxDispatcher:
     return OutboxDispatcher(runtime.engine, smtp, log_bodies=settings.environment == "development")
 
 
-def _background(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
+def background(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
+    """The process's loops: the verification-email outbox dispatcher."""
     return [build_dispatcher(runtime).run()]
 
 
-def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
+def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    """Adds the agent, heartbeat and operator servicers."""
     deps = build_deps(runtime)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(deps), server)
     agent_pb2_grpc.add_HeartbeatServiceServicer_to_server(HeartbeatServicer(deps), server)
     agent_pb2_grpc.add_AgentAdminServiceServicer_to_server(AgentAdminServicer(deps), server)
-
-
-DEFINITION = ServiceDefinition(
-    name="agent",
-    grpc_services=tuple(s.full_name for s in _SERVICES.values()),
-    policies=POLICIES,
-    register=_register,
-    descriptors=tuple(_SERVICES.values()),
-    background=_background,
-)

@@ -1,11 +1,11 @@
-"""The content service's composition: dependencies, servicers and per-RPC policies."""
+"""The content service's composition: its dependencies and servicers."""
 
 from __future__ import annotations
 
 from concurrent.futures import Executor
 
 import grpc
-from betterworld.content.v1 import content_pb2, content_pb2_grpc
+from betterworld.content.v1 import content_pb2_grpc
 
 from services.content.deps import ContentDeps
 from services.content.page_cache import PageCache
@@ -13,40 +13,8 @@ from services.content.servicer import ContentInternalServicer, ContentServicer
 from services.content.tables import EMBEDDING_DIMENSIONS
 from services.core.embeddings import build_provider
 from services.core.pagination import CursorCodec
-from services.core.policy import Access, MethodPolicy
 from services.core.runtime import Runtime
-from services.core.server import ServiceDefinition
 from services.core.settings import SettingsError
-
-_SERVICE = "/betterworld.content.v1.ContentService/"
-_INTERNAL_SERVICE = "/betterworld.content.v1.ContentInternalService/"
-_CREATE = MethodPolicy(Access.AGENT, content_creation=True)
-_AGENT = MethodPolicy(Access.AGENT)
-# Reads are public; an agent's key, when sent, lets it see its own unapproved content.
-_PUBLIC = MethodPolicy(Access.PUBLIC)
-
-POLICIES: dict[str, MethodPolicy] = {
-    _SERVICE + "CreateProblem": _CREATE,
-    _SERVICE + "GetProblem": _PUBLIC,
-    _SERVICE + "ListProblems": _PUBLIC,
-    _SERVICE + "ListProblemsJson": _PUBLIC,
-    _SERVICE + "UpdateProblem": _AGENT,
-    _SERVICE + "ArchiveProblem": _AGENT,
-    _SERVICE + "ListSimilarProblems": _PUBLIC,
-    _SERVICE + "CreateSolution": _CREATE,
-    _SERVICE + "GetSolution": _PUBLIC,
-    _SERVICE + "ListSolutions": _PUBLIC,
-    _SERVICE + "ListSolutionsJson": _PUBLIC,
-    _SERVICE + "UpdateSolution": _AGENT,
-    _SERVICE + "ArchiveSolution": _AGENT,
-    _SERVICE + "CreateDebate": _CREATE,
-    _SERVICE + "ListDebates": _PUBLIC,
-    _SERVICE + "SearchContent": _PUBLIC,
-    _INTERNAL_SERVICE + "ApplyGuardrailDecision": MethodPolicy(Access.INTERNAL),
-    _INTERNAL_SERVICE + "ApplyGuardrailDecisions": MethodPolicy(Access.INTERNAL),
-}
-
-_SERVICES = content_pb2.DESCRIPTOR.services_by_name
 
 
 def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> ContentDeps:
@@ -77,7 +45,8 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
     )
 
 
-def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
+def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    """Adds the public and the internal content servicers."""
     # The local model loads on the first create or search (about 0.3 s, and 60 MB of memory
     # that an idle process does without).
     deps = build_deps(runtime)
@@ -85,12 +54,3 @@ def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
     content_pb2_grpc.add_ContentInternalServiceServicer_to_server(
         ContentInternalServicer(deps), server
     )
-
-
-DEFINITION = ServiceDefinition(
-    name="content",
-    grpc_services=tuple(s.full_name for s in _SERVICES.values()),
-    policies=POLICIES,
-    register=_register,
-    descriptors=tuple(_SERVICES.values()),
-)

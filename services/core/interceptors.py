@@ -376,7 +376,7 @@ class RateLimitInterceptor(_UnaryInterceptor):
         buckets = [
             (f"agent:{principal.id}", principal.rate_limit_per_minute or 60, "requests per agent")
         ]
-        if policy.content_creation:
+        if policy.creation:
             buckets.append(
                 (f"create:{principal.id}", self._content_per_agent, "content creations per agent")
             )

@@ -13,11 +13,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from services.devstack.ports import format_host
-
 PROCESS_PORT_STRIDE = 1000
 """Port distance between the processes of a group: clear of the default service ports
 (50051-50054), each of which is the base of its own group."""
+
+
+def format_host(host: str) -> str:
+    """Return ``host`` as it must appear in an address or URL (IPv6 literals get brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def process_ports(port: int, processes: int) -> tuple[int, ...]:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 from betterworld.common.v1 import readiness_pb2, readiness_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.core.definition import ServiceDefinition
 from services.core.health import DependencyProbe, HealthMonitor
 from services.core.interceptors import (
     AuthInterceptor,
@@ -22,7 +20,7 @@ from services.core.interceptors import (
 )
 from services.core.logging import get_logger
 from services.core.metrics import MetricsEndpoint, start_metrics_endpoint
-from services.core.policy import PUBLIC_UNLIMITED, MethodPolicy
+from services.core.policy import PUBLIC_UNLIMITED, MethodPolicy, policies_of
 from services.core.readiness import ReadinessServicer
 from services.core.runtime import Runtime
 
@@ -32,28 +30,11 @@ log = get_logger(__name__)
 MAX_MESSAGE_BYTES = 1024 * 1024 + 64 * 1024
 MAX_METADATA_BYTES = 64 * 1024
 
+# Health is grpc's own contract; readiness declares its policy in ours.
 _BUILTIN_POLICIES: dict[str, MethodPolicy] = {
     "/grpc.health.v1.Health/Check": PUBLIC_UNLIMITED,
-    "/betterworld.common.v1.ReadinessService/GetReadiness": PUBLIC_UNLIMITED,
+    **policies_of(readiness_pb2.DESCRIPTOR.services_by_name.values()),
 }
-
-
-@dataclass(frozen=True)
-class ServiceDefinition:
-    """What a service contributes to the shared lifecycle."""
-
-    name: str
-    """Short name: "agent", "content", ..."""
-    grpc_services: tuple[str, ...]
-    """Fully-qualified gRPC service names it registers."""
-    policies: Mapping[str, MethodPolicy]
-    """Access and rate policy of every RPC ("/pkg.Service/Method" → policy)."""
-    register: Callable[[grpc.aio.Server, Runtime], None]
-    """Adds the servicers to the server."""
-    descriptors: tuple[object, ...] = field(default_factory=tuple)
-    """Service descriptors, used to check every RPC has a policy."""
-    background: Callable[[Runtime], list[Coroutine[Any, Any, None]]] | None = None
-    """Long-running loops of the process (started after the server, cancelled before close)."""
 
 
 def freeze_startup_objects() -> None:
@@ -66,17 +47,6 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _check_policies(definition: ServiceDefinition) -> None:
-    missing = []
-    for descriptor in definition.descriptors:
-        for method in descriptor.methods:  # type: ignore[attr-defined]
-            path = f"/{descriptor.full_name}/{method.name}"  # type: ignore[attr-defined]
-            if path not in definition.policies:
-                missing.append(path)
-    if missing:
-        raise RuntimeError(f"RPCs without an access policy: {', '.join(missing)}")
 
 
 class ServiceServer:
@@ -92,7 +62,6 @@ class ServiceServer:
         metrics_port: int = 0,
         reuse_port: bool = False,
     ) -> None:
-        _check_policies(definition)
         self.definition = definition
         self.runtime = runtime
         self._host = host

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VERSION = "0.1.0"
@@ -38,18 +47,6 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     """Address the service ports bind to."""
-    agent_port: int = Field(default=50051, ge=0, le=65535)
-    """gRPC port of the agent service (0 picks a free port)."""
-    metrics_port_agent: int = Field(default=9101, ge=0, le=65535)
-    """Prometheus port of the agent service (0 disables it)."""
-    content_port: int = Field(default=50052, ge=0, le=65535)
-    """gRPC port of the content service (0 picks a free port)."""
-    metrics_port_content: int = Field(default=9102, ge=0, le=65535)
-    """Prometheus port of the content service (0 disables it)."""
-    guardrail_port: int = Field(default=50053, ge=0, le=65535)
-    """gRPC port of the guardrail service (0 picks a free port)."""
-    metrics_port_guardrail: int = Field(default=9103, ge=0, le=65535)
-    """Prometheus port of the guardrail service (0 disables it)."""
     envoy_port: int = Field(default=8080, ge=1, le=65535)
     """Envoy's public port (gRPC and JSON)."""
     envoy_admin_port: int = Field(default=9901, ge=1, le=65535)
@@ -237,11 +234,52 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    def service_ports(self, service: str) -> tuple[int, int]:
+        """(gRPC port, metrics port) of a registered service: `<NAME>_PORT` and
+        `METRICS_PORT_<NAME>`, with the defaults its definition declares."""
+        try:
+            grpc_port = getattr(self, f"{service}_port")
+            metrics_port = getattr(self, f"metrics_port_{service}")
+        except AttributeError:
+            raise SettingsError(f"no ports for {service!r}: not a registered service") from None
+        return int(grpc_port), int(metrics_port)
 
-def load_settings(**overrides: object) -> Settings:
+
+def settings_type(ports: Mapping[str, tuple[int, int]]) -> type[Settings]:
+    """`Settings` with `<name>_port` and `metrics_port_<name>` fields for each service, so each
+    reads its environment variable; `ports` maps names to (gRPC, metrics) default ports."""
+    return _settings_type(tuple(sorted(ports.items())))
+
+
+@cache
+def _settings_type(ports: tuple[tuple[str, tuple[int, int]], ...]) -> type[Settings]:
+    fields: dict[str, Any] = {}
+    for name, (grpc_port, metrics_port) in ports:
+        fields[f"{name}_port"] = (
+            int,
+            Field(
+                default=grpc_port,
+                ge=0,
+                le=65535,
+                description=f"gRPC port of the {name} service (0 picks a free port).",
+            ),
+        )
+        fields[f"metrics_port_{name}"] = (
+            int,
+            Field(
+                default=metrics_port,
+                ge=0,
+                le=65535,
+                description=f"Prometheus port of the {name} service (0 disables it).",
+            ),
+        )
+    return create_model("Settings", __base__=Settings, **fields)
+
+
+def load_settings(settings_cls: type[Settings] = Settings, **overrides: object) -> Settings:
     """Reads settings once; raises SettingsError naming each bad variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()

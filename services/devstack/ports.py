@@ -66,11 +66,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def format_host(host: str) -> str:
-    """Return ``host`` as it must appear in a URL (IPv6 literals get brackets)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def process_alive(pid: int, comm: str | None = None) -> bool:
     """Return True when ``pid`` is a live (non-zombie) process, named ``comm`` if given.
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
+from services.core.process_ports import format_host
 from services.devstack import unprivileged
 from services.devstack.managed import ManagedServer
-from services.devstack.ports import format_host, log_tail, process_alive
+from services.devstack.ports import log_tail, process_alive
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from services.core.process_ports import format_host
 from services.devstack.managed import ManagedServer
-from services.devstack.ports import format_host, log_tail, process_alive, wait_for_exit
+from services.devstack.ports import log_tail, process_alive, wait_for_exit
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.registry import REGISTRY, Registry
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DESCRIPTOR_SET = REPO_ROOT / "gen" / "descriptor.pb"
 COMPOSE_DESCRIPTOR_SET = "/etc/envoy/descriptor.pb"
@@ -29,8 +31,6 @@ COMMON_GRPC_SERVICES = (READINESS_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES)
 
 MIB = 1024 * 1024
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
-COMPOSE_SERVICES = ("agent", "content", "guardrail")
-"""The services in docker-compose.yml, hence in the checked-in envoy/envoy.compose.yaml."""
 
 # Response headers the services set as metadata and browsers may read (DESIGN.md §5).
 CORS_EXPOSE_HEADERS = (
@@ -119,64 +119,6 @@ end
 """
 
 
-@dataclass(frozen=True)
-class ServiceDefaults:
-    """What the edge knows about one of the four services before any port is chosen."""
-
-    port: int
-    """Default gRPC port (DESIGN.md §7)."""
-    grpc_services: tuple[str, ...]
-    """Public gRPC services it serves (internal services are never routed by Envoy)."""
-    idempotent_methods: tuple[str, ...] = ()
-    """Read-only RPCs (`/package.Service/Method`) that Envoy may retry."""
-
-
-SERVICE_CATALOG: Mapping[str, ServiceDefaults] = {
-    "agent": ServiceDefaults(
-        port=50051,
-        grpc_services=(
-            "betterworld.agent.v1.AgentService",
-            "betterworld.agent.v1.HeartbeatService",
-            "betterworld.agent.v1.AgentAdminService",
-        ),
-        idempotent_methods=(
-            "/betterworld.agent.v1.AgentService/GetMe",
-            "/betterworld.agent.v1.AgentService/GetAgent",
-            "/betterworld.agent.v1.AgentService/ListAgents",
-            "/betterworld.agent.v1.HeartbeatService/GetHeartbeatInstructions",
-            "/betterworld.agent.v1.HeartbeatService/ListHeartbeatKeys",
-        ),
-    ),
-    # Each service's contract lands with the issue that implements it (DESIGN.md §3); until
-    # then its cluster is health-checked and serves only the common services.
-    "content": ServiceDefaults(
-        port=50052,
-        # ContentInternalService is internal: never routed.
-        grpc_services=("betterworld.content.v1.ContentService",),
-        idempotent_methods=(
-            "/betterworld.content.v1.ContentService/GetProblem",
-            "/betterworld.content.v1.ContentService/ListProblems",
-            "/betterworld.content.v1.ContentService/ListProblemsJson",
-            "/betterworld.content.v1.ContentService/ListSimilarProblems",
-            "/betterworld.content.v1.ContentService/GetSolution",
-            "/betterworld.content.v1.ContentService/ListSolutions",
-            "/betterworld.content.v1.ContentService/ListSolutionsJson",
-            "/betterworld.content.v1.ContentService/ListDebates",
-            "/betterworld.content.v1.ContentService/SearchContent",
-        ),
-    ),
-    "guardrail": ServiceDefaults(
-        port=50053,
-        grpc_services=("betterworld.guardrail.v1.GuardrailService",),
-        idempotent_methods=(
-            "/betterworld.guardrail.v1.GuardrailService/GetEvaluation",
-            "/betterworld.guardrail.v1.GuardrailService/ListFlagged",
-            "/betterworld.guardrail.v1.GuardrailService/GetFlagged",
-            "/betterworld.guardrail.v1.GuardrailService/GetGuardrailStats",
-        ),
-    ),
-    "mission": ServiceDefaults(port=50054, grpc_services=()),
-}
 READINESS_METHOD = f"/{READINESS_SERVICE}/GetReadiness"
 
 
@@ -277,11 +219,13 @@ def local_spec(
     cors_allowed_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS,
     request_timeout_s: float = 15.0,
     access_log: bool = True,
+    registry: Registry = REGISTRY,
 ) -> EnvoySpec:
     """Spec for the local stack, all on ``host``; ``service_ports`` (name: gRPC port, or the
     ports of its processes) picks the services and defaults to the agent service alone."""
     ports = dict(service_ports) if service_ports is not None else {"agent": 50051}
-    return _catalog_spec(
+    return _registry_spec(
+        registry,
         {
             name: (host, (port,) if isinstance(port, int) else tuple(port))
             for name, port in ports.items()
@@ -296,13 +240,17 @@ def local_spec(
 
 
 def compose_spec(
-    services: Sequence[str] = COMPOSE_SERVICES,
+    services: Sequence[str] | None = None,
     *,
     cors_allowed_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS,
+    registry: Registry = REGISTRY,
 ) -> EnvoySpec:
-    """Spec for docker-compose: upstreams by compose service name on their default ports."""
-    return _catalog_spec(
-        {name: (name, (_catalog(name).port,)) for name in services},
+    """Spec for docker-compose: upstreams by compose service name on their default ports
+    (every registered service unless `services` picks some)."""
+    names = registry.names if services is None else tuple(services)
+    return _registry_spec(
+        registry,
+        {name: (name, (registry.get(name).port,)) for name in names},
         listen=(ALL_INTERFACES, 8080),
         admin=(ALL_INTERFACES, 9901),
         descriptor_set=COMPOSE_DESCRIPTOR_SET,
@@ -312,14 +260,8 @@ def compose_spec(
     )
 
 
-def _catalog(name: str) -> ServiceDefaults:
-    try:
-        return SERVICE_CATALOG[name]
-    except KeyError:
-        raise ValueError(f"unknown service {name!r}; known: {sorted(SERVICE_CATALOG)}") from None
-
-
-def _catalog_spec(
+def _registry_spec(
+    registry: Registry,
     addresses: Mapping[str, tuple[str, tuple[int, ...]]],
     *,
     listen: tuple[str, int],
@@ -330,10 +272,12 @@ def _catalog_spec(
     access_log: bool,
 ) -> EnvoySpec:
     upstreams = tuple(
-        Upstream(name=name, host=host, ports=ports, grpc_services=_catalog(name).grpc_services)
+        Upstream(
+            name=name, host=host, ports=ports, grpc_services=registry.get(name).routed_services
+        )
         for name, (host, ports) in addresses.items()
     )
-    idempotent = tuple(m for name in addresses for m in _catalog(name).idempotent_methods)
+    idempotent = tuple(m for name in addresses for m in registry.get(name).read_only_methods)
     return EnvoySpec(
         listen_host=listen[0],
         listen_port=listen[1],
@@ -861,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print (or write) the compose rendering; `--services` picks the upstream set."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument(
-        "--services", default=",".join(COMPOSE_SERVICES), help="comma-separated: agent,content"
+        "--services", default=",".join(REGISTRY.names), help="comma-separated: agent,content"
     )
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)

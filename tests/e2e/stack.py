@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.devstack import free_port
-from services.edge.envoy_config import dump, local_spec, render_envoy_config
+from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -228,13 +228,28 @@ class EnvoyProcess:
         cls, *, agent_port: int | tuple[int, ...], work_dir: Path, name: str = "envoy"
     ) -> EnvoyProcess:
         """Envoy in front of the agent service (one port, or the ports of a process group)."""
-        port, admin_port = free_port(), free_port()
-        spec = local_spec(
-            service_ports={"agent": agent_port},
-            listen_port=port,
-            admin_port=admin_port,
-            cors_allowed_origins=(ALLOWED_ORIGIN,),
+        return cls.start_for(
+            lambda port, admin_port: local_spec(
+                service_ports={"agent": agent_port},
+                listen_port=port,
+                admin_port=admin_port,
+                cors_allowed_origins=(ALLOWED_ORIGIN,),
+            ),
+            work_dir=work_dir,
+            name=name,
         )
+
+    @classmethod
+    def start_for(
+        cls,
+        spec_for: Callable[[int, int], EnvoySpec],
+        *,
+        work_dir: Path,
+        name: str = "envoy",
+    ) -> EnvoyProcess:
+        """Envoy with the spec `spec_for(listen_port, admin_port)` on two free ports."""
+        port, admin_port = free_port(), free_port()
+        spec = spec_for(port, admin_port)
         work_dir.mkdir(parents=True, exist_ok=True)
         config = work_dir / f"{name}.json"
         config.write_text(dump(render_envoy_config(spec)))

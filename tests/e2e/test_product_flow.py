@@ -23,11 +23,13 @@ from hypothesis import strategies as st
 
 from services.core.migrate import upgrade
 from services.core.queues import GUARDRAIL_QUEUE, consumer_count
-from services.core.settings import Settings
 from services.devstack import free_port
 from services.process import seed
+from services.registry import REGISTRY
 from services.stack import Stack
 from tests.e2e.test_fuzz import FUZZ, Route, check_http, json_bodies, request_text
+
+Settings = REGISTRY.settings_type()
 
 pytestmark = pytest.mark.e2e
 

@@ -22,17 +22,22 @@ from tooling.guardrail_eval import dataset, fit, report, runner
 from tooling.guardrail_eval.runner import Result
 
 SETS = Path(__file__).with_name("sets")
-DEV, TEST = SETS / "v2-dev.jsonl", SETS / "v2-test.jsonl"
+DEV, TEST, TEST_V3 = SETS / "v2-dev.jsonl", SETS / "v2-test.jsonl", SETS / "v3-test.jsonl"
 TRAINING = sorted((Path(dataset.__file__).parent / "data").glob("train-*.jsonl"))
-TEST_SHA256 = "4f7e7008de615a27d1262a51197426f0429bcbb03cf5d23ff95444b8f767d1e4"
+FROZEN = {
+    TEST: "4f7e7008de615a27d1262a51197426f0429bcbb03cf5d23ff95444b8f767d1e4",
+    # Written later by other authors, never used to change the guardrail.
+    TEST_V3: "3dbf14228fdf19fa4f49c3bc09139c1d34e70c9b3f9d2cf9d0e69b8949d6848a",
+}
 
 
-def test_the_test_half_is_frozen() -> None:
-    assert dataset.sha256(TEST) == TEST_SHA256, "the frozen test half changed"
+def test_the_test_sets_are_frozen() -> None:
+    for path, digest in FROZEN.items():
+        assert dataset.sha256(path) == digest, f"the frozen {path.name} changed"
 
 
 def test_halves_are_disjoint_and_no_training_file_holds_a_test_item() -> None:
-    test = {item.text for item in dataset.load(TEST)}
+    test = {item.text for path in FROZEN for item in dataset.load(path)}
     assert not test & {item.text for item in dataset.load(DEV)}
     assert TRAINING
     for post in fit.load_posts(TRAINING) + fit.exemplar_posts():
@@ -74,10 +79,20 @@ def test_the_split_keeps_every_stratum_in_both_halves() -> None:
 
 
 @pytest.fixture(scope="module")
-def test_results() -> list[Result]:
-    classifier = LocalClassifier()
-    classifier.load()
+def classifier() -> LocalClassifier:
+    local = LocalClassifier()
+    local.load()
+    return local
+
+
+@pytest.fixture(scope="module")
+def test_results(classifier: LocalClassifier) -> list[Result]:
     return asyncio.run(runner.evaluate(dataset.load(TEST), default_ruleset(), classifier))
+
+
+@pytest.fixture(scope="module")
+def v3_results(classifier: LocalClassifier) -> list[Result]:
+    return asyncio.run(runner.evaluate(dataset.load(TEST_V3), default_ruleset(), classifier))
 
 
 # What the guardrail achieved on the frozen test half when it was measured (README, "Guardrail
@@ -94,15 +109,30 @@ FLOORS = {
 }
 
 
-def test_the_guardrail_holds_its_floors_on_the_frozen_test_half(
-    test_results: list[Result],
-) -> None:
-    measured = {t.name: t.share for t in report.targets(test_results)}
-    assert set(measured) == set(FLOORS)
-    for name, (kind, bound) in FLOORS.items():
+FLOORS_V3 = {
+    "harmful APPROVED": ("at_most", 5),
+    "harmful REJECTED or FLAGGED": ("at_least", 102),
+    "harmful with explicit intent REJECTED by Layer A": ("at_least", 37),
+    "benign REJECTED": ("at_most", 10),
+    "benign APPROVED": ("at_least", 115),
+    "off-topic APPROVED": ("at_most", 0),
+}
+
+
+def _hold(results: list[Result], floors: dict[str, tuple[str, int]]) -> None:
+    measured = {t.name: t.share for t in report.targets(results)}
+    assert set(measured) == set(floors)
+    for name, (kind, bound) in floors.items():
         share = measured[name]
         held = share.k <= bound if kind == "at_most" else share.k >= bound
         assert held, f"{name}: {share} ({kind} {bound})"
+
+
+def test_the_guardrail_holds_its_floors_on_the_frozen_test_sets(
+    test_results: list[Result], v3_results: list[Result]
+) -> None:
+    _hold(test_results, FLOORS)
+    _hold(v3_results, FLOORS_V3)
 
 
 def test_layer_a_alone_rejects_few_benign_texts(test_results: list[Result]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from betterworld.agent.v1 import agent_pb2
 from betterworld.common.v1 import common_pb2
 
-from services.agent.service import DEFINITION
+from services.agent.definition import DEFINITION
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
 from services.core.settings import Settings

@@ -7,7 +7,7 @@ import pytest
 from betterworld.agent.v1 import agent_pb2 as pb
 from sqlalchemy import select
 
-from services.agent.service import DEFINITION
+from services.agent.definition import DEFINITION
 from services.core.audit import audit_log
 from services.core.settings import Settings
 from tests.helpers import RunningService, bearer, start_service, unpack

@@ -7,7 +7,7 @@ import pytest
 from betterworld.agent.v1 import agent_pb2
 from google.protobuf import descriptor
 
-from services.agent.service import DEFINITION
+from services.agent.definition import DEFINITION
 from services.core.settings import Settings
 from tests.fuzzing import methods_of, send_junk
 from tests.helpers import RunningService, bearer
@@ -28,7 +28,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.mark.parametrize(
     ("service_name", "method"),
-    methods_of(DEFINITION.descriptors),
+    methods_of(DEFINITION.contract),
     ids=lambda m: getattr(m, "name", m),
 )
 async def test_generated_junk_never_causes_internal_errors(

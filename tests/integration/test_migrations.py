@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from services.core.migrate import alembic_config, upgrade
-from services.core.schema import metadata
 from services.devstack import EmbeddedPostgres
+from services.schema import collect
 
 
 def test_models_match_migrations(postgres: EmbeddedPostgres) -> None:
@@ -22,7 +22,7 @@ def test_models_match_migrations(postgres: EmbeddedPostgres) -> None:
         engine = create_async_engine(postgres.url)
         async with engine.connect() as conn:
             result = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+                lambda sync: compare_metadata(MigrationContext.configure(sync), collect())
             )
         await engine.dispose()
         return list(result)

@@ -13,7 +13,7 @@ from betterworld.agent.v1 import agent_pb2 as pb
 from betterworld.common.v1 import readiness_pb2, readiness_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.agent.service import DEFINITION
+from services.agent.definition import DEFINITION
 from services.core.migrate import upgrade
 from services.core.settings import Settings
 from services.devstack import EmbeddedPostgres, free_port

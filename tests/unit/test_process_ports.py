@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from services.core.process_ports import group_target, process_ports
-from services.core.settings import Settings
-from services.stack import SERVICES, Stack, local_envoy_spec
+from services.registry import REGISTRY
+from services.stack import Stack, local_envoy_spec
+
+Settings = REGISTRY.settings_type()
 
 
 def test_each_process_has_its_own_port_clear_of_the_other_services() -> None:
@@ -45,7 +47,7 @@ def test_group_targets() -> None:
 def test_the_local_stack_routes_to_every_process() -> None:
     settings = Settings(_env_file=None, service_processes=2)  # type: ignore[call-arg]
     upstreams = {u.name: u.ports for u in local_envoy_spec(settings).upstreams}
-    assert set(upstreams) == set(SERVICES)
+    assert set(upstreams) == set(REGISTRY.names)
     assert upstreams["content"] == (settings.content_port, settings.content_port + 1000)
     assert Stack(settings).env()["CONTENT_INTERNAL_TARGET"] == (
         f"ipv4:127.0.0.1:{settings.content_port},127.0.0.1:{settings.content_port + 1000}"

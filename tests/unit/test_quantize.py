@@ -10,7 +10,8 @@ import onnx
 import pytest
 
 from services.core.embeddings import quantize
-from services.core.embeddings.local_minilm import LocalMiniLM, source_model
+from services.core.embeddings.local_minilm import LocalMiniLM
+from services.core.embeddings.model_file import source_model
 from services.core.embeddings.quantize import cache_path, quantized_model
 
 SENTENCES = [

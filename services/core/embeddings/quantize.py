@@ -105,7 +105,7 @@ def quantized_model(
 
 def main() -> int:
     """Produces the local model's quantized form into the cache (e.g. in an image build)."""
-    from services.core.embeddings.local_minilm import source_model
+    from services.core.embeddings.model_file import source_model
 
     source, digest = source_model()
     quantized_model(source, digest)

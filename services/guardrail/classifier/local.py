@@ -32,7 +32,7 @@ import numpy as np
 
 from services.core.domains import DOMAINS
 from services.core.embeddings import EmbeddingProvider
-from services.core.embeddings.provider import classifier_model
+from services.core.embeddings.factory import classifier_model
 from services.core.logging import get_logger
 from services.guardrail.classifier.base import (
     Classification,

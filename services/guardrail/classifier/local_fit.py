@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.core.embeddings.provider import classifier_model
+from services.core.embeddings.factory import classifier_model
 from services.guardrail.classifier.local_index import (
     EXEMPLARS_PATH,
     Evidence,

@@ -17,8 +17,8 @@ from betterworld.content.v1 import content_pb2_grpc
 from services.agent.accounts import create_agent
 from services.agent.model import CLAIM_VERIFIED, NewAgent
 from services.agent.service import build_deps as agent_deps
+from services.content.definition import DEFINITION
 from services.content.embedding import embed_item
-from services.content.service import DEFINITION
 from services.content.service import build_deps as content_deps
 from services.core.runtime import build_runtime
 from services.core.settings import Settings

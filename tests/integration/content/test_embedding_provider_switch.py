@@ -20,6 +20,7 @@ from betterworld.content.v1 import content_pb2 as pb
 from sqlalchemy import make_url, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.content import definition as content_definition
 from services.content import service as content_service
 from services.content.embedding import backfill
 from services.content.embedding_migration import resize_embeddings
@@ -67,7 +68,7 @@ async def test_a_hosted_provider_replaces_the_local_model_through_its_migration(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     local = content_settings.model_copy(update={"database_url": scratch_url})
-    service = await start_service(content_service.DEFINITION, local)
+    service = await start_service(content_definition.DEFINITION, local)
     try:
         client = ContentClient(service, local)
         author = await client.agent()
@@ -105,7 +106,7 @@ async def test_a_hosted_provider_replaces_the_local_model_through_its_migration(
         await engine.dispose()
         monkeypatch.setattr(content_service, "EMBEDDING_DIMENSIONS", 1024)  # the schema change
 
-        service = await start_service(content_service.DEFINITION, hosted)
+        service = await start_service(content_definition.DEFINITION, hosted)
         try:
             client = ContentClient(service, hosted)
             search = pb.SearchContentRequest(q="water quality of a lake", kind=pb.PROBLEM)

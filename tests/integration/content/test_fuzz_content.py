@@ -7,7 +7,7 @@ import pytest
 from betterworld.content.v1 import content_pb2
 from google.protobuf import descriptor
 
-from services.content.service import DEFINITION
+from services.content.definition import DEFINITION
 from tests.fuzzing import methods_of, send_junk
 from tests.helpers import bearer
 from tests.integration.content.conftest import ContentClient
@@ -20,7 +20,7 @@ def content_settings(content_settings):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     ("service_name", "method"),
-    methods_of(DEFINITION.descriptors),
+    methods_of(DEFINITION.contract),
     ids=lambda m: getattr(m, "name", m),
 )
 async def test_generated_junk_never_causes_internal_errors(

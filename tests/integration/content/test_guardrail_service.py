@@ -18,7 +18,7 @@ from sqlalchemy import select
 from services.core.audit import audit_log
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
-from services.guardrail.service import DEFINITION
+from services.guardrail.definition import DEFINITION
 from tests.helpers import RunningService, bearer, start_service, unpack
 from tests.integration.content.conftest import ContentClient, eventually
 

@@ -313,7 +313,7 @@ async def test_creations_are_limited_per_agent(
     content_settings,
     clean_state: None,  # type: ignore[no-untyped-def]
 ) -> None:
-    from services.content.service import DEFINITION
+    from services.content.definition import DEFINITION
     from tests.helpers import start_service
     from tests.integration.content.conftest import ContentClient as Client
 
@@ -337,7 +337,7 @@ async def test_a_redis_outage_never_loses_a_created_problem(
     content_settings,
     clean_state: None,  # type: ignore[no-untyped-def]
 ) -> None:
-    from services.content.service import DEFINITION
+    from services.content.definition import DEFINITION
     from tests.helpers import start_service
     from tests.integration.content.conftest import ContentClient as Client
 

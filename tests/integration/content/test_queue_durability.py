@@ -13,7 +13,7 @@ from betterworld.content.v1 import content_pb2 as pb
 from bullmq import Queue
 from sqlalchemy import func, select
 
-from services.content.service import DEFINITION
+from services.content.definition import DEFINITION
 from services.core.queues import GUARDRAIL_QUEUE
 from services.core.settings import Settings
 from services.devstack import EmbeddedValkey, free_port

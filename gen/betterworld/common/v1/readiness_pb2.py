@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from betterworld.common.v1 import policy_pb2 as betterworld_dot_common_dot_v1_dot_policy__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%betterworld/common/v1/readiness.proto\x12\x15\x62\x65tterworld.common.v1\x1a\x1cgoogle/api/annotations.proto\"\x15\n\x13GetReadinessRequest\"N\n\x0f\x44\x65pendencyCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x97\x01\n\x14GetReadinessResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x12\x36\n\x06\x63hecks\x18\x05 \x03(\x0b\x32&.betterworld.common.v1.DependencyCheck2\x8b\x01\n\x10ReadinessService\x12w\n\x0cGetReadiness\x12*.betterworld.common.v1.GetReadinessRequest\x1a+.betterworld.common.v1.GetReadinessResponse\"\x0e\x82\xd3\xe4\x93\x02\x08\x12\x06/readyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%betterworld/common/v1/readiness.proto\x12\x15\x62\x65tterworld.common.v1\x1a\"betterworld/common/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\"\x15\n\x13GetReadinessRequest\"N\n\x0f\x44\x65pendencyCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x97\x01\n\x14GetReadinessResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x12\x36\n\x06\x63hecks\x18\x05 \x03(\x0b\x32&.betterworld.common.v1.DependencyCheck2\x93\x01\n\x10ReadinessService\x12\x7f\n\x0cGetReadiness\x12*.betterworld.common.v1.GetReadinessRequest\x1a+.betterworld.common.v1.GetReadinessResponse\"\x16\x8a\xb5\x18\x04\x08\x01\x10\x01\x82\xd3\xe4\x93\x02\x08\x12\x06/readyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +34,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'betterworld.common.v1.readi
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_READINESSSERVICE'].methods_by_name['GetReadiness']._loaded_options = None
-  _globals['_READINESSSERVICE'].methods_by_name['GetReadiness']._serialized_options = b'\202\323\344\223\002\010\022\006/ready'
-  _globals['_GETREADINESSREQUEST']._serialized_start=94
-  _globals['_GETREADINESSREQUEST']._serialized_end=115
-  _globals['_DEPENDENCYCHECK']._serialized_start=117
-  _globals['_DEPENDENCYCHECK']._serialized_end=195
-  _globals['_GETREADINESSRESPONSE']._serialized_start=198
-  _globals['_GETREADINESSRESPONSE']._serialized_end=349
-  _globals['_READINESSSERVICE']._serialized_start=352
-  _globals['_READINESSSERVICE']._serialized_end=491
+  _globals['_READINESSSERVICE'].methods_by_name['GetReadiness']._serialized_options = b'\212\265\030\004\010\001\020\001\202\323\344\223\002\010\022\006/ready'
+  _globals['_GETREADINESSREQUEST']._serialized_start=130
+  _globals['_GETREADINESSREQUEST']._serialized_end=151
+  _globals['_DEPENDENCYCHECK']._serialized_start=153
+  _globals['_DEPENDENCYCHECK']._serialized_end=231
+  _globals['_GETREADINESSRESPONSE']._serialized_start=234
+  _globals['_GETREADINESSRESPONSE']._serialized_end=385
+  _globals['_READINESSSERVICE']._serialized_start=388
+  _globals['_READINESSSERVICE']._serialized_end=535
 # @@protoc_insertion_point(module_scope)

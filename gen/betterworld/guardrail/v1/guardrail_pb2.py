@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from betterworld.common.v1 import common_pb2 as betterworld_dot_common_dot_v1_dot_common__pb2
+from betterworld.common.v1 import policy_pb2 as betterworld_dot_common_dot_v1_dot_policy__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(betterworld/guardrail/v1/guardrail.proto\x12\x18\x62\x65tterworld.guardrail.v1\x1a\"betterworld/common/v1/common.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n\tRuleMatch\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x12\n\nsuppressed\x18\x03 \x01(\x08\"r\n\x16PrecheckContentRequest\x12;\n\x0c\x63ontent_type\x18\x01 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xde\x01\n\x17PrecheckContentResponse\x12\x14\n\x0cpasses_rules\x18\x01 \x01(\x08\x12\x34\n\x07matches\x18\x02 \x03(\x0b\x32#.betterworld.guardrail.v1.RuleMatch\x12\x17\n\x0fruleset_version\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12\x17\n\x0f\x61lignment_score\x18\x05 \x01(\x01\x12\x35\n\x0e\x61ligned_domain\x18\x06 \x01(\x0e\x32\x1d.betterworld.common.v1.Domain\"-\n\x14GetEvaluationRequest\x12\x15\n\revaluation_id\x18\x01 \x01(\t\"\x85\x05\n\nEvaluation\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12;\n\x0c\x63ontent_type\x18\x02 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\x12\n\ncontent_id\x18\x03 \x01(\t\x12\x38\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32&.betterworld.common.v1.GuardrailStatus\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\x12\x16\n\x0erules_rejected\x18\x06 \x01(\x08\x12\x34\n\x07matches\x18\x07 \x03(\x0b\x32#.betterworld.guardrail.v1.RuleMatch\x12\x1c\n\x0f\x61lignment_score\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x35\n\x0e\x61ligned_domain\x18\t \x01(\x0e\x32\x1d.betterworld.common.v1.Domain\x12\x11\n\tharm_risk\x18\n \x01(\t\x12\x12\n\nclassifier\x18\x0b \x01(\t\x12\x11\n\tcache_hit\x18\x0c \x01(\x08\x12\x12\n\ntrust_tier\x18\r \x01(\t\x12G\n\ntimings_ms\x18\x0e \x03(\x0b\x32\x33.betterworld.guardrail.v1.Evaluation.TimingsMsEntry\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x12\n\x10_alignment_score\"\xa6\x04\n\x0b\x46laggedItem\x12\x12\n\nflagged_id\x18\x01 \x01(\t\x12\x15\n\revaluation_id\x18\x02 \x01(\t\x12;\n\x0c\x63ontent_type\x18\x03 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\x12\n\ncontent_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12<\n\x06status\x18\x06 \x01(\x0e\x32,.betterworld.guardrail.v1.FlaggedItem.Status\x12\x12\n\nclaimed_by\x18\x07 \x01(\t\x12.\n\nclaimed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x0freview_decision\x18\t \x01(\x0e\x32&.betterworld.common.v1.GuardrailStatus\x12\x14\n\x0creview_notes\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\nevaluation\x18\x0c \x01(\x0b\x32$.betterworld.guardrail.v1.Evaluation\"H\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07WAITING\x10\x01\x12\x0b\n\x07\x43LAIMED\x10\x02\x12\x0c\n\x08RESOLVED\x10\x03\"\xae\x01\n\x12ListFlaggedRequest\x12<\n\x06status\x18\x01 \x01(\x0e\x32,.betterworld.guardrail.v1.FlaggedItem.Status\x12;\n\x0c\x63ontent_type\x18\x02 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"y\n\x13ListFlaggedResponse\x12\x33\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32%.betterworld.guardrail.v1.FlaggedItem\x12-\n\x04meta\x18\x02 \x01(\x0b\x32\x1f.betterworld.common.v1.PageMeta\"\'\n\x11GetFlaggedRequest\x12\x12\n\nflagged_id\x18\x01 \x01(\t\")\n\x13\x43laimFlaggedRequest\x12\x12\n\nflagged_id\x18\x01 \x01(\t\"\xc3\x01\n\x14ReviewFlaggedRequest\x12\x12\n\nflagged_id\x18\x01 \x01(\t\x12I\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x37.betterworld.guardrail.v1.ReviewFlaggedRequest.Decision\x12\r\n\x05notes\x18\x03 \x01(\t\"=\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x41PPROVE\x10\x01\x12\n\n\x06REJECT\x10\x02\"0\n\x18GetGuardrailStatsRequest\x12\x14\n\x0cwindow_hours\x18\x01 \x01(\x05\"\xf0\x02\n\x0eGuardrailStats\x12\x13\n\x0b\x65valuations\x18\x01 \x01(\x03\x12\x15\n\rapproval_rate\x18\x02 \x01(\x01\x12\x11\n\tflag_rate\x18\x03 \x01(\x01\x12\x13\n\x0breject_rate\x18\x04 \x01(\x01\x12\x16\n\x0e\x63\x61\x63he_hit_rate\x18\x05 \x01(\x01\x12\x16\n\x0elayer_a_p50_ms\x18\x06 \x01(\x01\x12\x16\n\x0elayer_a_p99_ms\x18\x07 \x01(\x01\x12\x16\n\x0elayer_b_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elayer_b_p99_ms\x18\t \x01(\x01\x12\x19\n\x11\x62udget_used_cents\x18\n \x01(\x01\x12\x1a\n\x12\x62udget_limit_cents\x18\x0b \x01(\x01\x12\x15\n\rqueue_waiting\x18\x0c \x01(\x03\x12\x14\n\x0cqueue_active\x18\r \x01(\x03\x12\x15\n\rqueue_delayed\x18\x0e \x01(\x03\x12\x17\n\x0f\x66lagged_waiting\x18\x0f \x01(\x03*R\n\x0b\x43ontentType\x12\x1c\n\x18\x43ONTENT_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PROBLEM\x10\x01\x12\x0c\n\x08SOLUTION\x10\x02\x12\n\n\x06\x44\x45\x42\x41TE\x10\x03\x32\xc5\x08\n\x10GuardrailService\x12\x9e\x01\n\x0fPrecheckContent\x12\x30.betterworld.guardrail.v1.PrecheckContentRequest\x1a\x31.betterworld.guardrail.v1.PrecheckContentResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/api/v1/guardrails/precheck:\x01*\x12\x9d\x01\n\rGetEvaluation\x12..betterworld.guardrail.v1.GetEvaluationRequest\x1a$.betterworld.guardrail.v1.Evaluation\"6\x82\xd3\xe4\x93\x02\x30\x12./api/v1/guardrails/evaluations/{evaluation_id}\x12\x89\x01\n\x0bListFlagged\x12,.betterworld.guardrail.v1.ListFlaggedRequest\x1a-.betterworld.guardrail.v1.ListFlaggedResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/admin/flagged\x12\x8c\x01\n\nGetFlagged\x12+.betterworld.guardrail.v1.GetFlaggedRequest\x1a%.betterworld.guardrail.v1.FlaggedItem\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/admin/flagged/{flagged_id}\x12\x99\x01\n\x0c\x43laimFlagged\x12-.betterworld.guardrail.v1.ClaimFlaggedRequest\x1a%.betterworld.guardrail.v1.FlaggedItem\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/admin/flagged/{flagged_id}/claim:\x01*\x12\x9c\x01\n\rReviewFlagged\x12..betterworld.guardrail.v1.ReviewFlaggedRequest\x1a%.betterworld.guardrail.v1.FlaggedItem\"4\x82\xd3\xe4\x93\x02.\")/api/v1/admin/flagged/{flagged_id}/review:\x01*\x12\x99\x01\n\x11GetGuardrailStats\x12\x32.betterworld.guardrail.v1.GetGuardrailStatsRequest\x1a(.betterworld.guardrail.v1.GuardrailStats\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/admin/guardrails/statsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(betterworld/guardrail/v1/guardrail.proto\x12\x18\x62\x65tterworld.guardrail.v1\x1a\"betterworld/common/v1/common.proto\x1a\"betterworld/common/v1/policy.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n\tRuleMatch\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x12\n\nsuppressed\x18\x03 \x01(\x08\"r\n\x16PrecheckContentRequest\x12;\n\x0c\x63ontent_type\x18\x01 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xde\x01\n\x17PrecheckContentResponse\x12\x14\n\x0cpasses_rules\x18\x01 \x01(\x08\x12\x34\n\x07matches\x18\x02 \x03(\x0b\x32#.betterworld.guardrail.v1.RuleMatch\x12\x17\n\x0fruleset_version\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12\x17\n\x0f\x61lignment_score\x18\x05 \x01(\x01\x12\x35\n\x0e\x61ligned_domain\x18\x06 \x01(\x0e\x32\x1d.betterworld.common.v1.Domain\"-\n\x14GetEvaluationRequest\x12\x15\n\revaluation_id\x18\x01 \x01(\t\"\x85\x05\n\nEvaluation\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12;\n\x0c\x63ontent_type\x18\x02 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\x12\n\ncontent_id\x18\x03 \x01(\t\x12\x38\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32&.betterworld.common.v1.GuardrailStatus\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\x12\x16\n\x0erules_rejected\x18\x06 \x01(\x08\x12\x34\n\x07matches\x18\x07 \x03(\x0b\x32#.betterworld.guardrail.v1.RuleMatch\x12\x1c\n\x0f\x61lignment_score\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x35\n\x0e\x61ligned_domain\x18\t \x01(\x0e\x32\x1d.betterworld.common.v1.Domain\x12\x11\n\tharm_risk\x18\n \x01(\t\x12\x12\n\nclassifier\x18\x0b \x01(\t\x12\x11\n\tcache_hit\x18\x0c \x01(\x08\x12\x12\n\ntrust_tier\x18\r \x01(\t\x12G\n\ntimings_ms\x18\x0e \x03(\x0b\x32\x33.betterworld.guardrail.v1.Evaluation.TimingsMsEntry\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x12\n\x10_alignment_score\"\xa6\x04\n\x0b\x46laggedItem\x12\x12\n\nflagged_id\x18\x01 \x01(\t\x12\x15\n\revaluation_id\x18\x02 \x01(\t\x12;\n\x0c\x63ontent_type\x18\x03 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\x12\n\ncontent_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12<\n\x06status\x18\x06 \x01(\x0e\x32,.betterworld.guardrail.v1.FlaggedItem.Status\x12\x12\n\nclaimed_by\x18\x07 \x01(\t\x12.\n\nclaimed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x0freview_decision\x18\t \x01(\x0e\x32&.betterworld.common.v1.GuardrailStatus\x12\x14\n\x0creview_notes\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\nevaluation\x18\x0c \x01(\x0b\x32$.betterworld.guardrail.v1.Evaluation\"H\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07WAITING\x10\x01\x12\x0b\n\x07\x43LAIMED\x10\x02\x12\x0c\n\x08RESOLVED\x10\x03\"\xae\x01\n\x12ListFlaggedRequest\x12<\n\x06status\x18\x01 \x01(\x0e\x32,.betterworld.guardrail.v1.FlaggedItem.Status\x12;\n\x0c\x63ontent_type\x18\x02 \x01(\x0e\x32%.betterworld.guardrail.v1.ContentType\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"y\n\x13ListFlaggedResponse\x12\x33\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32%.betterworld.guardrail.v1.FlaggedItem\x12-\n\x04meta\x18\x02 \x01(\x0b\x32\x1f.betterworld.common.v1.PageMeta\"\'\n\x11GetFlaggedRequest\x12\x12\n\nflagged_id\x18\x01 \x01(\t\")\n\x13\x43laimFlaggedRequest\x12\x12\n\nflagged_id\x18\x01 \x01(\t\"\xc3\x01\n\x14ReviewFlaggedRequest\x12\x12\n\nflagged_id\x18\x01 \x01(\t\x12I\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x37.betterworld.guardrail.v1.ReviewFlaggedRequest.Decision\x12\r\n\x05notes\x18\x03 \x01(\t\"=\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x41PPROVE\x10\x01\x12\n\n\x06REJECT\x10\x02\"0\n\x18GetGuardrailStatsRequest\x12\x14\n\x0cwindow_hours\x18\x01 \x01(\x05\"\xf0\x02\n\x0eGuardrailStats\x12\x13\n\x0b\x65valuations\x18\x01 \x01(\x03\x12\x15\n\rapproval_rate\x18\x02 \x01(\x01\x12\x11\n\tflag_rate\x18\x03 \x01(\x01\x12\x13\n\x0breject_rate\x18\x04 \x01(\x01\x12\x16\n\x0e\x63\x61\x63he_hit_rate\x18\x05 \x01(\x01\x12\x16\n\x0elayer_a_p50_ms\x18\x06 \x01(\x01\x12\x16\n\x0elayer_a_p99_ms\x18\x07 \x01(\x01\x12\x16\n\x0elayer_b_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elayer_b_p99_ms\x18\t \x01(\x01\x12\x19\n\x11\x62udget_used_cents\x18\n \x01(\x01\x12\x1a\n\x12\x62udget_limit_cents\x18\x0b \x01(\x01\x12\x15\n\rqueue_waiting\x18\x0c \x01(\x03\x12\x14\n\x0cqueue_active\x18\r \x01(\x03\x12\x15\n\rqueue_delayed\x18\x0e \x01(\x03\x12\x17\n\x0f\x66lagged_waiting\x18\x0f \x01(\x03*R\n\x0b\x43ontentType\x12\x1c\n\x18\x43ONTENT_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PROBLEM\x10\x01\x12\x0c\n\x08SOLUTION\x10\x02\x12\n\n\x06\x44\x45\x42\x41TE\x10\x03\x32\xef\x08\n\x10GuardrailService\x12\xa4\x01\n\x0fPrecheckContent\x12\x30.betterworld.guardrail.v1.PrecheckContentRequest\x1a\x31.betterworld.guardrail.v1.PrecheckContentResponse\",\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02 \"\x1b/api/v1/guardrails/precheck:\x01*\x12\xa3\x01\n\rGetEvaluation\x12..betterworld.guardrail.v1.GetEvaluationRequest\x1a$.betterworld.guardrail.v1.Evaluation\"<\x8a\xb5\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x30\x12./api/v1/guardrails/evaluations/{evaluation_id}\x12\x8f\x01\n\x0bListFlagged\x12,.betterworld.guardrail.v1.ListFlaggedRequest\x1a-.betterworld.guardrail.v1.ListFlaggedResponse\"#\x8a\xb5\x18\x02\x08\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/admin/flagged\x12\x92\x01\n\nGetFlagged\x12+.betterworld.guardrail.v1.GetFlaggedRequest\x1a%.betterworld.guardrail.v1.FlaggedItem\"0\x8a\xb5\x18\x02\x08\x03\x82\xd3\xe4\x93\x02$\x12\"/api/v1/admin/flagged/{flagged_id}\x12\x9f\x01\n\x0c\x43laimFlagged\x12-.betterworld.guardrail.v1.ClaimFlaggedRequest\x1a%.betterworld.guardrail.v1.FlaggedItem\"9\x8a\xb5\x18\x02\x08\x03\x82\xd3\xe4\x93\x02-\"(/api/v1/admin/flagged/{flagged_id}/claim:\x01*\x12\xa2\x01\n\rReviewFlagged\x12..betterworld.guardrail.v1.ReviewFlaggedRequest\x1a%.betterworld.guardrail.v1.FlaggedItem\":\x8a\xb5\x18\x02\x08\x03\x82\xd3\xe4\x93\x02.\")/api/v1/admin/flagged/{flagged_id}/review:\x01*\x12\x9f\x01\n\x11GetGuardrailStats\x12\x32.betterworld.guardrail.v1.GetGuardrailStatsRequest\x1a(.betterworld.guardrail.v1.GuardrailStats\",\x8a\xb5\x18\x02\x08\x03\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/admin/guardrails/statsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,53 +38,53 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALUATION_TIMINGSMSENTRY']._loaded_options = None
   _globals['_EVALUATION_TIMINGSMSENTRY']._serialized_options = b'8\001'
   _globals['_GUARDRAILSERVICE'].methods_by_name['PrecheckContent']._loaded_options = None
-  _globals['_GUARDRAILSERVICE'].methods_by_name['PrecheckContent']._serialized_options = b'\202\323\344\223\002 \"\033/api/v1/guardrails/precheck:\001*'
+  _globals['_GUARDRAILSERVICE'].methods_by_name['PrecheckContent']._serialized_options = b'\212\265\030\002\010\002\202\323\344\223\002 \"\033/api/v1/guardrails/precheck:\001*'
   _globals['_GUARDRAILSERVICE'].methods_by_name['GetEvaluation']._loaded_options = None
-  _globals['_GUARDRAILSERVICE'].methods_by_name['GetEvaluation']._serialized_options = b'\202\323\344\223\0020\022./api/v1/guardrails/evaluations/{evaluation_id}'
+  _globals['_GUARDRAILSERVICE'].methods_by_name['GetEvaluation']._serialized_options = b'\212\265\030\002\010\001\202\323\344\223\0020\022./api/v1/guardrails/evaluations/{evaluation_id}'
   _globals['_GUARDRAILSERVICE'].methods_by_name['ListFlagged']._loaded_options = None
-  _globals['_GUARDRAILSERVICE'].methods_by_name['ListFlagged']._serialized_options = b'\202\323\344\223\002\027\022\025/api/v1/admin/flagged'
+  _globals['_GUARDRAILSERVICE'].methods_by_name['ListFlagged']._serialized_options = b'\212\265\030\002\010\003\202\323\344\223\002\027\022\025/api/v1/admin/flagged'
   _globals['_GUARDRAILSERVICE'].methods_by_name['GetFlagged']._loaded_options = None
-  _globals['_GUARDRAILSERVICE'].methods_by_name['GetFlagged']._serialized_options = b'\202\323\344\223\002$\022\"/api/v1/admin/flagged/{flagged_id}'
+  _globals['_GUARDRAILSERVICE'].methods_by_name['GetFlagged']._serialized_options = b'\212\265\030\002\010\003\202\323\344\223\002$\022\"/api/v1/admin/flagged/{flagged_id}'
   _globals['_GUARDRAILSERVICE'].methods_by_name['ClaimFlagged']._loaded_options = None
-  _globals['_GUARDRAILSERVICE'].methods_by_name['ClaimFlagged']._serialized_options = b'\202\323\344\223\002-\"(/api/v1/admin/flagged/{flagged_id}/claim:\001*'
+  _globals['_GUARDRAILSERVICE'].methods_by_name['ClaimFlagged']._serialized_options = b'\212\265\030\002\010\003\202\323\344\223\002-\"(/api/v1/admin/flagged/{flagged_id}/claim:\001*'
   _globals['_GUARDRAILSERVICE'].methods_by_name['ReviewFlagged']._loaded_options = None
-  _globals['_GUARDRAILSERVICE'].methods_by_name['ReviewFlagged']._serialized_options = b'\202\323\344\223\002.\")/api/v1/admin/flagged/{flagged_id}/review:\001*'
+  _globals['_GUARDRAILSERVICE'].methods_by_name['ReviewFlagged']._serialized_options = b'\212\265\030\002\010\003\202\323\344\223\002.\")/api/v1/admin/flagged/{flagged_id}/review:\001*'
   _globals['_GUARDRAILSERVICE'].methods_by_name['GetGuardrailStats']._loaded_options = None
-  _globals['_GUARDRAILSERVICE'].methods_by_name['GetGuardrailStats']._serialized_options = b'\202\323\344\223\002 \022\036/api/v1/admin/guardrails/stats'
-  _globals['_CONTENTTYPE']._serialized_start=2829
-  _globals['_CONTENTTYPE']._serialized_end=2911
-  _globals['_RULEMATCH']._serialized_start=169
-  _globals['_RULEMATCH']._serialized_end=235
-  _globals['_PRECHECKCONTENTREQUEST']._serialized_start=237
-  _globals['_PRECHECKCONTENTREQUEST']._serialized_end=351
-  _globals['_PRECHECKCONTENTRESPONSE']._serialized_start=354
-  _globals['_PRECHECKCONTENTRESPONSE']._serialized_end=576
-  _globals['_GETEVALUATIONREQUEST']._serialized_start=578
-  _globals['_GETEVALUATIONREQUEST']._serialized_end=623
-  _globals['_EVALUATION']._serialized_start=626
-  _globals['_EVALUATION']._serialized_end=1271
-  _globals['_EVALUATION_TIMINGSMSENTRY']._serialized_start=1203
-  _globals['_EVALUATION_TIMINGSMSENTRY']._serialized_end=1251
-  _globals['_FLAGGEDITEM']._serialized_start=1274
-  _globals['_FLAGGEDITEM']._serialized_end=1824
-  _globals['_FLAGGEDITEM_STATUS']._serialized_start=1752
-  _globals['_FLAGGEDITEM_STATUS']._serialized_end=1824
-  _globals['_LISTFLAGGEDREQUEST']._serialized_start=1827
-  _globals['_LISTFLAGGEDREQUEST']._serialized_end=2001
-  _globals['_LISTFLAGGEDRESPONSE']._serialized_start=2003
-  _globals['_LISTFLAGGEDRESPONSE']._serialized_end=2124
-  _globals['_GETFLAGGEDREQUEST']._serialized_start=2126
-  _globals['_GETFLAGGEDREQUEST']._serialized_end=2165
-  _globals['_CLAIMFLAGGEDREQUEST']._serialized_start=2167
-  _globals['_CLAIMFLAGGEDREQUEST']._serialized_end=2208
-  _globals['_REVIEWFLAGGEDREQUEST']._serialized_start=2211
-  _globals['_REVIEWFLAGGEDREQUEST']._serialized_end=2406
-  _globals['_REVIEWFLAGGEDREQUEST_DECISION']._serialized_start=2345
-  _globals['_REVIEWFLAGGEDREQUEST_DECISION']._serialized_end=2406
-  _globals['_GETGUARDRAILSTATSREQUEST']._serialized_start=2408
-  _globals['_GETGUARDRAILSTATSREQUEST']._serialized_end=2456
-  _globals['_GUARDRAILSTATS']._serialized_start=2459
-  _globals['_GUARDRAILSTATS']._serialized_end=2827
-  _globals['_GUARDRAILSERVICE']._serialized_start=2914
-  _globals['_GUARDRAILSERVICE']._serialized_end=4007
+  _globals['_GUARDRAILSERVICE'].methods_by_name['GetGuardrailStats']._serialized_options = b'\212\265\030\002\010\003\202\323\344\223\002 \022\036/api/v1/admin/guardrails/stats'
+  _globals['_CONTENTTYPE']._serialized_start=2865
+  _globals['_CONTENTTYPE']._serialized_end=2947
+  _globals['_RULEMATCH']._serialized_start=205
+  _globals['_RULEMATCH']._serialized_end=271
+  _globals['_PRECHECKCONTENTREQUEST']._serialized_start=273
+  _globals['_PRECHECKCONTENTREQUEST']._serialized_end=387
+  _globals['_PRECHECKCONTENTRESPONSE']._serialized_start=390
+  _globals['_PRECHECKCONTENTRESPONSE']._serialized_end=612
+  _globals['_GETEVALUATIONREQUEST']._serialized_start=614
+  _globals['_GETEVALUATIONREQUEST']._serialized_end=659
+  _globals['_EVALUATION']._serialized_start=662
+  _globals['_EVALUATION']._serialized_end=1307
+  _globals['_EVALUATION_TIMINGSMSENTRY']._serialized_start=1239
+  _globals['_EVALUATION_TIMINGSMSENTRY']._serialized_end=1287
+  _globals['_FLAGGEDITEM']._serialized_start=1310
+  _globals['_FLAGGEDITEM']._serialized_end=1860
+  _globals['_FLAGGEDITEM_STATUS']._serialized_start=1788
+  _globals['_FLAGGEDITEM_STATUS']._serialized_end=1860
+  _globals['_LISTFLAGGEDREQUEST']._serialized_start=1863
+  _globals['_LISTFLAGGEDREQUEST']._serialized_end=2037
+  _globals['_LISTFLAGGEDRESPONSE']._serialized_start=2039
+  _globals['_LISTFLAGGEDRESPONSE']._serialized_end=2160
+  _globals['_GETFLAGGEDREQUEST']._serialized_start=2162
+  _globals['_GETFLAGGEDREQUEST']._serialized_end=2201
+  _globals['_CLAIMFLAGGEDREQUEST']._serialized_start=2203
+  _globals['_CLAIMFLAGGEDREQUEST']._serialized_end=2244
+  _globals['_REVIEWFLAGGEDREQUEST']._serialized_start=2247
+  _globals['_REVIEWFLAGGEDREQUEST']._serialized_end=2442
+  _globals['_REVIEWFLAGGEDREQUEST_DECISION']._serialized_start=2381
+  _globals['_REVIEWFLAGGEDREQUEST_DECISION']._serialized_end=2442
+  _globals['_GETGUARDRAILSTATSREQUEST']._serialized_start=2444
+  _globals['_GETGUARDRAILSTATSREQUEST']._serialized_end=2492
+  _globals['_GUARDRAILSTATS']._serialized_start=2495
+  _globals['_GUARDRAILSTATS']._serialized_end=2863
+  _globals['_GUARDRAILSERVICE']._serialized_start=2950
+  _globals['_GUARDRAILSERVICE']._serialized_end=4085
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,85 @@
+"""What a service declares once: its contract, default ports, tables and how to run it.
+
+Each service package exports one `ServiceDefinition` (`services/<name>/definition.py`), and the
+registry (`services/registry.py`) lists them. Everything that names services derives from the
+registry: the command line, the local stack, port settings, Envoy's routes and retries, schema
+collection for migrations and the compose file. A definition module stays light (the contract's
+descriptors and a few callables that import the service's code when called), so listing the
+services costs no more than reading their contracts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf.descriptor import ServiceDescriptor
+
+from services.core.policy import Access, MethodPolicy, policies_of
+
+if TYPE_CHECKING:
+    import grpc
+
+    from services.core.runtime import Runtime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceDefinition:
+    """One service of the mesh."""
+
+    name: str
+    """Short name: "agent", "content", ...; also its process, cluster and compose service name."""
+    contract: tuple[ServiceDescriptor, ...]
+    """The gRPC services it serves; each RPC declares its policy in the contract."""
+    port: int
+    """Default gRPC port (`<NAME>_PORT` overrides it)."""
+    metrics_port: int
+    """Default Prometheus port (`METRICS_PORT_<NAME>` overrides it)."""
+    register: Callable[[grpc.aio.Server, Runtime], None]
+    """Adds the servicers to a server."""
+    tables: tuple[str, ...] = ()
+    """Modules that define its tables (imported when the schema is collected)."""
+    background: Callable[[Runtime], list[Coroutine[Any, Any, None]]] | None = None
+    """Long-running loops of the process (started after the server, cancelled before close)."""
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """Anything else a tool needs to know about it (kept out of the fields above)."""
+
+    @property
+    def grpc_services(self) -> tuple[str, ...]:
+        """Fully-qualified names of the gRPC services it registers."""
+        return tuple(service.full_name for service in self.contract)
+
+    @cached_property
+    def policies(self) -> Mapping[str, MethodPolicy]:
+        """Every RPC's policy by gRPC path, from the contract."""
+        return policies_of(self.contract)
+
+    @property
+    def routed_services(self) -> tuple[str, ...]:
+        """The gRPC services Envoy routes: those with an RPC that is not internal-only."""
+        return tuple(
+            service.full_name
+            for service in self.contract
+            if any(
+                self.policies[f"/{service.full_name}/{m.name}"].access is not Access.INTERNAL
+                for m in service.methods
+            )
+        )
+
+    @property
+    def read_only_methods(self) -> tuple[str, ...]:
+        """Read-only RPCs of the routed services (Envoy may retry them)."""
+        routed = set(self.routed_services)
+        return tuple(
+            path
+            for path, policy in self.policies.items()
+            if policy.read_only and path.split("/")[1] in routed
+        )
+
+    def import_tables(self) -> None:
+        """Imports its table modules, so the shared metadata describes them."""
+        for module in self.tables:
+            importlib.import_module(module)

@@ -1,0 +1,31 @@
+"""The guardrail service as the mesh knows it: contract, ports, tables, and how to start it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from betterworld.guardrail.v1 import guardrail_pb2
+
+from services.core.definition import ServiceDefinition
+
+if TYPE_CHECKING:
+    import grpc
+
+    from services.core.runtime import Runtime
+
+
+def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    from services.guardrail.service import register
+
+    register(server, runtime)
+
+
+DEFINITION = ServiceDefinition(
+    name="guardrail",
+    contract=tuple(guardrail_pb2.DESCRIPTOR.services_by_name.values()),
+    port=50053,
+    metrics_port=9103,
+    tables=("services.guardrail.tables",),
+    register=_register,
+)
+"""GuardrailService."""

@@ -1,0 +1,1 @@
+"""Test support code: helpers and small test-only services."""
