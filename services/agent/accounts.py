@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,6 @@ from services.agent.model import (
     FRAMEWORKS,
     AgentRecord,
     NewAgent,
-    Page,
     ProfileChanges,
     Registered,
 )
@@ -25,7 +25,7 @@ from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
 from services.core.credentials.keys import AGENT_KEY_PREFIX, generate_key
 from services.core.ids import parse_uuid
-from services.core.pagination import page_limit
+from services.core.pagination import Page, paginate
 from services.core.validation import Violations, check_text
 
 _TEXT_LIMITS = {"display_name": 200, "soul_summary": 2000, "model_provider": 50, "model_name": 100}
@@ -194,7 +194,7 @@ async def list_agents(
     by_reputation: bool,
     limit: int,
     cursor: str,
-) -> Page:
+) -> Page[AgentRecord]:
     """A keyset page; the cursor is bound to the filters and sort.
 
     Deactivated agents are hidden from the public (GetAgent answers NOT_FOUND for them), so
@@ -204,26 +204,27 @@ async def list_agents(
         raise errors.PermissionDenied(
             "only operators may list deactivated agents", reason="OPERATOR_REQUIRED"
         )
-    size = page_limit(limit)
     scope = f"agents|{framework}|{specialization}|{is_active}|{by_reputation}"
-    after = deps.cursors.decode(scope, cursor)
-    rows = await store.list_agents(
-        deps.engine,
-        framework=framework,
-        specialization=specialization,
-        is_active=is_active,
-        by_reputation=by_reputation,
-        after=after,
-        limit=size + 1,
+
+    async def fetch(after: list[Any] | None, count: int) -> Sequence[AgentRecord]:
+        return await store.list_agents(
+            deps.engine,
+            framework=framework,
+            specialization=specialization,
+            is_active=is_active,
+            by_reputation=by_reputation,
+            after=after,
+            limit=count,
+        )
+
+    return await paginate(
+        fetch,
+        cursors=deps.cursors,
+        scope=scope,
+        cursor=cursor,
+        limit=limit,
+        key=lambda row: store.sort_key(row, by_reputation=by_reputation),
     )
-    has_more = len(rows) > size
-    items = rows[:size]
-    next_cursor = (
-        deps.cursors.encode(scope, store.sort_key(items[-1], by_reputation=by_reputation))
-        if has_more
-        else ""
-    )
-    return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
 
 
 async def rotate_api_key(deps: AgentDeps, principal: Principal) -> tuple[str, datetime]:

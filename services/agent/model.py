@@ -65,13 +65,3 @@ class Registered:
 
     agent: AgentRecord
     api_key: str
-
-
-@dataclass(frozen=True)
-class Page:
-    """A page of agents and the cursor after it."""
-
-    items: list[AgentRecord]
-    next_cursor: str
-    has_more: bool
-    limit: int

@@ -12,7 +12,6 @@ from google.api import httpbody_pb2
 from services.content.model import (
     DebateRecord,
     Guardrail,
-    Page,
     ProblemRecord,
     SearchHit,
     Similar,
@@ -21,6 +20,7 @@ from services.content.model import (
 from services.content.visibility import is_author
 from services.core.context import Principal
 from services.core.convert import domain_value, json_body, status_value, timestamp
+from services.core.pagination import Page
 
 KIND_OF = {pb.PROBLEM: "problem", pb.SOLUTION: "solution", pb.DEBATE: "debate"}
 KIND_ENUM = {name: value for value, name in KIND_OF.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,7 +11,7 @@ from sqlalchemy import select
 
 from services.content import store
 from services.content.deps import ContentDeps
-from services.content.model import APPROVED, MAX_DEBATE_DEPTH, PENDING, DebateRecord, Page
+from services.content.model import APPROVED, MAX_DEBATE_DEPTH, PENDING, DebateRecord
 from services.content.moderation import new_evaluation_id, submit
 from services.content.solutions import get_solution
 from services.content.tables import debates
@@ -19,7 +20,7 @@ from services.content.visibility import require_agent, require_visible
 from services.core import errors
 from services.core.context import Principal
 from services.core.ids import parse_uuid
-from services.core.pagination import page_limit
+from services.core.pagination import Page, page_limit, paginate
 from services.core.validation import Violations, check_required_text
 
 
@@ -77,30 +78,33 @@ async def create_debate(
 
 async def list_debates(
     deps: ContentDeps, principal: Principal | None, solution_id: str, *, limit: int, cursor: str
-) -> Page:
+) -> Page[DebateRecord]:
     """A solution's approved contributions, oldest first."""
-    size = page_limit(limit)
+    page_limit(limit)  # a bad limit is reported before an unknown solution
     solution = await get_solution(deps, principal, solution_id)
     scope = f"debates|{solution.id}"
-    after = deps.cursors.decode(scope, cursor)
-    query = (
-        select(*store.row_columns(debates))
-        .where(debates.c.solution_id == UUID(solution.id))
-        .where(debates.c.guardrail_status == APPROVED)
-    )
-    if after:
-        created, last_id = datetime.fromisoformat(after[0]), UUID(after[1])
-        query = query.where(
-            (debates.c.created_at > created)
-            | ((debates.c.created_at == created) & (debates.c.id > last_id))
+
+    async def fetch(after: list[Any] | None, count: int) -> Sequence[DebateRecord]:
+        query = (
+            select(*store.row_columns(debates))
+            .where(debates.c.solution_id == UUID(solution.id))
+            .where(debates.c.guardrail_status == APPROVED)
         )
-    query = query.order_by(debates.c.created_at, debates.c.id).limit(size + 1)
-    rows = await store.fetch(deps.engine, "debate", query)
-    has_more = len(rows) > size
-    items: list[DebateRecord] = rows[:size]
-    next_cursor = (
-        deps.cursors.encode(scope, [items[-1].created_at.isoformat(), items[-1].id])
-        if has_more
-        else ""
+        if after:
+            created, last_id = datetime.fromisoformat(after[0]), UUID(after[1])
+            query = query.where(
+                (debates.c.created_at > created)
+                | ((debates.c.created_at == created) & (debates.c.id > last_id))
+            )
+        query = query.order_by(debates.c.created_at, debates.c.id).limit(count)
+        rows: list[DebateRecord] = await store.fetch(deps.engine, "debate", query)
+        return rows
+
+    return await paginate(
+        fetch,
+        cursors=deps.cursors,
+        scope=scope,
+        cursor=cursor,
+        limit=limit,
+        key=lambda row: [row.created_at.isoformat(), row.id],
     )
-    return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -116,19 +116,6 @@ class SearchHit:
     snippet: str
     domain: str
     similarity: float
-
-
-@dataclass(frozen=True)
-class Page:
-    """A page of records and the cursor after it."""
-
-    items: list[Any]
-    next_cursor: str
-    has_more: bool
-    limit: int
-    renderings: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """Memo for the transport: a cached page is shared by many requests, so its rendering for
-    callers who wrote none of its items is built once."""
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable, Hashable
 
 from prometheus_client import Counter
 
-from services.content.model import Page
 from services.core.logging import get_logger
+from services.core.pagination import Page
 
 log = get_logger(__name__)
 

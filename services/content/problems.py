@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from services.content import store
 from services.content.deps import ContentDeps
-from services.content.model import APPROVED, PENDING, Page, ProblemRecord, Similar
+from services.content.model import APPROVED, PENDING, ProblemRecord, Similar
 from services.content.moderation import back_to_moderation, new_evaluation_id, submit
 from services.content.tables import problems
 from services.content.validation import (
@@ -24,7 +25,7 @@ from services.core.context import Principal
 from services.core.db import autocommit
 from services.core.ids import parse_uuid
 from services.core.logging import get_logger
-from services.core.pagination import page_limit
+from services.core.pagination import Page, page_limit, paginate
 from services.core.validation import Violations, check_text, check_url
 
 log = get_logger(__name__)
@@ -163,15 +164,15 @@ async def list_problems(
     sort: str,
     limit: int,
     cursor: str,
-) -> Page:
+) -> Page[ProblemRecord]:
     """Approved problems, or all of the caller's own with `mine`; keyset-paginated."""
     size = page_limit(limit)
     agent = require_agent(principal) if mine else None
     owner = agent.id if agent else ""
     scope = f"problems|{domain}|{severity}|{status}|{owner}|{guardrail_status}|{sort}"
-    after = deps.cursors.decode(scope, cursor)
+    deps.cursors.decode(scope, cursor)  # a bad cursor fails before the page cache is asked
 
-    async def load() -> Page:
+    async def fetch(after: list[Any] | None, count: int) -> Sequence[ProblemRecord]:
         # Built here, not before the cache lookup: composing the statement costs more than
         # serving a cached page.
         query = select(*store.row_columns(problems)).where(problems.c.status == status)
@@ -187,12 +188,19 @@ async def list_problems(
             query = query.where(problems.c.severity == severity)
         columns = _SORTS[sort]
         query = store.keyset(query, columns, _decode_key(after, sort) if after else None)
-        query = query.order_by(*(c.desc() for c in columns)).limit(size + 1)
-        rows = await store.fetch(deps.engine, "problem", query)
-        has_more = len(rows) > size
-        items = rows[:size]
-        next_cursor = deps.cursors.encode(scope, _cursor_key(items[-1], sort)) if has_more else ""
-        return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
+        query = query.order_by(*(c.desc() for c in columns)).limit(count)
+        rows: list[ProblemRecord] = await store.fetch(deps.engine, "problem", query)
+        return rows
+
+    async def load() -> Page[ProblemRecord]:
+        return await paginate(
+            fetch,
+            cursors=deps.cursors,
+            scope=scope,
+            cursor=cursor,
+            limit=size,
+            key=lambda last: _cursor_key(last, sort),
+        )
 
     return await load() if mine else await deps.pages.get((scope, size, cursor), load)
 

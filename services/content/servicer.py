@@ -12,9 +12,10 @@ from google.api import httpbody_pb2
 
 from services.content import convert, debates, decisions, problems, search, solutions
 from services.content.deps import ContentDeps
-from services.content.model import Decision, Page
+from services.content.model import Decision
 from services.core.context import Principal, current_principal, set_response_header
 from services.core.convert import domain_name, enum_name
+from services.core.pagination import Page
 
 Context = grpc.aio.ServicerContext
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from services.content import store
 from services.content.deps import ContentDeps
-from services.content.model import APPROVED, PENDING, Page, SolutionRecord
+from services.content.model import APPROVED, PENDING, SolutionRecord
 from services.content.moderation import back_to_moderation, new_evaluation_id, submit
 from services.content.problems import get_problem
 from services.content.tables import solutions
@@ -21,7 +22,7 @@ from services.core import errors
 from services.core.context import Principal
 from services.core.db import autocommit
 from services.core.ids import parse_uuid
-from services.core.pagination import page_limit
+from services.core.pagination import Page, page_limit, paginate
 from services.core.validation import Violations, check_required_text, check_text
 
 
@@ -130,7 +131,7 @@ async def list_solutions(
     by_score: bool,
     limit: int,
     cursor: str,
-) -> Page:
+) -> Page[SolutionRecord]:
     """Approved solutions (or the caller's own with `mine`), newest or best first."""
     size = page_limit(limit)
     parsed = parse_uuid(problem_id) if problem_id else None
@@ -139,9 +140,9 @@ async def list_solutions(
     agent = require_agent(principal) if mine else None
     owner = agent.id if agent else ""
     scope = f"solutions|{problem_id}|{status}|{owner}|{by_score}"
-    after = deps.cursors.decode(scope, cursor)
+    deps.cursors.decode(scope, cursor)  # a bad cursor fails before the page cache is asked
 
-    async def load() -> Page:
+    async def fetch(after: list[Any] | None, count: int) -> Sequence[SolutionRecord]:
         # Built here, not before the cache lookup (see list_problems).
         query = select(*store.row_columns(solutions))
         if parsed:
@@ -162,16 +163,18 @@ async def list_solutions(
         if after:
             decoded = [*after[:-2], datetime.fromisoformat(after[-2]), UUID(after[-1])]
         query = store.keyset(query, columns, decoded)
-        query = query.order_by(*(c.desc() for c in columns)).limit(size + 1)
-        rows = await store.fetch(deps.engine, "solution", query)
-        has_more = len(rows) > size
-        items: list[SolutionRecord] = rows[:size]
-        next_cursor = ""
-        if has_more:
-            last = items[-1]
-            lead = [last.scores[3]] if by_score and last.scores else []
-            next_cursor = deps.cursors.encode(scope, [*lead, last.created_at.isoformat(), last.id])
-        return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)
+        query = query.order_by(*(c.desc() for c in columns)).limit(count)
+        rows: list[SolutionRecord] = await store.fetch(deps.engine, "solution", query)
+        return rows
+
+    def key(last: SolutionRecord) -> list[Any]:
+        lead = [last.scores[3]] if by_score and last.scores else []
+        return [*lead, last.created_at.isoformat(), last.id]
+
+    async def load() -> Page[SolutionRecord]:
+        return await paginate(
+            fetch, cursors=deps.cursors, scope=scope, cursor=cursor, limit=size, key=key
+        )
 
     return await load() if mine else await deps.pages.get((scope, size, cursor), load)
 

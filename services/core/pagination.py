@@ -1,4 +1,4 @@
-"""Opaque, tamper-evident keyset cursors and the shared page-size rules."""
+"""Keyset pages: opaque, tamper-evident cursors, the page-size rules and the one paginator."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from services.core import errors
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _MAC_BYTES = 16
+
+T = TypeVar("T")
 
 
 def page_limit(requested: int) -> int:
@@ -62,3 +65,42 @@ class CursorCodec:
         if data.get("s") != scope or not isinstance(data.get("k"), list):
             raise invalid
         return list(data["k"])
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """A page of items and the cursor after it."""
+
+    items: list[T]
+    next_cursor: str
+    """Empty on the last page."""
+    has_more: bool
+    limit: int
+    """The page size used (the default when the request sent 0)."""
+    renderings: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Memo for the transport: a page shared by many requests (a cached list page) renders
+    once per audience instead of once per request."""
+
+
+async def paginate(
+    fetch: Callable[[list[Any] | None, int], Awaitable[Sequence[T]]],
+    *,
+    cursors: CursorCodec,
+    scope: str,
+    cursor: str,
+    limit: int,
+    key: Callable[[T], list[Any]],
+) -> Page[T]:
+    """One keyset page: `fetch(after, n)` returns up to n rows after the decoded sort key
+    (None on the first page) in page order; `key(row)` is a row's sort key as JSON values.
+
+    Asks for one row more than the page holds, to know whether another page follows without a
+    count. `scope` binds the cursor to the query (filters and sort order).
+    """
+    size = page_limit(limit)
+    after = cursors.decode(scope, cursor)
+    rows = await fetch(after, size + 1)
+    has_more = len(rows) > size
+    items = list(rows[:size])
+    next_cursor = cursors.encode(scope, key(items[-1])) if has_more else ""
+    return Page(items=items, next_cursor=next_cursor, has_more=has_more, limit=size)

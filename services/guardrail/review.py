@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,22 +10,12 @@ from uuid import UUID
 from services.core import audit, errors
 from services.core.context import Principal
 from services.core.ids import parse_uuid
-from services.core.pagination import page_limit
+from services.core.pagination import Page, paginate
 from services.core.queues import EvaluationJob
 from services.core.validation import Violations, check_required_text
 from services.guardrail import store
 from services.guardrail.decision import Verdict
 from services.guardrail.deps import GuardrailDeps
-
-
-@dataclass(frozen=True)
-class FlaggedPage:
-    """A page of the queue."""
-
-    items: list[Any]
-    next_cursor: str
-    has_more: bool
-    limit: int
 
 
 def _id(value: str) -> UUID:
@@ -37,24 +27,24 @@ def _id(value: str) -> UUID:
 
 async def list_flagged(
     deps: GuardrailDeps, *, status: str | None, kind: str | None, limit: int, cursor: str
-) -> FlaggedPage:
+) -> Page[Any]:
     """Oldest first; WAITING and CLAIMED unless a status is given."""
-    size = page_limit(limit)
     statuses = (status,) if status else ("WAITING", "CLAIMED")
-    scope = f"flagged|{statuses}|{kind}"
-    after_key = deps.cursors.decode(scope, cursor)
-    after = (datetime.fromisoformat(after_key[0]), UUID(after_key[1])) if after_key else None
-    rows = await store.list_flagged(
-        deps.engine, statuses=statuses, kind=kind, after=after, limit=size + 1
+
+    async def fetch(key: list[Any] | None, count: int) -> Sequence[Any]:
+        after = (datetime.fromisoformat(key[0]), UUID(key[1])) if key else None
+        return await store.list_flagged(
+            deps.engine, statuses=statuses, kind=kind, after=after, limit=count
+        )
+
+    return await paginate(
+        fetch,
+        cursors=deps.cursors,
+        scope=f"flagged|{statuses}|{kind}",
+        cursor=cursor,
+        limit=limit,
+        key=lambda row: [row.created_at.isoformat(), str(row.id)],
     )
-    has_more = len(rows) > size
-    items = rows[:size]
-    next_cursor = (
-        deps.cursors.encode(scope, [items[-1].created_at.isoformat(), str(items[-1].id)])
-        if has_more
-        else ""
-    )
-    return FlaggedPage(items, next_cursor, has_more, size)
 
 
 async def get_flagged(deps: GuardrailDeps, flagged_id: str) -> tuple[Any, Any]:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from services.content.model import Page
 from services.content.page_cache import PageCache
+from services.core.pagination import Page
 
 
 class Loader:
