@@ -6,10 +6,12 @@ from collections.abc import Sequence
 
 from services.content import store
 from services.content.deps import ContentDeps
+from services.content.embedding import EMBEDDED_KINDS
 from services.content.model import DECISIONS, MAX_BATCH, Decision
 from services.core import errors
 from services.core.ids import parse_uuid
 from services.core.logging import get_logger
+from services.core.queues import EmbeddingJob
 
 log = get_logger(__name__)
 
@@ -62,7 +64,29 @@ async def apply_decisions(
     results = [await store.apply_decision(deps.engine, decision) for decision in decisions]
     if any(applied for applied, _ in results):
         deps.pages.invalidate()
-    for decision, (_, stale) in zip(decisions, results, strict=True):
+    for decision, (applied, stale) in zip(decisions, results, strict=True):
         if stale:
             log.info("stale_decision", kind=decision.kind, evaluation_id=decision.evaluation_id)
+        elif applied:
+            await _queue_embedding(deps, decision)
     return results
+
+
+async def _queue_embedding(deps: ContentDeps, decision: Decision) -> None:
+    """Queues the search vector of text that was just decided on (unless rejected): the
+    worker computes it. If Redis refuses, the sweep's backfill embeds it later."""
+    if decision.status == "REJECTED" or decision.kind not in EMBEDDED_KINDS:
+        return
+    if deps.embeddings is not None:
+        await deps.embeddings.enqueue(
+            EmbeddingJob(decision.kind, decision.content_id, decision.evaluation_id)
+        )
+
+
+async def author_standing(deps: ContentDeps, author_agent_id: str, *, at_most: int) -> int:
+    """Approved items of an author, counted up to `at_most` (the guardrail's trust input)."""
+    if parse_uuid(author_agent_id) is None:
+        raise errors.InvalidArgument.one("author_agent_id", "must be a UUID")
+    if at_most < 0:
+        raise errors.InvalidArgument.one("at_most", "must not be negative")
+    return await store.approved_items(deps.engine, author_agent_id, at_most=at_most)

@@ -15,7 +15,7 @@ from services.content.page_cache import PageCache
 from services.core.embeddings import EmbeddingProvider
 from services.core.embeddings.provider import embed_queries
 from services.core.pagination import CursorCodec
-from services.core.queues import EvaluationQueue
+from services.core.queues import EmbeddingQueue, EvaluationQueue
 
 
 async def embed_texts(
@@ -41,6 +41,8 @@ class ContentDeps:
     engine: AsyncEngine
     cursors: CursorCodec
     queue: EvaluationQueue
+    embeddings: EmbeddingQueue | None
+    """Where decided items' search vectors are queued for the worker (None: not queued)."""
     embedder: EmbeddingProvider
     """The configured provider (EMBEDDING_PROVIDER): search vectors of items and queries."""
     titles: EmbeddingProvider

@@ -34,6 +34,7 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
         engine=runtime.engine,
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         queue=runtime.evaluation_queue,
+        embeddings=runtime.embedding_queue,
         embedder=embedder,
         titles=titles,
         pages=PageCache(

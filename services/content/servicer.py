@@ -288,6 +288,14 @@ class ContentInternalServicer(pb_grpc.ContentInternalServiceServicer):
             ]
         )
 
+    async def GetAuthorStanding(  # noqa: N802
+        self, request: pb.GetAuthorStandingRequest, context: Context
+    ) -> pb.GetAuthorStandingResponse:
+        count = await decisions.author_standing(
+            self._deps, request.author_agent_id, at_most=request.at_most
+        )
+        return pb.GetAuthorStandingResponse(approved_items=count)
+
 
 def _decision(request: pb.ApplyGuardrailDecisionRequest) -> Decision:
     scores = None

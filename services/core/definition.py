@@ -11,8 +11,8 @@ services costs no more than reading their contracts.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from services.core.policy import Access, MethodPolicy, policies_of
 if TYPE_CHECKING:
     import grpc
 
+    from services.core.jobs import JobConsumer, WorkerResources
     from services.core.runtime import Runtime
 
 
@@ -44,8 +45,8 @@ class ServiceDefinition:
     """Modules that define its tables (imported when the schema is collected)."""
     background: Callable[[Runtime], list[Coroutine[Any, Any, None]]] | None = None
     """Long-running loops of the process (started after the server, cancelled before close)."""
-    extra: Mapping[str, object] = field(default_factory=dict)
-    """Anything else a tool needs to know about it (kept out of the fields above)."""
+    jobs: Callable[[WorkerResources], Awaitable[list[JobConsumer]]] | None = None
+    """Builds its job consumers in the worker process (queues it consumes, sweeps)."""
 
     @property
     def grpc_services(self) -> tuple[str, ...]:

@@ -143,7 +143,7 @@ class EmbeddingJob:
 
 
 class EmbeddingQueue(JobQueue):
-    """Producer for the embedding queue (the guardrail worker feeds it after each decision)."""
+    """Producer for the embedding queue (the content service feeds it as decisions arrive)."""
 
     def __init__(self, redis_url: str) -> None:
         super().__init__(EMBEDDING_QUEUE, redis_url, EMBEDDING_JOB_OPTIONS)

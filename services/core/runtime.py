@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.credentials.authenticator import Authenticator
 from services.core.db import create_engine
-from services.core.queues import EvaluationQueue
+from services.core.queues import EmbeddingQueue, EvaluationQueue
 from services.core.ratelimit import RateLimiter
 from services.core.redis import create_redis
 from services.core.settings import Settings
@@ -32,6 +32,7 @@ class Runtime:
     authenticator: Authenticator
     limiter: RateLimiter
     evaluation_queue: EvaluationQueue
+    embedding_queue: EmbeddingQueue
     _content_channel: grpc.aio.Channel | None = field(default=None, init=False, repr=False)
 
     def content_channel(self) -> grpc.aio.Channel:
@@ -43,11 +44,12 @@ class Runtime:
 
     async def close(self) -> None:
         """Charges the rate limits still owed, then closes the content channel, the database
-        pool, the queue and the Redis connections."""
+        pool, the queues and the Redis connections."""
         await self.limiter.close()
         if self._content_channel is not None:
             await self._content_channel.close(None)
         await self.evaluation_queue.close()
+        await self.embedding_queue.close()
         await self.engine.dispose()
         await self.redis.aclose()
 
@@ -73,4 +75,5 @@ def build_runtime(settings: Settings) -> Runtime:
             batch_seconds=settings.rate_limit_batch_seconds,
         ),
         evaluation_queue=EvaluationQueue(settings.redis_url),
+        embedding_queue=EmbeddingQueue(settings.redis_url),
     )

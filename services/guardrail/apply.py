@@ -11,8 +11,6 @@ from betterworld.content.v1 import content_pb2 as content_pb
 from betterworld.content.v1 import content_pb2_grpc
 from prometheus_client import Histogram
 
-from services.content.convert import KIND_ENUM
-from services.content.model import MAX_BATCH
 from services.core.logging import get_logger
 from services.core.queues import EvaluationJob
 from services.guardrail.classifier.base import Classification
@@ -20,6 +18,8 @@ from services.guardrail.decision import Verdict
 
 log = get_logger(__name__)
 _TIMEOUT_SECONDS = 10
+MAX_BATCH = 100
+"""Decisions per ApplyGuardrailDecisions call at most (the contract's limit)."""
 BATCH_SIZE = Histogram(
     "guardrail_decision_batch_size",
     "Decisions per ApplyGuardrailDecisions call (GUARDRAIL_DECISION_BATCH_SECONDS tunes it)",
@@ -36,7 +36,7 @@ def decision_request(
 ) -> content_pb.ApplyGuardrailDecisionRequest:
     """The internal RPC's message for a verdict on the job's content."""
     request = content_pb.ApplyGuardrailDecisionRequest(
-        kind=KIND_ENUM[job.kind],
+        kind=content_pb.ContentKind.Value(job.kind.upper()),
         content_id=job.content_id,
         evaluation_id=job.evaluation_id,
         status=common_pb2.GuardrailStatus.Value(verdict.status),
@@ -152,3 +152,22 @@ class DecisionBatcher:
 
 def _auth(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
+
+
+class AuthorStanding:
+    """The author's approved items, asked of the content service (GetAuthorStanding)."""
+
+    def __init__(self, channel: grpc.aio.Channel, token: str) -> None:
+        self._stub = content_pb2_grpc.ContentInternalServiceStub(channel)
+        self._token = token
+
+    async def approved_items(self, author_agent_id: str, *, at_most: int) -> int:
+        """Counted up to `at_most` (the trust rule asks only whether there are that many)."""
+        if at_most <= 0:
+            return 0
+        response = await self._stub.GetAuthorStanding(
+            content_pb.GetAuthorStandingRequest(author_agent_id=author_agent_id, at_most=at_most),
+            metadata=_auth(self._token),
+            timeout=_TIMEOUT_SECONDS,
+        )
+        return int(response.approved_items)

@@ -11,6 +11,7 @@ from services.core.definition import ServiceDefinition
 if TYPE_CHECKING:
     import grpc
 
+    from services.core.jobs import JobConsumer, WorkerResources
     from services.core.runtime import Runtime
 
 
@@ -20,6 +21,12 @@ def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
     register(server, runtime)
 
 
+async def _jobs(resources: WorkerResources) -> list[JobConsumer]:
+    from services.guardrail.jobs import consumers
+
+    return await consumers(resources)
+
+
 DEFINITION = ServiceDefinition(
     name="guardrail",
     contract=tuple(guardrail_pb2.DESCRIPTOR.services_by_name.values()),
@@ -27,5 +34,6 @@ DEFINITION = ServiceDefinition(
     metrics_port=9103,
     tables=("services.guardrail.tables",),
     register=_register,
+    jobs=_jobs,
 )
 """GuardrailService."""

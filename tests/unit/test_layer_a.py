@@ -21,6 +21,7 @@ from services.guardrail.rules.engine import (
 )
 from services.guardrail.rules.normalize import lexicon_from, normalize, views
 from tooling.guardrail_eval import dataset
+from tooling.guardrail_eval.fit import load_posts
 from tooling.guardrail_eval.report import latency_text
 
 CATEGORIES = (
@@ -38,6 +39,7 @@ CATEGORIES = (
     "hate_speech",
 )
 DEV_HALF = Path(__file__).parents[1] / "guardrail" / "sets" / "v2-dev.jsonl"
+TRAIN_V1 = Path(__file__).parents[2] / "tooling" / "guardrail_eval" / "data" / "train-v1.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -425,15 +427,25 @@ def test_anchor_analysis() -> None:
 # --- latency ---------------------------------------------------------------------------------
 
 
-def test_latency_p99_under_one_millisecond(rules: RuleSet) -> None:
+def _ascii_prose() -> str:
+    return latency_text([p.text for p in load_posts([TRAIN_V1]) if p.label == "benign"], 2000)
+
+
+def _prose_with_other_characters() -> str:
+    # Curly quotes, a currency sign, accents: the normalization's slower, non-ASCII path.
+    aligned = [i.text for i in dataset.load(DEV_HALF) if i.label == "aligned"]
+    return latency_text(aligned, 2000)
+
+
+@pytest.mark.parametrize("make_text", [_ascii_prose, _prose_with_other_characters])
+def test_latency_p99_under_one_millisecond(rules: RuleSet, make_text: Any) -> None:
     """p99 < 1 ms over 200 evaluations of a 2000-character text.
 
     Measured in thread CPU time and best of five rounds a moment apart: on a shared CI machine
     wall-clock percentiles measure the neighbours, not Layer A, and even CPU time stretches
-    while a busy neighbour shares the core's caches (seen: 1.1 ms during a concurrent test run,
-    0.4-0.7 ms alone).
+    while a busy neighbour shares the core's caches (the README has the numbers).
     """
-    text = latency_text([i.text for i in dataset.load(DEV_HALF) if i.label == "aligned"], 2000)
+    text = make_text()
     assert len(text) == 2000
     for _ in range(20):
         rules.evaluate(text)

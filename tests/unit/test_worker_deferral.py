@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from services.worker.deferral import Deferral, LoadWatch, read_cpu_seconds
+from services.core.deferral import Deferral, LoadWatch, read_cpu_seconds
 
 
 class Machine:

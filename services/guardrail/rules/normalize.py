@@ -147,7 +147,9 @@ _KEEP_DIGITS = re.compile(rf"\d+(?:{_UNITS})|[a-z]{{1,2}}\d+|.*[2689].*")
 
 # Most patterns below start with a character class or a literal on purpose: the regex engine then
 # skips to candidate positions in C instead of attempting a match at every character.
-_NON_ASCII_WORD = re.compile(r"[^\W\d_]*[^\x00-\x7f][^\W\d_]*")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_LETTER = re.compile(r"[^\W\d_]")
+_LETTERS = re.compile(r"[^\W\d_]*")
 # A leet character next to a letter; the run around it is found in Python (rare).
 _LEET_HINT = re.compile(r"[0-9@$!|](?:(?<=[a-z].)|(?=[a-z]))")
 # Separator runs, except a lone space (already what the word view wants: fewer replacements).
@@ -246,13 +248,35 @@ def canonical_chars(text: str) -> str:
         kept = unicodedata.normalize("NFKD", text).translate(_DROP_INVISIBLE)
         folded = unicodedata.normalize("NFKC", kept.casefold())
         if not folded.isascii():
-            folded = _NON_ASCII_WORD.sub(_fold_confusables, folded)
+            folded = _fold_non_ascii_words(folded)
     # "50%" -> "50 percent": rules about rates can then require the word.
     return fold_leet(folded.replace("%", " percent "))
 
 
-def _fold_confusables(match: re.Match[str]) -> str:
-    word = match.group()
+def _fold_non_ascii_words(text: str) -> str:
+    """Each run of letters holding a non-ASCII character (or such a character alone), folded.
+
+    Found from the non-ASCII characters outwards: a regex for the whole run would be tried at
+    every letter of the text, 0.17 ms of a 2,000-character text with one "₹" in it.
+    """
+    out: list[str] = []
+    last = 0
+    for hit in _NON_ASCII.finditer(text):
+        if hit.start() < last:
+            continue  # inside a run already folded
+        start = hit.start()
+        while start > last and _LETTER.match(text, start - 1):
+            start -= 1
+        letters = _LETTERS.match(text, hit.end())  # `*`: always matches, maybe empty
+        end = letters.end() if letters else hit.end()
+        out.append(text[last:start])
+        out.append(_fold_confusables(text[start:end]))
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _fold_confusables(word: str) -> str:
     non_ascii = [c for c in word if not c.isascii()]
     # Mixed-script words and all-lookalike words are disguises; real Cyrillic/Greek words are not.
     if len(non_ascii) < len(word) or all(c in CONFUSABLES for c in non_ascii):

@@ -191,22 +191,20 @@ class RunningWorker:
     """A worker (both consumers) in-process, with its channel and runtime."""
 
     consumers: Any
-    channel: Any
     runtime: Any
 
     async def stop(self, *, force: bool = False) -> None:
         """Stops it; `force` abandons running jobs, as a crash would."""
         await self.consumers.stop(force=force)
-        await self.channel.close(None)
         await self.runtime.close()
 
 
 async def start_worker(settings: Settings, classifier: Any) -> RunningWorker:
     """Starts the worker process's consumers in this process."""
     runtime = build_runtime(settings)
-    consumers, channel = await build_worker(settings, runtime, classifier)
+    consumers = await build_worker(settings, runtime, provided={"classifier": classifier})
     consumers.start()
-    return RunningWorker(consumers, channel, runtime)
+    return RunningWorker(consumers, runtime)
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ from sqlalchemy.dialects import postgresql
 
 from services.content import store
 from services.content.embedding import backfill, embed_item
+from services.content.jobs import EmbeddingWorker
 from services.content.service import build_deps
 from services.content.tables import problems, solutions
 from services.core.embeddings import build_provider
 from services.core.embeddings.provider import EmbeddingError
 from services.core.idle import idle_executor
 from services.core.queues import EmbeddingJob, EmbeddingQueue
-from services.worker.embeddings import EmbeddingWorker
 from tests.integration.content.conftest import ContentClient, eventually
 
 
@@ -99,7 +99,7 @@ async def test_the_worker_embeds_items_only_on_idle_cpu(
             return (await conn.execute(query)).scalar_one() != "PENDING"
 
     await eventually(decided)
-    executor = worker.consumers.item_executor
+    executor = worker.consumers.of_type(EmbeddingWorker).executor
     assert await asyncio.wrap_future(executor.submit(os.sched_getscheduler, 0)) == os.SCHED_IDLE
     # The event loop itself (lock renewals, guardrail decisions) keeps its normal priority.
     assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -14,9 +14,9 @@ from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from prometheus_client import REGISTRY
 
+from services.core.deferral import LoadWatch
 from services.guardrail.classifier.base import Classification, ContentItem
 from services.guardrail.classifier.local import LocalClassifier
-from services.worker.deferral import LoadWatch
 from tests.integration.content.conftest import ContentClient, eventually
 
 

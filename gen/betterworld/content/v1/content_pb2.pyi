@@ -114,6 +114,54 @@ GLOBAL: GeographicScope.ValueType  # 4
 Global___GeographicScope: _TypeAlias = GeographicScope  # noqa: Y015
 
 @_typing.final
+class GetAuthorStandingRequest(_message.Message):
+    """Request of GetAuthorStanding."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTHOR_AGENT_ID_FIELD_NUMBER: _builtins.int
+    AT_MOST_FIELD_NUMBER: _builtins.int
+    author_agent_id: _builtins.str
+    """The author's agent id (UUID)."""
+    at_most: _builtins.int
+    """Count up to this many (0 answers 0 without a query)."""
+    def __init__(
+        self,
+        *,
+        author_agent_id: _builtins.str = ...,
+        at_most: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_most", b"at_most", "author_agent_id", b"author_agent_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAuthorStandingRequest: _TypeAlias = GetAuthorStandingRequest  # noqa: Y015
+
+@_typing.final
+class GetAuthorStandingResponse(_message.Message):
+    """Response of GetAuthorStanding."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVED_ITEMS_FIELD_NUMBER: _builtins.int
+    approved_items: _builtins.int
+    """Approved items of the author, at most `at_most`."""
+    def __init__(
+        self,
+        *,
+        approved_items: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_items", b"approved_items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAuthorStandingResponse: _TypeAlias = GetAuthorStandingResponse  # noqa: Y015
+
+@_typing.final
 class DataSource(_message.Message):
     """Where a source of data about a problem comes from."""
 

@@ -817,6 +817,11 @@ class ContentInternalServiceStub:
                 request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsRequest.SerializeToString,
                 response_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsResponse.FromString,
                 _registered_method=True)
+        self.GetAuthorStanding = channel.unary_unary(
+                '/betterworld.content.v1.ContentInternalService/GetAuthorStanding',
+                request_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.GetAuthorStandingRequest.SerializeToString,
+                response_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.GetAuthorStandingResponse.FromString,
+                _registered_method=True)
 
 
 class ContentInternalServiceServicer:
@@ -845,6 +850,15 @@ class ContentInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAuthorStanding(self, request, context):
+        """How many approved problems, solutions and debates an author has, counted
+        up to `at_most` (the guardrail's trust tier asks only whether there are
+        that many). INVALID_ARGUMENT for an author id that is not a UUID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -857,6 +871,11 @@ def add_ContentInternalServiceServicer_to_server(servicer, server):
                     servicer.ApplyGuardrailDecisions,
                     request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsRequest.FromString,
                     response_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsResponse.SerializeToString,
+            ),
+            'GetAuthorStanding': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuthorStanding,
+                    request_deserializer=betterworld_dot_content_dot_v1_dot_content__pb2.GetAuthorStandingRequest.FromString,
+                    response_serializer=betterworld_dot_content_dot_v1_dot_content__pb2.GetAuthorStandingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -915,6 +934,33 @@ class ContentInternalService:
             '/betterworld.content.v1.ContentInternalService/ApplyGuardrailDecisions',
             betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsRequest.SerializeToString,
             betterworld_dot_content_dot_v1_dot_content__pb2.ApplyGuardrailDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuthorStanding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betterworld.content.v1.ContentInternalService/GetAuthorStanding',
+            betterworld_dot_content_dot_v1_dot_content__pb2.GetAuthorStandingRequest.SerializeToString,
+            betterworld_dot_content_dot_v1_dot_content__pb2.GetAuthorStandingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -347,6 +347,11 @@ class ContentInternalServiceStub:
     in request order. An invalid decision rejects the whole call (the field
     violations name it by index) and none is applied.
     """
+    GetAuthorStanding: _grpc.UnaryUnaryMultiCallable[_content_pb2.GetAuthorStandingRequest, _content_pb2.GetAuthorStandingResponse]
+    """How many approved problems, solutions and debates an author has, counted
+    up to `at_most` (the guardrail's trust tier asks only whether there are
+    that many). INVALID_ARGUMENT for an author id that is not a UUID.
+    """
 
 @_typing.type_check_only
 class ContentInternalServiceAsyncStub(ContentInternalServiceStub):
@@ -367,6 +372,11 @@ class ContentInternalServiceAsyncStub(ContentInternalServiceStub):
     the decisions it reached meanwhile instead of one per item. Results are
     in request order. An invalid decision rejects the whole call (the field
     violations name it by index) and none is applied.
+    """
+    GetAuthorStanding: _aio.UnaryUnaryMultiCallable[_content_pb2.GetAuthorStandingRequest, _content_pb2.GetAuthorStandingResponse]  # type: ignore[assignment]
+    """How many approved problems, solutions and debates an author has, counted
+    up to `at_most` (the guardrail's trust tier asks only whether there are
+    that many). INVALID_ARGUMENT for an author id that is not a UUID.
     """
 
 class ContentInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -397,6 +407,17 @@ class ContentInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         the decisions it reached meanwhile instead of one per item. Results are
         in request order. An invalid decision rejects the whole call (the field
         violations name it by index) and none is applied.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAuthorStanding(
+        self,
+        request: _content_pb2.GetAuthorStandingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_pb2.GetAuthorStandingResponse, _abc.Awaitable[_content_pb2.GetAuthorStandingResponse]]:
+        """How many approved problems, solutions and debates an author has, counted
+        up to `at_most` (the guardrail's trust tier asks only whether there are
+        that many). INVALID_ARGUMENT for an author id that is not a UUID.
         """
 
 def add_ContentInternalServiceServicer_to_server(servicer: ContentInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,62 @@
+"""What a service's job consumers share: the protocol the worker runs them by, their metrics.
+
+A service declares its consumers in its definition (`ServiceDefinition.jobs`); the worker
+process builds the ones the registry names from one `WorkerResources` and starts and stops
+them together. A consumer owns its queue's loop (bullmq's worker or a periodic task).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bullmq import Queue
+from prometheus_client import Counter, Gauge
+
+from services.core.deferral import Deferral, LoadWatch
+from services.core.runtime import Runtime
+from services.core.settings import Settings
+
+JOBS_COMPLETED = Counter("bullmq_jobs_completed_total", "Jobs completed", ["queue"])
+JOBS_FAILED = Counter("bullmq_jobs_failed_total", "Job attempts that failed", ["queue"])
+QUEUE_SIZE = Gauge("bullmq_queue_size", "Jobs in the queue by state", ["queue", "state"])
+_COUNTED_STATES = ("waiting", "active", "delayed", "failed", "completed")
+
+
+async def publish_queue_sizes(queue: Queue) -> None:
+    """Sets bullmq_queue_size for every state of `queue`."""
+    counts = await queue.getJobCounts(*_COUNTED_STATES)
+    for state, count in counts.items():
+        QUEUE_SIZE.labels(queue.name, state).set(count)
+
+
+class JobConsumer(Protocol):
+    """A long-running consumer of one queue or schedule in the worker process."""
+
+    def start(self) -> None:
+        """Starts consuming (its loop runs as tasks of the running event loop)."""
+        ...
+
+    async def stop(self, *, force: bool = False) -> None:
+        """Stops taking work; running jobs finish unless `force` abandons them, as a crash
+        would (their locks lapse and another worker takes them over)."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """What the worker process hands every service's consumer factory."""
+
+    settings: Settings
+    runtime: Runtime
+    load: LoadWatch | None
+    """The machine-load watch behind job deferral; None when deferral is off."""
+    provided: Mapping[str, Any] = field(default_factory=dict)
+    """Components a caller built already, by name (tests pass a classifier this way)."""
+
+    def deferral(self, queue: str) -> Deferral:
+        """The deferral of jobs of `queue` while the machine is busy (WORKER_DEFER_SECONDS)."""
+        return Deferral(
+            self.load, queue=queue, max_defer_seconds=self.settings.worker_defer_seconds
+        )
