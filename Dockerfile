@@ -9,6 +9,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY services ./services
+COPY tooling ./tooling
 COPY gen ./gen
 COPY migrations ./migrations
 COPY alembic.ini ./

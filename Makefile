@@ -6,29 +6,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/node_modules/.bin/buf
 
-.PHONY: dev up install gen lint test test-fast bench clean-data guardrail-eval guardrail-fit
+.PHONY: help dev up install gen lint test test-fast bench clean-data guardrail-eval guardrail-fit
 
-dev: install
+help: ## this list
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+dev: install ## set up everything and run the local stack (Ctrl-C stops it)
 	$(BIN)/betterworld up
 
-up: dev
+up: dev ## the same as dev
 
 $(UV):
 	$(PYTHON) -m venv .tools/uv
 	.tools/uv/bin/pip install --quiet uv==$(UV_VERSION)
 
 # Reproducible installs: uv.lock for Python, tools/package-lock.json for buf.
-install: $(UV) $(BUF)
+install: $(UV) $(BUF) ## install Python and npm dependencies from the lock files
 	$(UV) sync --frozen --all-extras --quiet
 
 $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $(BUF)
 
-gen: install
+gen: install ## regenerate gen/ after editing a proto
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON=$(BIN)/python scripts/gen_protos.sh
 
-lint: install
+lint: install ## ruff, ruff format, mypy, buf lint, buf format, buf breaking
 	$(BIN)/ruff check services tooling tests migrations scripts bench
 	$(BIN)/ruff format --check services tooling tests migrations scripts bench
 	$(BIN)/mypy
@@ -36,16 +39,16 @@ lint: install
 	$(BUF) format -d --exit-code
 	scripts/buf_breaking.sh
 
-test: lint
+test: lint ## every check and every test (what CI runs)
 	$(BIN)/python -m pytest -q
 
-test-fast: install
+test-fast: install ## the tests without the e2e ones
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-bench: install
+bench: install ## the k6 benchmarks on a stack of their own
 	$(BIN)/python -m bench.run
 
-clean-data:
+clean-data: ## delete the local stack's data (.data/)
 	rm -rf .data
 
 GUARDRAIL_SETS := tests/guardrail/sets
@@ -53,11 +56,11 @@ GUARDRAIL_TRAIN := tooling/guardrail_eval/data/train-v1.jsonl tooling/guardrail_
 	$(GUARDRAIL_SETS)/v2-dev.jsonl
 
 # The guardrail on its labelled sets (the test sets are frozen: read, never tune).
-guardrail-eval: install
+guardrail-eval: install ## the guardrail on its labelled sets (docs/guardrail-evaluation.md)
 	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v2-dev.jsonl \
 		--test $(GUARDRAIL_SETS)/v2-test.jsonl --test $(GUARDRAIL_SETS)/v3-test.jsonl \
 		--out docs/guardrail-evaluation.md
 
 # Refits the local classifier's intent head on the training posts (never the test half).
-guardrail-fit: install
+guardrail-fit: install ## refit the local classifier's intent head
 	$(BIN)/python -m tooling.guardrail_eval.fit --train $(GUARDRAIL_TRAIN)

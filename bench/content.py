@@ -53,7 +53,7 @@ from bench.run import (
 from services.core.domains import DOMAINS
 from services.core.queues import EMBEDDING_QUEUE
 from services.core.settings import Settings
-from services.devstack import free_port
+from tooling.devstack import free_port
 
 FAKE_KEY = "bench-fake-anthropic-key"
 _HNSW_INDEXES = ("ix_problems_embedding", "ix_problems_title_embedding")

@@ -2,7 +2,7 @@
 
 Steps (all traffic to 127.0.0.1, bounded in rate and time):
 
-1. A fresh stack in a temporary data dir on free ports (services.stack.Stack: embedded PostgreSQL +
+1. A fresh stack in a temporary data dir on free ports (tooling.stack.Stack: embedded PostgreSQL +
    Valkey, migrations, the agent service process, Envoy), with rate limits raised (not disabled).
 2. Setup: register the bench agents through the JSON API; their keys go to a file k6 reads.
 3. Authentication cost, timed in-process against the bench's PostgreSQL and Valkey (idle stack).
@@ -41,8 +41,8 @@ from bench.authcost import database_versions, measure_auth_cost
 from bench.report import render_markdown
 from services.core.process_ports import process_ports
 from services.core.settings import VERSION
-from services.devstack.ports import free_port_group
 from services.registry import REGISTRY
+from tooling.devstack.ports import free_port_group
 
 Settings = REGISTRY.settings_type()
 
@@ -335,7 +335,7 @@ class Bench:
 
     def start(self) -> None:
         from services.core.migrate import upgrade
-        from services.stack import SERVICES, Stack
+        from tooling.stack import SERVICES, Stack
 
         self._apply_env()
         self.stack = Stack(self.settings())
@@ -709,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         bench.start()
-        from services.stack import _envoy_binary
+        from tooling.stack import _envoy_binary
 
         report["versions"] = {
             "k6": _k6_version(),
@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": sys.version.split()[0],
             **database_versions(bench.db_settings()),
         }
-        import services.stack as stack_module
+        import tooling.stack as stack_module
 
         report["service_processes"] = list(getattr(stack_module, "SERVICES", ("agent",)))
         report["config"] = {

@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core.migrate import upgrade
-from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 from services.registry import REGISTRY
 from services.schema import collect
+from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 
 Settings = REGISTRY.settings_type()
 

@@ -61,7 +61,8 @@ async def insert_agent(conn: AsyncConnection, new: NewAgent, *, claim_status: st
 
 
 # Statements of the hottest paths (GetMe, Checkin) are built once and bound per call:
-# composing them per call cost 0.1-0.2 ms of client CPU each (measured), a tenth of a GetMe.
+# composing them per call costs client CPU out of proportion to the request (bench/README.md,
+# "Measurements behind the code").
 _AGENT_BY_ID = select(agents).where(agents.c.id == bindparam("agent_id"))
 _INSERT_CHECKIN = insert(heartbeat_checkins).returning(
     heartbeat_checkins.c.id, heartbeat_checkins.c.received_at

@@ -132,8 +132,7 @@ _RECORD = {"problem": problem_record, "solution": solution_record, "debate": deb
 
 # The statements of the hot paths are built once and take their values as parameters:
 # composing one per call (coercing every value, deriving its cache key) cost more client CPU
-# than executing it (measured: an INSERT 1.0 against 0.5 ms, the duplicate query 0.7 against
-# 0.4 ms).
+# than executing it (bench/README.md, "Measurements behind the code").
 
 
 @functools.cache
@@ -543,8 +542,8 @@ async def approved_items(engine: AsyncEngine, author_agent_id: str, *, at_most: 
     counted up to `at_most`.
 
     The trust rule only asks whether there are that many. A full count read every approved row
-    of a prolific author on every evaluation (10 ms of PostgreSQL CPU per item for authors with
-    2,000 problems, most of the database's work under load); this stops after `at_most` rows.
+    of a prolific author on every evaluation, most of the database's work under load; this
+    stops after `at_most` rows.
     """
     if at_most <= 0:
         return 0

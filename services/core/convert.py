@@ -24,7 +24,7 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
 def json_body(message: Message) -> httpbody_pb2.HttpBody:
     """`message` as the HTTP API's JSON body, printed as the edge's transcoder prints responses.
 
-    The proto3 JSON mapping with the transcoder's print options (services/edge/envoy_config.py):
+    The proto3 JSON mapping with the transcoder's print options (tooling/edge/envoy_config.py):
     camelCase names, enum names, fields without presence printed even when empty, no
     whitespace. For RPCs whose HTTP binding returns google.api.HttpBody.
     """

@@ -32,8 +32,8 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=0,
         pool_timeout=timeout,
-        # No pre-ping: it costs a round trip per checkout (measured: half of GetMe's database
-        # time). After a PostgreSQL restart the first disconnect error invalidates every pooled
+        # No pre-ping: it costs a round trip per checkout (a large share of a short request's
+        # database time). After a PostgreSQL restart the first disconnect error invalidates every pooled
         # connection at once, and the health probe drops the pool when the database returns,
         # so the service still recovers by itself.
         pool_pre_ping=False,
@@ -53,8 +53,8 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A pooled connection on which each statement commits on its own (AUTOCOMMIT).
 
     For reads, and for writes that are one statement (an INSERT ... RETURNING is atomic by
-    itself): it saves the BEGIN and ROLLBACK/COMMIT round trips of a transaction (measured:
-    about 0.2 ms of client CPU per request). Several statements that must succeed or fail
+    itself): it saves the BEGIN and ROLLBACK/COMMIT round trips of a transaction, and their
+    client CPU. Several statements that must succeed or fail
     together, or see one snapshot, use `engine.begin()`.
     """
     async with engine.connect() as conn:

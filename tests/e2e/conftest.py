@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
-from services.devstack import EmbeddedPostgres, EmbeddedValkey
 from tests.e2e import support
 from tests.e2e.stack import Stack, start_stack
+from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
 
 # Far above anything the suite sends: throttling must come only from the tests that want it.
 HIGH_LIMITS = {

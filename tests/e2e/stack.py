@@ -19,8 +19,8 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.devstack import free_port
-from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
+from tooling.devstack import free_port
+from tooling.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -144,7 +144,7 @@ def grpc_health(address: str, timeout: float = 1.0) -> int | None:
 
 @dataclass
 class AgentProcess:
-    """`python -m services.cli serve agent` on a free port."""
+    """`python -m tooling.cli serve agent` on a free port."""
 
     child: Child
     port: int
@@ -177,7 +177,7 @@ class AgentProcess:
         )
         child = spawn(
             name,
-            [sys.executable, "-m", "services.cli", "serve", "agent"],
+            [sys.executable, "-m", "tooling.cli", "serve", "agent"],
             env=env,
             log_dir=data_dir,
         )

@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 from services.core.migrate import upgrade
 from services.core.queues import GUARDRAIL_QUEUE, consumer_count
-from services.devstack import free_port
-from services.process import seed
 from services.registry import REGISTRY
-from services.stack import Stack
 from tests.e2e.test_fuzz import FUZZ, Route, check_http, json_bodies, request_text
+from tooling.devstack import free_port
+from tooling.process import seed
+from tooling.stack import Stack
 
 Settings = REGISTRY.settings_type()
 
@@ -82,7 +82,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, d
         )
         keys = {a.username: a.api_key for a in asyncio.run(seed(seeded_settings))}
         operator = subprocess.run(
-            [sys.executable, "-m", "services.cli", "operator", "create-key", "--name", "e2e-ops"],
+            [sys.executable, "-m", "tooling.cli", "operator", "create-key", "--name", "e2e-ops"],
             env=stack.env(),
             capture_output=True,
             text=True,

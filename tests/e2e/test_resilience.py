@@ -18,7 +18,6 @@ from betterworld.agent.v1 import agent_pb2_grpc as pb_grpc
 from betterworld.common.v1 import readiness_pb2, readiness_pb2_grpc
 
 from services.core.migrate import upgrade
-from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 from tests.e2e.conftest import redis_db, track, untrack
 from tests.e2e.stack import Stack, start_stack
 from tests.e2e.support import (
@@ -32,6 +31,7 @@ from tests.e2e.support import (
     unique,
 )
 from tests.helpers import unpack
+from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

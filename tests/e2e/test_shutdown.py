@@ -15,11 +15,11 @@ from betterworld.agent.v1 import agent_pb2 as pb
 from betterworld.agent.v1 import agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.devstack import EmbeddedPostgres, EmbeddedValkey
 from tests.e2e.conftest import redis_db
 from tests.e2e.stack import AgentProcess
 from tests.e2e.support import unique
 from tests.helpers import bearer
+from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

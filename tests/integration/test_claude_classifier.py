@@ -14,7 +14,6 @@ import pytest
 from redis.asyncio import Redis
 
 from services.core.domains import DOMAINS
-from services.devstack import EmbeddedValkey, free_port
 from services.guardrail.budget import KEY_TTL_SECONDS, BudgetExhausted, DailyBudget
 from services.guardrail.cache import ResultCache, cache_key, normalize_text
 from services.guardrail.classifier.base import (
@@ -43,6 +42,7 @@ from tests.fakes.anthropic_api import (
     text_only,
     tool_use,
 )
+from tooling.devstack import EmbeddedValkey, free_port
 
 API_KEY = "sk-ant-test-key"
 MODEL = "claude-haiku-5-5"

@@ -1,4 +1,4 @@
-"""Integration tests for services.devstack: real PostgreSQL and Valkey processes on free ports."""
+"""Integration tests for tooling.devstack: real PostgreSQL and Valkey processes on free ports."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 import redis
 
-from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
-from services.devstack.ports import port_open, process_alive
-from services.devstack.postgres import PostgresStartError
-from services.devstack.valkey import ValkeyStartError
+from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
+from tooling.devstack.ports import port_open, process_alive
+from tooling.devstack.postgres import PostgresStartError
+from tooling.devstack.valkey import ValkeyStartError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,7 @@ def test_servers_left_by_a_crashed_caller_can_be_stopped(tmp_path: Path) -> None
         f"""
         import json, os, signal
         from pathlib import Path
-        from services.devstack import EmbeddedPostgres, EmbeddedValkey
+        from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
         pg = EmbeddedPostgres(Path({str(tmp_path / "pg")!r}), port={pg_port})
         vk = EmbeddedValkey(Path({str(tmp_path / "valkey")!r}), port={vk_port})
         pg.start()

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from services.agent.mailer import OutboxDispatcher, SmtpConfig
 from services.agent.tables import email_outbox
-from services.devstack import free_port
 from tests.helpers import RunningService, bearer
 from tests.integration.conftest import register
+from tooling.devstack import free_port
 
 
 @dataclass

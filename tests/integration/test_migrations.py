@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from services.core.migrate import alembic_config, upgrade
-from services.devstack import EmbeddedPostgres
 from services.schema import collect
+from tooling.devstack import EmbeddedPostgres
 
 
 def test_models_match_migrations(postgres: EmbeddedPostgres) -> None:
@@ -31,7 +31,7 @@ def test_models_match_migrations(postgres: EmbeddedPostgres) -> None:
 
 
 def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
-    from services.devstack import free_port
+    from tooling.devstack import free_port
 
     server = EmbeddedPostgres(tmp_path / "pg", port=free_port())
     server.start()

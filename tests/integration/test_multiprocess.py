@@ -21,9 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.core.process_ports import group_target, process_ports
 from services.core.runtime import internal_channel
-from services.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
-from services.devstack.ports import free_port_group
 from tests.e2e.stack import EnvoyProcess
+from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
+from tooling.devstack.ports import free_port_group
 
 
 def _children(pid: int) -> list[int]:
@@ -84,7 +84,7 @@ def test_process_group_balances_calls_and_aggregates_metrics(
     }
     log = (tmp_path / "group.log").open("wb")
     group = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "agent", "--processes", "2",
+        [sys.executable, "-m", "tooling.cli", "serve", "agent", "--processes", "2",
          "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

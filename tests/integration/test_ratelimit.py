@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.core.ratelimit import RateLimiter
-from services.devstack import EmbeddedValkey
+from tooling.devstack import EmbeddedValkey
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from services.agent.tables import agents
 from services.content.tables import problems, solutions
 from services.core.runtime import build_runtime
 from services.core.settings import Settings
-from services.seed import seed_demo
+from tooling.seed import seed_demo
 
 
 async def test_seed_creates_the_dev_data_once(settings: Settings, clean_state: None) -> None:

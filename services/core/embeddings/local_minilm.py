@@ -1,5 +1,5 @@
-"""all-MiniLM-L6-v2 as an ONNX model with int8 arithmetic: 384 dimensions, about 3.4 ms for a
-30-token title on one thread (see `quantize`)."""
+"""all-MiniLM-L6-v2 as an ONNX model with int8 arithmetic: 384 dimensions, a few milliseconds
+for a title on one thread (see `quantize`; numbers in the README)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import unicodedata
 from services.guardrail.classifier.base import ContentItem
 from services.guardrail.rules.normalize import normalize
 
-# About 1.3 MiniLM tokens a word: 40 words is ~55 tokens, and embedding costs ~0.3 ms a token.
+# About 1.3 MiniLM tokens a word: 40 words is ~55 tokens; the cost grows with the tokens.
 WINDOW_WORDS = 40
 MAX_WINDOWS = 3
 

@@ -257,7 +257,7 @@ def _fold_non_ascii_words(text: str) -> str:
     """Each run of letters holding a non-ASCII character (or such a character alone), folded.
 
     Found from the non-ASCII characters outwards: a regex for the whole run would be tried at
-    every letter of the text, 0.17 ms of a 2,000-character text with one "₹" in it.
+    every letter of the text.
     """
     out: list[str] = []
     last = 0

@@ -28,10 +28,10 @@ from services.content.tables import problems
 from services.core.migrate import upgrade
 from services.core.runtime import build_runtime
 from services.core.settings import Settings, SettingsError
-from services.devstack import EmbeddedPostgres
 from tests.fakes.voyage_api import FakeVoyageAPI, embeddings, server_error
 from tests.helpers import start_service, unpack
 from tests.integration.content.conftest import ContentClient
+from tooling.devstack import EmbeddedPostgres
 
 KEY = "voyage-test-key-do-not-log"
 

@@ -228,7 +228,7 @@ async def test_vectors_travel_to_postgresql_in_binary(
 async def test_the_backfill_command_reports_what_it_stored(
     content: ContentClient, monkeypatch: Any, capsys: Any
 ) -> None:
-    from services import cli
+    from tooling import cli
 
     author = await content.agent()
     await content.problem(author)

@@ -179,8 +179,8 @@ async def test_review_from_the_terminal(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from services.cli import build_parser
-    from services.review_cli import run_review
+    from tooling.cli import build_parser
+    from tooling.review_cli import run_review
 
     key = generate_key(OPERATOR_KEY_PREFIX)
     await credentials.create_operator(

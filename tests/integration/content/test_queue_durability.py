@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 from services.content.definition import DEFINITION
 from services.core.queues import GUARDRAIL_QUEUE
 from services.core.settings import Settings
-from services.devstack import EmbeddedValkey, free_port
 from services.guardrail.classifier.base import Classification, ContentItem
 from services.guardrail.tables import evaluations
 from tests.helpers import start_service
 from tests.integration.content.conftest import ContentClient, eventually, start_worker
+from tooling.devstack import EmbeddedValkey, free_port
 
 
 class StuckModel:

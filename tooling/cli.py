@@ -20,19 +20,19 @@ def _settings() -> Settings:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from services.stack import run_stack
+    from tooling.stack import run_stack
 
     return run_stack(_settings(), seed_demo_data=not args.no_seed)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from services.core.logging import configure_logging
-    from services.process import serve
+    from tooling.process import serve
 
     settings = _settings()
     configure_logging(service=args.service, level=settings.log_level)
     if args.processes > 1:
-        from services.multiprocess import serve_processes
+        from tooling.multiprocess import serve_processes
 
         return serve_processes(args.service, settings, processes=args.processes, port=args.port)
     return asyncio.run(
@@ -56,7 +56,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    from services.review_cli import run_review
+    from tooling.review_cli import run_review
 
     return run_review(args, _settings())
 
@@ -70,7 +70,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
-    from services.process import seed
+    from tooling.process import seed
 
     seeded = asyncio.run(seed(_settings()))
     if not seeded:
@@ -81,7 +81,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 
 
 def _cmd_embeddings_backfill(args: argparse.Namespace) -> int:
-    from services.process import backfill_embeddings
+    from tooling.process import backfill_embeddings
 
     stored = asyncio.run(backfill_embeddings(_settings(), batch_size=args.batch_size))
     print(f"stored {stored} embeddings")
@@ -89,7 +89,7 @@ def _cmd_embeddings_backfill(args: argparse.Namespace) -> int:
 
 
 def _cmd_operator_create_key(args: argparse.Namespace) -> int:
-    from services.process import create_operator_key
+    from tooling.process import create_operator_key
 
     key = asyncio.run(create_operator_key(_settings(), args.name))
     print(f"operator {args.name}: {key}")
@@ -98,8 +98,8 @@ def _cmd_operator_create_key(args: argparse.Namespace) -> int:
 
 
 def _cmd_envoy_config(args: argparse.Namespace) -> int:
-    from services.edge.envoy_config import compose_spec, dump, render_envoy_config
-    from services.stack import local_envoy_spec
+    from tooling.edge.envoy_config import compose_spec, dump, render_envoy_config
+    from tooling.stack import local_envoy_spec
 
     spec = compose_spec() if args.compose else local_envoy_spec(_settings())
     text = dump(render_envoy_config(spec))
@@ -112,7 +112,7 @@ def _cmd_envoy_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_health_probe(args: argparse.Namespace) -> int:
-    from services.healthprobe import probe
+    from tooling.healthprobe import probe
 
     return probe(args.target, timeout=args.timeout)
 
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the job worker (guardrail evaluations, sweeps)")
     worker.set_defaults(func=_cmd_worker)
 
-    from services.review_cli import add_parser as add_review_parser
+    from tooling.review_cli import add_parser as add_review_parser
 
     add_review_parser(sub)
     sub.choices["review"].set_defaults(func=_cmd_review)

@@ -10,7 +10,7 @@ from services.core.runtime import Runtime, build_runtime
 from services.core.server import ServiceServer, run_until_signalled
 from services.core.settings import Settings
 from services.registry import REGISTRY, Registry
-from services.seed import SeededAgent, seed_demo
+from tooling.seed import SeededAgent, seed_demo
 
 _OPERATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
 

@@ -12,7 +12,7 @@ from services.agent.service import build_deps
 from services.agent.tables import agents
 from services.content.service import build_deps as content_deps
 from services.core.runtime import Runtime
-from services.seed_content import seed_content
+from tooling.seed_content import seed_content
 
 DEMO_AGENTS: tuple[NewAgent, ...] = (
     NewAgent(

@@ -18,10 +18,10 @@ from services.core.migrate import upgrade
 from services.core.process_ports import group_target, process_ports
 from services.core.queues import GUARDRAIL_QUEUE, consumer_count
 from services.core.settings import Settings
-from services.devstack import EmbeddedPostgres, EmbeddedValkey
-from services.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
-from services.process import seed
 from services.registry import REGISTRY
+from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
+from tooling.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
+from tooling.process import seed
 
 _READY_TIMEOUT_SECONDS = 60
 
@@ -109,8 +109,8 @@ class Stack:
         processes = self.settings.service_processes
         extra = ["--processes", str(processes)] if processes > 1 else []
         for service in REGISTRY.names:
-            self.spawn(service, [sys.executable, "-m", "services.cli", "serve", service, *extra])
-        self.spawn("worker", [sys.executable, "-m", "services.cli", "worker"])
+            self.spawn(service, [sys.executable, "-m", "tooling.cli", "serve", service, *extra])
+        self.spawn("worker", [sys.executable, "-m", "tooling.cli", "worker"])
         config = self.data_dir / "envoy.json"
         config.write_text(dump(render_envoy_config(local_envoy_spec(self.settings))))
         self.spawn(

@@ -1,7 +1,7 @@
 """Process manager for the embedded local stack: PostgreSQL and Valkey on local TCP ports."""
 
-from services.devstack.ports import free_port
-from services.devstack.postgres import EmbeddedPostgres
-from services.devstack.valkey import EmbeddedValkey
+from tooling.devstack.ports import free_port
+from tooling.devstack.postgres import EmbeddedPostgres
+from tooling.devstack.valkey import EmbeddedValkey
 
 __all__ = ["EmbeddedPostgres", "EmbeddedValkey", "free_port"]

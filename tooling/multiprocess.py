@@ -48,7 +48,7 @@ def serve_processes(service: str, settings: Settings, *, processes: int, port: i
         raise SystemExit(f"--processes: {exc}") from None
     with tempfile.TemporaryDirectory(prefix=f"bw-{service}-metrics-") as directory:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory}
-        argv = [sys.executable, "-m", "services.cli", "serve", service, "--group-member"]
+        argv = [sys.executable, "-m", "tooling.cli", "serve", service, "--group-member"]
         children = [
             subprocess.Popen([*argv, "--port", str(child_port)], env=env) for child_port in ports
         ]

@@ -13,9 +13,9 @@ from typing import Literal
 from urllib.parse import quote
 
 from services.core.process_ports import format_host
-from services.devstack import unprivileged
-from services.devstack.managed import ManagedServer
-from services.devstack.ports import log_tail, process_alive
+from tooling.devstack import unprivileged
+from tooling.devstack.managed import ManagedServer
+from tooling.devstack.ports import log_tail, process_alive
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class EmbeddedPostgres(ManagedServer):
         # so binding a non-loopback host never exposes a password-less server.
         hba = self.data_dir / "pg_hba.conf"
         hba.write_text(
-            "# Written by services.devstack: trust for the local socket and 127.0.0.1 only.\n"
+            "# Written by tooling.devstack: trust for the local socket and 127.0.0.1 only.\n"
             "# TYPE  DATABASE  USER  ADDRESS        METHOD\n"
             "local   all       all                  trust\n"
             "host    all       all   127.0.0.1/32   trust\n"
