@@ -33,9 +33,9 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         max_overflow=0,
         pool_timeout=timeout,
         # No pre-ping: it costs a round trip per checkout (a large share of a short request's
-        # database time). After a PostgreSQL restart the first disconnect error invalidates every pooled
-        # connection at once, and the health probe drops the pool when the database returns,
-        # so the service still recovers by itself.
+        # database time). After a PostgreSQL restart the first disconnect error invalidates
+        # every pooled connection at once, and the health probe drops the pool when the
+        # database returns, so the service still recovers by itself.
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
