@@ -188,7 +188,7 @@ BetterWorld mesh is up.
   health / readiness   http://{host}:{port}/health   http://{host}:{port}/ready
   grpcurl              grpcurl -plaintext {host}:{port} list
 {_service_lines(settings)}
-  worker metrics       http://{host}:{settings.metrics_port_worker}/metrics
+  worker               {host}:{settings.worker_port} health (metrics http://{host}:{settings.metrics_port_worker}/metrics)
   Envoy admin          http://{host}:{settings.envoy_admin_port}
   PostgreSQL           postgresql://betterworld@{host}:{settings.postgres_port}/betterworld
   Valkey               redis://{host}:{settings.valkey_port}/0

@@ -4,10 +4,11 @@ the sweep that keeps nothing pending forever; and the factory the worker builds 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import Executor
 from datetime import timedelta
 
-from bullmq import Job, Worker
+from bullmq import Job, Queue, Worker
 
 from services.content.deps import ContentDeps
 from services.content.embedding import backfill, embed_item
@@ -22,7 +23,7 @@ from services.core.jobs import (
     publish_queue_sizes,
 )
 from services.core.logging import get_logger
-from services.core.queues import EMBEDDING_QUEUE, EmbeddingJob
+from services.core.queues import EMBEDDING_QUEUE, GUARDRAIL_QUEUE, EmbeddingJob
 
 log = get_logger(__name__)
 _GAUGE_INTERVAL_SECONDS = 5.0
@@ -99,51 +100,73 @@ class EmbeddingWorker:
 class ContentSweep:
     """Every SWEEP_INTERVAL_SECONDS: re-queues content whose evaluation was lost, and (when the
     machine is calm) embeds what still has no vector from the current model; every few seconds
-    it publishes the queues' sizes."""
+    it publishes the embedding queue's size.
+
+    Stopping lets a round in progress finish (up to STOP_WAIT_SECONDS) rather than cancelling it
+    in the middle of a database or Redis call.
+    """
+
+    STOP_WAIT_SECONDS = 30.0
 
     def __init__(
         self,
         content: ContentDeps,
         *,
+        redis_url: str,
         interval: float,
         pending_after: timedelta,
         deferral: Deferral,
     ) -> None:
         self._content = content
+        self._redis_url = redis_url
         self._interval = interval
         self._pending_after = pending_after
         self._deferral = deferral
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def _run(self) -> None:
-        evaluations = self._content.queue.queue
-        embeddings = self._content.embeddings.queue if self._content.embeddings else None
-        last_sweep = 0.0
+    async def _round(self, evaluations: Queue, last_sweep: float) -> float:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if embeddings is not None:
-                    await publish_queue_sizes(embeddings)
-                if loop.time() - last_sweep >= self._interval:
-                    last_sweep = loop.time()
-                    await requeue_lost(self._content, evaluations, older_than=self._pending_after)
-                    if not self._deferral.deferring:  # catch-up work waits for calm
-                        await backfill(
-                            self._content, unchanged_for=self._pending_after, limit=_BACKFILL_ROUND
-                        )
-            except Exception:  # a failed round must not stop future ones
-                log.warning("sweep_failed")
-            await asyncio.sleep(min(self._interval, _GAUGE_INTERVAL_SECONDS))
+        if self._content.embeddings is not None:
+            await publish_queue_sizes(self._content.embeddings.queue)
+        if loop.time() - last_sweep < self._interval:
+            return last_sweep
+        await requeue_lost(self._content, evaluations, older_than=self._pending_after)
+        if not self._deferral.deferring:  # catch-up work waits for calm
+            await backfill(self._content, unchanged_for=self._pending_after, limit=_BACKFILL_ROUND)
+        return loop.time()
+
+    async def _run(self) -> None:
+        evaluations = Queue(GUARDRAIL_QUEUE, {"connection": self._redis_url})
+        last_sweep = 0.0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    last_sweep = await self._round(evaluations, last_sweep)
+                except Exception:  # a failed round must not stop future ones
+                    log.warning("sweep_failed")
+                pause = min(self._interval, _GAUGE_INTERVAL_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+        finally:
+            await evaluations.close()
 
     def start(self) -> None:
         """Starts the periodic sweep."""
         self._task = asyncio.create_task(self._run(), name="sweep")
 
     async def stop(self, *, force: bool = False) -> None:
-        """Stops the sweep (a round in progress is cancelled: the next one redoes it)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Stops after the round in progress (cancels it when `force` or when it overruns)."""
+        self._stopping.set()
+        task = self._task
+        if task is None:
+            return
+        if not force:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), self.STOP_WAIT_SECONDS)
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def consumers(resources: WorkerResources) -> list[JobConsumer]:
@@ -164,6 +187,7 @@ async def consumers(resources: WorkerResources) -> list[JobConsumer]:
     )
     sweep = ContentSweep(
         content,
+        redis_url=settings.redis_url,
         interval=settings.sweep_interval_seconds,
         pending_after=timedelta(seconds=settings.sweep_pending_after_seconds),
         deferral=resources.deferral(EMBEDDING_QUEUE),

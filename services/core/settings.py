@@ -184,6 +184,8 @@ class Settings(BaseSettings):
     """How often the worker looks for content whose evaluation was lost."""
     sweep_pending_after_seconds: float = Field(default=300.0, gt=0)
     """Content PENDING longer than this, with no live job, is queued again."""
+    worker_port: int = Field(default=50055, ge=0, le=65535)
+    """gRPC port of the worker: health and readiness only, for probes (0 picks a free port)."""
     metrics_port_worker: int = Field(default=9105, ge=0, le=65535)
     """Prometheus port of the worker (0 disables it)."""
     embedding_provider: str = "local"

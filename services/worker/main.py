@@ -1,12 +1,15 @@
 """`betterworld worker`: the worker process's composition root and lifecycle.
 
 The worker has no jobs of its own: it builds the consumers every registered service declares
-(`ServiceDefinition.jobs`), starts them together and stops them together.
+(`ServiceDefinition.jobs`), starts them together and stops them together. It runs the same
+server lifecycle as the services, with no RPCs of its own: gRPC health and readiness (driven by
+its dependencies, NOT_SERVING while it drains) for probes, and its metrics endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Mapping
@@ -14,15 +17,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.deferral import LoadWatch
+from services.core.definition import ServiceDefinition
 from services.core.idle import make_process_idle
 from services.core.jobs import JobConsumer, WorkerResources
 from services.core.logging import get_logger
-from services.core.metrics import start_metrics_endpoint
 from services.core.runtime import Runtime, build_runtime
+from services.core.server import ServiceServer, freeze_startup_objects
 from services.core.settings import Settings
 from services.registry import REGISTRY, Registry
 
 log = get_logger(__name__)
+
+WORKER = ServiceDefinition(
+    name="worker",
+    contract=(),
+    port=50055,
+    metrics_port=9105,
+    register=lambda server, runtime: None,
+)
+"""The worker as a server: health, readiness and metrics, no RPCs of its own."""
 
 
 @dataclass
@@ -93,7 +106,8 @@ def lower_priority(settings: Settings) -> str:
 
 
 async def run_worker(settings: Settings) -> int:
-    """Consumes until SIGTERM/SIGINT, then lets running jobs finish and closes everything."""
+    """Consumes until SIGTERM/SIGINT; then reports NOT_SERVING, lets running jobs finish and
+    closes everything."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -101,17 +115,29 @@ async def run_worker(settings: Settings) -> int:
     lower_priority(settings)
     runtime = build_runtime(settings)
     worker = await build_worker(settings, runtime)
-    metrics = (
-        start_metrics_endpoint(settings.host, settings.metrics_port_worker)
-        if settings.metrics_port_worker
-        else None
+    server = ServiceServer(
+        WORKER,
+        runtime,
+        host=settings.host,
+        port=settings.worker_port,
+        metrics_port=settings.metrics_port_worker,
     )
+    await server.start()
     worker.start()
-    log.info("worker_started", concurrency=settings.worker_concurrency)
+    freeze_startup_objects()
+    log.info("worker_started", concurrency=settings.worker_concurrency, port=server.port)
     await stop.wait()
     log.info("worker_stopping")
-    await worker.stop()
-    if metrics is not None:
-        metrics.close()
+    await server.monitor.enter_shutdown()
+    try:
+        # Running jobs get the grace period; a consumer that does not stop by then (a job that
+        # ignores it) must not keep the process alive: its jobs return to the queue when their
+        # locks lapse.
+        await asyncio.wait_for(worker.stop(), settings.grace_seconds + 5)
+    except TimeoutError:
+        log.error("worker_forced_exit_after_grace")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(worker.stop(force=True), 10)
+    await server.stop(settings.grace_seconds)
     await runtime.close()
     return 0

@@ -56,21 +56,11 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, d
         rate_limit_public_per_ip=100_000,
         # The flow waits for each decision; the test itself must not make the worker defer them.
         worker_defer_seconds=0,
+        # Every port on a free one: derived from the settings, so a new service's ports are too.
         **{
             name: free_port()
-            for name in (
-                "agent_port",
-                "content_port",
-                "guardrail_port",
-                "envoy_port",
-                "envoy_admin_port",
-                "postgres_port",
-                "valkey_port",
-                "metrics_port_agent",
-                "metrics_port_content",
-                "metrics_port_guardrail",
-                "metrics_port_worker",
-            )
+            for name in Settings.model_fields
+            if (name.endswith("_port") or name.startswith("metrics_port_")) and name != "smtp_port"
         },
     )
     stack = Stack(settings)
