@@ -335,7 +335,10 @@ class Bench:
 
     def start(self) -> None:
         from services.core.migrate import upgrade
-        from tooling.stack import SERVICES, Stack
+        from services.registry import REGISTRY
+        from tooling.stack import Stack
+
+        services = REGISTRY.names
 
         self._apply_env()
         self.stack = Stack(self.settings())
@@ -349,7 +352,7 @@ class Bench:
         # With --processes N a service is a supervisor and its N children: count them all.
         self.groups = {
             name: procstats.ProcessGroup(
-                name, proc.pid, with_children=name in SERVICES, rss_per_process=name in SERVICES
+                name, proc.pid, with_children=name in services, rss_per_process=name in services
             )
             for name, proc in self.stack.children
         }
@@ -717,9 +720,9 @@ def main(argv: list[str] | None = None) -> int:
             "python": sys.version.split()[0],
             **database_versions(bench.db_settings()),
         }
-        import tooling.stack as stack_module
+        from services.registry import REGISTRY
 
-        report["service_processes"] = list(getattr(stack_module, "SERVICES", ("agent",)))
+        report["service_processes"] = list(REGISTRY.names)
         report["config"] = {
             "rate_limiting": "enabled; every limit raised to "
             f"{RAISED_LIMIT}/min (agent pending/verified, auth per IP, public per IP)",
