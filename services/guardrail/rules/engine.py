@@ -307,8 +307,15 @@ class RuleSet:
         """
         started = time.perf_counter()
         found: dict[tuple[str, str], RuleMatch] = {}
+        seen: set[str] = set()
         for view in views(text, self._lexicon).distinct():
-            sentences = [self._sentence(s) for s in view.split(SENTENCE_BREAK)]
+            parts = view.split(SENTENCE_BREAK)
+            if not exhaustive:
+                # A sentence the squeezed view shares with the word view was matched already
+                # by every rule: only the sentences with spelled-out letters are new.
+                parts = [p for p in parts if p not in seen]
+                seen.update(parts)
+            sentences = [self._sentence(s) for s in parts]
             present = 0
             for sentence in sentences:
                 present |= sentence.bits
