@@ -7,31 +7,24 @@ that no test is throttled by another; the limits themselves are tested on dedica
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.core.credentials import store as credentials
-from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
-from tests.e2e import support
-from tests.e2e.stack import Stack, start_stack
+from tests.support import e2e_http as support
+from tests.support.e2e_stack import (
+    _LIVE,
+    HIGH_LIMITS,
+    Stack,
+    create_operator_key,
+    redis_db,
+    start_stack,
+    track,
+    untrack,
+)
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
-
-# Far above anything the suite sends: throttling must come only from the tests that want it.
-HIGH_LIMITS = {
-    "RATE_LIMIT_AUTH_PER_IP": "100000",
-    "RATE_LIMIT_PUBLIC_PER_IP": "100000",
-    "RATE_LIMIT_AGENT_PENDING": "10000",
-    "RATE_LIMIT_AGENT_VERIFIED": "10000",
-}
-PENDING_AGENT_LIMIT = 10000
-
-_LIVE: list[Stack] = []
-"""Stacks running now; their log tails are attached to the report of a failing test."""
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -41,23 +34,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and "tests/e2e" in str(item.path).replace("\\", "/"):
         for stack in _LIVE:
             report.sections.append(("e2e stack logs", stack.logs(40)))
-
-
-def track(stack: Stack) -> Stack:
-    """Registers a running stack so failures show its logs."""
-    _LIVE.append(stack)
-    return stack
-
-
-def untrack(stack: Stack) -> None:
-    if stack in _LIVE:
-        _LIVE.remove(stack)
-
-
-def redis_db(url: str, db: int) -> str:
-    """The same Valkey, another logical database (separate rate-limit buckets and caches)."""
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{db}"
 
 
 @pytest.fixture(scope="session")
@@ -87,23 +63,6 @@ def http(e2e_stack: Stack) -> Iterator[httpx.Client]:
     e2e_stack.check_alive()
     with httpx.Client(base_url=e2e_stack.base_url, timeout=10) as client:
         yield client
-
-
-def create_operator_key(database_url: str, name: str = "ops-e2e") -> str:
-    """A new operator API key (as `betterworld operator create-key` makes one)."""
-
-    async def create() -> str:
-        engine = create_async_engine(database_url)
-        try:
-            key = generate_key(OPERATOR_KEY_PREFIX)
-            await credentials.create_operator(
-                engine, name=name, digest=key.digest, display_prefix=key.display_prefix
-            )
-            return key.plaintext
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(create())
 
 
 @pytest.fixture(scope="session")

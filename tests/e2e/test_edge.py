@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.stack import ALLOWED_ORIGIN
-from tests.e2e.support import ME, REGISTER, unique
+from tests.support.e2e_http import ME, REGISTER, unique
+from tests.support.e2e_stack import ALLOWED_ORIGIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

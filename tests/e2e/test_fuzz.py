@@ -23,10 +23,9 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.conftest import create_operator_key
-from tests.e2e.stack import Stack
-from tests.e2e.support import LEAK_MARKERS, bearer, register
-from tests.helpers import unpack
+from tests.support.e2e_http import LEAK_MARKERS, bearer, register
+from tests.support.e2e_stack import Stack, create_operator_key
+from tests.support.helpers import unpack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -15,10 +15,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from tests.e2e.conftest import PENDING_AGENT_LIMIT
-from tests.e2e.stack import Stack
-from tests.e2e.support import DOMAIN, assert_no_leak, unique
-from tests.helpers import bearer, unpack
+from tests.support.e2e_http import DOMAIN, assert_no_leak, unique
+from tests.support.e2e_stack import PENDING_AGENT_LIMIT, Stack
+from tests.support.helpers import bearer, unpack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tests.e2e.support import ME, service_error
+from tests.support.e2e_http import ME, service_error
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import PENDING_AGENT_LIMIT
-from tests.e2e.support import ME, REGISTER, assert_no_leak, bearer, unique
+from tests.support.e2e_http import ME, REGISTER, assert_no_leak, bearer, unique
+from tests.support.e2e_stack import PENDING_AGENT_LIMIT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

@@ -10,8 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.e2e.stack import Stack
-from tests.e2e.support import (
+from tests.support.e2e_http import (
     ME,
     REGISTER,
     bearer,
@@ -20,6 +19,7 @@ from tests.e2e.support import (
     service_error,
     unique,
 )
+from tests.support.e2e_stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

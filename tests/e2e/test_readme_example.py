@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.support.e2e_stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -18,9 +18,7 @@ from betterworld.agent.v1 import agent_pb2_grpc as pb_grpc
 from betterworld.common.v1 import readiness_pb2, readiness_pb2_grpc
 
 from services.core.migrate import upgrade
-from tests.e2e.conftest import redis_db, track, untrack
-from tests.e2e.stack import Stack, start_stack
-from tests.e2e.support import (
+from tests.support.e2e_http import (
     ME,
     REGISTER,
     assert_no_leak,
@@ -30,7 +28,8 @@ from tests.e2e.support import (
     service_error,
     unique,
 )
-from tests.helpers import unpack
+from tests.support.e2e_stack import Stack, redis_db, start_stack, track, untrack
+from tests.support.helpers import unpack
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]

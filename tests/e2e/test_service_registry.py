@@ -22,9 +22,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from services.core.settings import Settings
 from services.registry import REGISTRY
-from tests.e2e.stack import EnvoyProcess
-from tests.helpers import RunningService, start_service
 from tests.support import echo
+from tests.support.e2e_stack import EnvoyProcess
+from tests.support.helpers import RunningService, start_service
 from tooling.edge.envoy_config import local_spec
 
 pytestmark = pytest.mark.e2e

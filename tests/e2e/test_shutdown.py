@@ -15,10 +15,9 @@ from betterworld.agent.v1 import agent_pb2 as pb
 from betterworld.agent.v1 import agent_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.conftest import redis_db
-from tests.e2e.stack import AgentProcess
-from tests.e2e.support import unique
-from tests.helpers import bearer
+from tests.support.e2e_http import unique
+from tests.support.e2e_stack import AgentProcess, redis_db
+from tests.support.helpers import bearer
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2
 
-from tests.e2e.stack import HOST, grpc_health, service_env, spawn
+from tests.support.e2e_stack import HOST, grpc_health, service_env, spawn
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 
 pytestmark = pytest.mark.e2e

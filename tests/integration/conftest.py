@@ -6,14 +6,12 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
-from betterworld.agent.v1 import agent_pb2
-from betterworld.common.v1 import common_pb2
 
 from services.agent.definition import DEFINITION
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
 from services.core.settings import Settings
-from tests.helpers import RunningService, start_service
+from tests.support.helpers import RunningService, start_service
 
 
 @pytest.fixture
@@ -24,21 +22,6 @@ async def agent_service(settings: Settings, clean_state: None) -> AsyncIterator[
         yield service
     finally:
         await service.stop()
-
-
-async def register(
-    service: RunningService, username: str = "test-agent", **fields: object
-) -> agent_pb2.RegisterAgentResponse:
-    """Registers an agent with valid defaults."""
-    request = agent_pb2.RegisterAgentRequest(
-        username=username,
-        framework=fields.pop("framework", agent_pb2.LANGCHAIN),  # type: ignore[arg-type]
-        specializations=fields.pop(  # type: ignore[arg-type]
-            "specializations", [common_pb2.FOOD_SECURITY]
-        ),
-        **fields,  # type: ignore[arg-type]
-    )
-    return await service.agents.RegisterAgent(request)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from betterworld.agent.v1 import agent_pb2
 from betterworld.common.v1 import common_pb2
 
-from tests.helpers import RunningService, bearer, unpack
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.helpers import RunningService, bearer, unpack
 
 pb = agent_pb2
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from betterworld.agent.v1 import agent_pb2
 
-from tests.helpers import RunningService, bearer
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.helpers import RunningService, bearer
 
 
 async def test_register_then_get_me(agent_service: RunningService) -> None:

@@ -10,8 +10,8 @@ from betterworld.agent.v1 import agent_pb2 as pb
 from sqlalchemy import select
 
 from services.agent.tables import email_outbox
-from tests.helpers import RunningService, bearer, unpack
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.helpers import RunningService, bearer, unpack
 
 
 async def _last_code(service: RunningService, recipient: str) -> str:

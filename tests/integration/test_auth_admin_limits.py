@@ -10,8 +10,8 @@ from sqlalchemy import select
 from services.agent.definition import DEFINITION
 from services.core.audit import audit_log
 from services.core.settings import Settings
-from tests.helpers import RunningService, bearer, start_service, unpack
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.helpers import RunningService, bearer, start_service, unpack
 
 
 @pytest.mark.parametrize(

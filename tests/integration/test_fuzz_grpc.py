@@ -9,9 +9,9 @@ from google.protobuf import descriptor
 
 from services.agent.definition import DEFINITION
 from services.core.settings import Settings
-from tests.fuzzing import methods_of, send_junk
-from tests.helpers import RunningService, bearer
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.fuzzing import methods_of, send_junk
+from tests.support.helpers import RunningService, bearer
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
 from services.agent.tables import agents, heartbeat_checkins
-from tests.helpers import RunningService, bearer, unpack
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.helpers import RunningService, bearer, unpack
 
 
 def _ts(value: datetime) -> Timestamp:

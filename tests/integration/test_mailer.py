@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from services.agent.mailer import OutboxDispatcher, SmtpConfig
 from services.agent.tables import email_outbox
-from tests.helpers import RunningService, bearer
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.helpers import RunningService, bearer
 from tooling.devstack import free_port
 
 

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.core.process_ports import group_target, process_ports
 from services.core.runtime import internal_channel
-from tests.e2e.stack import EnvoyProcess
+from tests.support.e2e_stack import EnvoyProcess
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 from tooling.devstack.ports import free_port_group
 

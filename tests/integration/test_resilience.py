@@ -16,8 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.agent.definition import DEFINITION
 from services.core.migrate import upgrade
 from services.core.settings import Settings
-from tests.helpers import RunningService, bearer, start_service, unpack
-from tests.integration.conftest import register
+from tests.support.agents import register
+from tests.support.helpers import RunningService, bearer, start_service, unpack
 from tooling.devstack import EmbeddedPostgres, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

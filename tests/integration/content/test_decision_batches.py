@@ -16,8 +16,8 @@ from services.core.metrics import GRPC_HANDLED
 from services.core.queues import EvaluationJob
 from services.guardrail.apply import MAX_BATCH, DecisionBatcher
 from services.guardrail.decision import Verdict
-from tests.helpers import unpack
-from tests.integration.content.conftest import ContentClient
+from tests.support.content import ContentClient
+from tests.support.helpers import unpack
 
 
 def _decision(

@@ -29,8 +29,8 @@ from services.core.migrate import upgrade
 from services.core.runtime import build_runtime
 from services.core.settings import Settings, SettingsError
 from tests.fakes.voyage_api import FakeVoyageAPI, embeddings, server_error
-from tests.helpers import start_service, unpack
-from tests.integration.content.conftest import ContentClient
+from tests.support.content import ContentClient
+from tests.support.helpers import start_service, unpack
 from tooling.devstack import EmbeddedPostgres
 
 KEY = "voyage-test-key-do-not-log"

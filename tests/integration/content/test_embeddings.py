@@ -25,7 +25,7 @@ from services.core.embeddings import build_provider
 from services.core.embeddings.provider import EmbeddingError
 from services.core.idle import idle_executor
 from services.core.queues import EmbeddingJob, EmbeddingQueue
-from tests.integration.content.conftest import ContentClient, eventually
+from tests.support.content import ContentClient, eventually
 
 
 async def _vectors(content: ContentClient, problem_id: str) -> Any:

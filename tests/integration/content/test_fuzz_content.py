@@ -8,9 +8,9 @@ from betterworld.content.v1 import content_pb2
 from google.protobuf import descriptor
 
 from services.content.definition import DEFINITION
-from tests.fuzzing import methods_of, send_junk
-from tests.helpers import bearer
-from tests.integration.content.conftest import ContentClient
+from tests.support.content import ContentClient
+from tests.support.fuzzing import methods_of, send_junk
+from tests.support.helpers import bearer
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from services.core.audit import audit_log
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
 from services.guardrail.definition import DEFINITION
-from tests.helpers import RunningService, bearer, start_service, unpack
-from tests.integration.content.conftest import ContentClient, eventually
+from tests.support.content import ContentClient, eventually
+from tests.support.helpers import RunningService, bearer, start_service, unpack
 
 HARMFUL = (
     "We will build a covert surveillance system to track protesters from their phone data "

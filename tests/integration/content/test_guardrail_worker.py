@@ -14,7 +14,7 @@ from services.content.store import approved_items
 from services.guardrail.classifier.base import Classification, ClassifierError, ContentItem
 from services.guardrail.classifier.local import LocalClassifier
 from services.guardrail.tables import evaluations, flagged
-from tests.integration.content.conftest import LAKE_PROBLEM, ContentClient, eventually
+from tests.support.content import LAKE_PROBLEM, ContentClient, eventually
 
 Eventually = Callable[[Callable[[], Awaitable[bool]]], Awaitable[None]]
 

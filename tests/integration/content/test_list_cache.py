@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from services.content.tables import problems
 from services.core.settings import Settings
-from tests.integration.content.conftest import ContentClient, eventually
+from tests.support.content import ContentClient, eventually
 
 TTL = 0.5
 

@@ -14,8 +14,8 @@ from bullmq import Queue
 from services.content import store
 from services.content.deps import ContentDeps
 from services.core.queues import GUARDRAIL_QUEUE
-from tests.helpers import unpack
-from tests.integration.content.conftest import LAKE_PROBLEM, ContentClient
+from tests.support.content import LAKE_PROBLEM, ContentClient
+from tests.support.helpers import unpack
 
 
 @pytest.fixture
@@ -314,8 +314,8 @@ async def test_creations_are_limited_per_agent(
     clean_state: None,  # type: ignore[no-untyped-def]
 ) -> None:
     from services.content.definition import DEFINITION
-    from tests.helpers import start_service
-    from tests.integration.content.conftest import ContentClient as Client
+    from tests.support.content import ContentClient as Client
+    from tests.support.helpers import start_service
 
     limited = content_settings.model_copy(update={"rate_limit_content_per_agent": 3})
     service = await start_service(DEFINITION, limited)
@@ -338,8 +338,8 @@ async def test_a_redis_outage_never_loses_a_created_problem(
     clean_state: None,  # type: ignore[no-untyped-def]
 ) -> None:
     from services.content.definition import DEFINITION
-    from tests.helpers import start_service
-    from tests.integration.content.conftest import ContentClient as Client
+    from tests.support.content import ContentClient as Client
+    from tests.support.helpers import start_service
 
     broken = content_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     service = await start_service(DEFINITION, broken)

@@ -18,8 +18,8 @@ from services.core.queues import GUARDRAIL_QUEUE
 from services.core.settings import Settings
 from services.guardrail.classifier.base import Classification, ContentItem
 from services.guardrail.tables import evaluations
-from tests.helpers import start_service
-from tests.integration.content.conftest import ContentClient, eventually, start_worker
+from tests.support.content import ContentClient, eventually, start_worker
+from tests.support.helpers import start_service
 from tooling.devstack import EmbeddedValkey, free_port
 
 

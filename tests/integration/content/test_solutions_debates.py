@@ -9,8 +9,8 @@ import pytest
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 
-from tests.helpers import unpack
-from tests.integration.content.conftest import Agent, ContentClient
+from tests.support.content import Agent, ContentClient
+from tests.support.helpers import unpack
 
 APPROACH = (
     "Train volunteers to sample the lake weekly with low-cost sensors, publish the data openly "

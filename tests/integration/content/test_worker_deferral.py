@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from services.core.deferral import LoadWatch
 from services.guardrail.classifier.base import Classification, ContentItem
 from services.guardrail.classifier.local import LocalClassifier
-from tests.integration.content.conftest import ContentClient, eventually
+from tests.support.content import ContentClient, eventually
 
 
 class Recording:

@@ -6,6 +6,7 @@ output goes to a log file whose tail is printed when something fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,7 +19,10 @@ from pathlib import Path
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.core.credentials import store as credentials
+from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
 from tooling.devstack import free_port
 from tooling.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
 
@@ -351,3 +355,50 @@ def start_stack(
         agent.stop()
         raise
     return Stack(agent=agent, envoy=envoy, database_url=database_url, redis_url=redis_url)
+
+
+# Far above anything the suite sends: throttling must come only from the tests that want it.
+HIGH_LIMITS = {
+    "RATE_LIMIT_AUTH_PER_IP": "100000",
+    "RATE_LIMIT_PUBLIC_PER_IP": "100000",
+    "RATE_LIMIT_AGENT_PENDING": "10000",
+    "RATE_LIMIT_AGENT_VERIFIED": "10000",
+}
+PENDING_AGENT_LIMIT = 10000
+
+_LIVE: list[Stack] = []
+"""Stacks running now; their log tails are attached to the report of a failing test."""
+
+
+def track(stack: Stack) -> Stack:
+    """Registers a running stack so failures show its logs."""
+    _LIVE.append(stack)
+    return stack
+
+
+def untrack(stack: Stack) -> None:
+    if stack in _LIVE:
+        _LIVE.remove(stack)
+
+
+def redis_db(url: str, db: int) -> str:
+    """The same Valkey, another logical database (separate rate-limit buckets and caches)."""
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{db}"
+
+
+def create_operator_key(database_url: str, name: str = "ops-e2e") -> str:
+    """A new operator API key (as `betterworld operator create-key` makes one)."""
+
+    async def create() -> str:
+        engine = create_async_engine(database_url)
+        try:
+            key = generate_key(OPERATOR_KEY_PREFIX)
+            await credentials.create_operator(
+                engine, name=name, digest=key.digest, display_prefix=key.display_prefix
+            )
+            return key.plaintext
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(create())
