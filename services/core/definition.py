@@ -27,6 +27,20 @@ if TYPE_CHECKING:
     from services.core.runtime import Runtime
 
 
+def lazy(target: str) -> Callable[..., Any]:
+    """A callable standing for `"package.module:function"`, imported on the first call: a
+    definition names its service's code without importing it."""
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise ValueError(f"lazy target {target!r} is not 'module:function'")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = f"lazy({target})"
+    return call
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceDefinition:
     """One service of the mesh."""

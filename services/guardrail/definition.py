@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from betterworld.guardrail.v1 import guardrail_pb2
 
-from services.core.definition import ServiceDefinition
-
-if TYPE_CHECKING:
-    import grpc
-
-    from services.core.jobs import JobConsumer, WorkerResources
-    from services.core.runtime import Runtime
-
-
-def _register(server: grpc.aio.Server, runtime: Runtime) -> None:
-    from services.guardrail.service import register
-
-    register(server, runtime)
-
-
-async def _jobs(resources: WorkerResources) -> list[JobConsumer]:
-    from services.guardrail.jobs import consumers
-
-    return await consumers(resources)
-
+from services.core.definition import ServiceDefinition, lazy
 
 DEFINITION = ServiceDefinition(
     name="guardrail",
@@ -33,7 +12,7 @@ DEFINITION = ServiceDefinition(
     port=50053,
     metrics_port=9103,
     tables=("services.guardrail.tables",),
-    register=_register,
-    jobs=_jobs,
+    register=lazy("services.guardrail.service:register"),
+    jobs=lazy("services.guardrail.jobs:consumers"),
 )
 """GuardrailService."""
