@@ -19,6 +19,7 @@ from services.schema import collect
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey, free_port
 
 Settings = REGISTRY.settings_type()
+pytest_plugins = ["tests.support.fixtures"]
 
 _OWN_BASETEMP = pytest.StashKey[Path]()
 

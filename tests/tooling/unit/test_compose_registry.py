@@ -9,7 +9,7 @@ import yaml
 
 from services.registry import REGISTRY
 
-COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+COMPOSE = Path(__file__).resolve().parents[3] / "docker-compose.yml"
 
 
 def _services() -> dict[str, Any]:

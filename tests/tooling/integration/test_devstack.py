@@ -21,7 +21,7 @@ from tooling.devstack.ports import port_open, process_alive
 from tooling.devstack.postgres import PostgresStartError
 from tooling.devstack.valkey import ValkeyStartError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.timeout(60)
 

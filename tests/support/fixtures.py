@@ -1,4 +1,5 @@
-"""Fixtures for the content service: in-process on port 0, agents with keys, decisions."""
+"""Fixtures for in-process services on port 0 over the session's real databases: the agent and
+content services, an operator key, and an in-process worker (loaded by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,37 @@ from typing import Any
 
 import pytest
 
-from services.content.definition import DEFINITION
+from services.agent.definition import DEFINITION as AGENT
+from services.content.definition import DEFINITION as CONTENT
+from services.core.credentials import store as credentials
+from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
 from services.core.settings import Settings
 from services.guardrail.classifier.local import LocalClassifier
 from tests.support.content import ContentClient, RunningWorker, start_worker
-from tests.support.helpers import start_service
+from tests.support.helpers import RunningService, start_service
+
+
+@pytest.fixture
+async def agent_service(settings: Settings, clean_state: None) -> AsyncIterator[RunningService]:
+    """The agent service in-process on a free port (outbox delivery left to the tests)."""
+    service = await start_service(dataclasses.replace(AGENT, background=None), settings)
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def operator_key(agent_service: RunningService) -> str:
+    """An operator API key named "ops-test"."""
+    key = generate_key(OPERATOR_KEY_PREFIX)
+    await credentials.create_operator(
+        agent_service.runtime.engine,
+        name="ops-test",
+        digest=key.digest,
+        display_prefix=key.display_prefix,
+    )
+    return key.plaintext
 
 
 @pytest.fixture
@@ -26,7 +53,7 @@ def content_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def content(content_settings: Settings, clean_state: None) -> AsyncIterator[ContentClient]:
     """The content service in-process on a free port."""
-    service = await start_service(dataclasses.replace(DEFINITION), content_settings)
+    service = await start_service(dataclasses.replace(CONTENT), content_settings)
     try:
         yield ContentClient(service, content_settings)
     finally:

@@ -12,7 +12,7 @@ from services.registry import REGISTRY
 
 load_settings = REGISTRY.load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_env_example_documents_every_setting() -> None:

@@ -38,8 +38,8 @@ CATEGORIES = (
     "labor_exploitation",
     "hate_speech",
 )
-DEV_HALF = Path(__file__).parents[1] / "guardrail" / "sets" / "v2-dev.jsonl"
-TRAIN_V1 = Path(__file__).parents[2] / "tooling" / "guardrail_eval" / "data" / "train-v1.jsonl"
+DEV_HALF = Path(__file__).parents[1] / "sets" / "v2-dev.jsonl"
+TRAIN_V1 = Path(__file__).parents[3] / "tooling" / "guardrail_eval" / "data" / "train-v1.jsonl"
 
 
 @pytest.fixture(scope="module")
