@@ -40,11 +40,12 @@ from bench import procstats, serverstats
 from bench.authcost import database_versions, measure_auth_cost
 from bench.report import render_markdown
 from services.core.process_ports import process_ports
-from services.core.settings import VERSION
+from services.core.settings import VERSION, Settings
 from services.registry import REGISTRY
 from tooling.devstack.ports import free_port_group
 
-Settings = REGISTRY.settings_type()
+MeshSettings = REGISTRY.settings_type()
+"""Settings with every registered service's port settings."""
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -136,7 +137,7 @@ def _port_fields() -> list[str]:
     """Every TCP port setting of the stack (services, metrics, Envoy, databases)."""
     return [
         name
-        for name in Settings.model_fields
+        for name in MeshSettings.model_fields
         if (name.endswith("_port") or name.startswith("metrics_port_")) and name != "smtp_port"
     ]
 
@@ -331,7 +332,7 @@ class Bench:
                 os.environ[key] = value
 
     def settings(self, **extra: Any) -> Settings:
-        return Settings(_env_file=None, **{**self.overrides, **extra})  # type: ignore[call-arg]
+        return MeshSettings(_env_file=None, **{**self.overrides, **extra})  # type: ignore[call-arg]
 
     def start(self) -> None:
         from services.core.migrate import upgrade
