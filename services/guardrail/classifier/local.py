@@ -138,7 +138,7 @@ class LocalClassifier:
             log.warning(
                 "guardrail_local_calibration_stale",
                 path=str(path),
-                hint="run python -m services.guardrail.classifier.local_fit",
+                hint="run python -m tooling.guardrail_eval.fit_exemplars",
             )
             params = fit(exemplars, matrix, self._provider.model_id)
         head = IntentHead.load(self._intent_path)

@@ -1,7 +1,8 @@
-"""Fits the local classifier's calibration on its exemplars (leave-one-out); `python -m` writes it.
+"""Fits the local classifier's calibration on its exemplars (leave-one-out).
 
-Usage: `python -m services.guardrail.classifier.local_fit [--check]` writes (or with --check only
-verifies) `exemplars/v1.fit.json` next to the exemplar file it was fitted on.
+`python -m tooling.guardrail_eval.fit_exemplars [--check]` writes (or with --check only
+verifies) `exemplars/v1.fit.json` next to the exemplar file it was fitted on; the classifier
+refits in process, with a warning, when that file was fitted on another exemplar file or model.
 
 Every exemplar is scored as if it were new content (see `ExemplarIndex.leave_one_out`): its
 similarities to the groups are computed with itself left out, and the ridge probe's outputs are
@@ -24,9 +25,7 @@ harm exemplars would be approved and at least 90% reach MEDIUM on their own. LOW
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,19 +33,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.core.embeddings.factory import classifier_model
 from services.guardrail.classifier.local_index import (
     EXEMPLARS_PATH,
     Evidence,
     ExemplarIndex,
     Exemplars,
-    default_cache_dir,
-    embed_exemplars,
 )
 
 Matrix = npt.NDArray[np.float64]
 
-MODULE = "services.guardrail.classifier.local_fit"
+MODULE = "tooling.guardrail_eval.fit_exemplars"
+"""The command that writes the calibration file."""
 RIDGE = 1.0
 ALIGNMENT_FEATURES = (
     "aligned_vote",
@@ -232,29 +229,3 @@ def fit(exemplars: Exemplars, matrix: npt.NDArray[np.float32], model_id: str) ->
         uncertain_margin=UNCERTAIN_MARGIN,
         leave_one_out={k: round(float(v), 4) for k, v in diagnostics.items()},
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Fits and writes (or checks) the parameters of the default exemplar file."""
-    parser = argparse.ArgumentParser(description="Fit the local guardrail classifier.")
-    parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
-    args = parser.parse_args(argv)
-    exemplars = Exemplars.load(EXEMPLARS_PATH)
-    target = fit_path(EXEMPLARS_PATH)
-    if args.check:
-        current = FittedParams.from_json(target.read_text()) if target.exists() else None
-        if current is None or current.exemplars_sha256 != exemplars.sha256:
-            print(f"{target} is out of date: run python -m {MODULE}", file=sys.stderr)
-            return 1
-        print(f"{target} matches {EXEMPLARS_PATH.name}")
-        return 0
-    provider = classifier_model()
-    matrix = embed_exemplars(exemplars, provider, default_cache_dir())
-    params = fit(exemplars, matrix, provider.model_id)
-    target.write_text(params.to_json())
-    print(json.dumps({"written": str(target), **params.leave_one_out}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

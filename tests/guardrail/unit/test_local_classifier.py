@@ -199,7 +199,7 @@ def test_calibration_file_was_fitted_on_this_exemplar_file() -> None:
     exemplars = Exemplars.load()
     params = FittedParams.from_json(fit_path().read_text())
     assert params.exemplars_sha256 == exemplars.sha256, (
-        "exemplars changed: run python -m services.guardrail.classifier.local_fit"
+        "exemplars changed: run python -m tooling.guardrail_eval.fit_exemplars"
     )
     assert params.harm_low < params.harm_medium <= params.harm_high
 
