@@ -50,8 +50,8 @@ from bench.run import (
     _server_side,
     _stop_child,
 )
+from services.content.queue import EMBEDDING_QUEUE
 from services.core.domains import DOMAINS
-from services.core.queues import EMBEDDING_QUEUE
 from services.core.settings import Settings
 from tooling.devstack import free_port
 

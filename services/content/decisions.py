@@ -8,10 +8,10 @@ from services.content import store
 from services.content.deps import ContentDeps
 from services.content.embedding import EMBEDDED_KINDS
 from services.content.model import DECISIONS, MAX_BATCH, Decision
+from services.content.queue import EmbeddingJob
 from services.core import errors
 from services.core.ids import parse_uuid
 from services.core.logging import get_logger
-from services.core.queues import EmbeddingJob
 
 log = get_logger(__name__)
 

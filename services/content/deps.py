@@ -12,10 +12,11 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.content.page_cache import PageCache
+from services.content.queue import EmbeddingQueue
 from services.core.embeddings import EmbeddingProvider
 from services.core.embeddings.provider import embed_queries
 from services.core.pagination import CursorCodec
-from services.core.queues import EmbeddingQueue, EvaluationQueue
+from services.core.queues import EvaluationQueue
 
 
 async def embed_texts(

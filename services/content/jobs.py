@@ -12,6 +12,7 @@ from bullmq import Job, Queue, Worker
 
 from services.content.deps import ContentDeps
 from services.content.embedding import backfill, embed_item
+from services.content.queue import EMBEDDING_QUEUE, EmbeddingJob
 from services.content.sweep import requeue_lost
 from services.core.deferral import Deferral
 from services.core.idle import idle_executor
@@ -23,7 +24,7 @@ from services.core.jobs import (
     publish_queue_sizes,
 )
 from services.core.logging import get_logger
-from services.core.queues import EMBEDDING_QUEUE, GUARDRAIL_QUEUE, EmbeddingJob
+from services.core.queues import GUARDRAIL_QUEUE
 
 log = get_logger(__name__)
 _GAUGE_INTERVAL_SECONDS = 5.0

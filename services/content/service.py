@@ -9,6 +9,7 @@ from betterworld.content.v1 import content_pb2_grpc
 
 from services.content.deps import ContentDeps
 from services.content.page_cache import PageCache
+from services.content.queue import EmbeddingQueue
 from services.content.servicer import ContentInternalServicer, ContentServicer
 from services.content.tables import EMBEDDING_DIMENSIONS
 from services.core.embeddings import build_provider
@@ -29,12 +30,14 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
             f"{EMBEDDING_DIMENSIONS}; switching needs a migration of the embedding columns "
             "first (README: Changing the embedding provider)"
         )
+    embeddings = EmbeddingQueue(settings.redis_url)
+    runtime.on_close(embeddings.close)
     titles = build_provider("local")  # the same instance as `embedder` when that is local
     return ContentDeps(
         engine=runtime.engine,
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         queue=runtime.evaluation_queue,
-        embeddings=runtime.embedding_queue,
+        embeddings=embeddings,
         embedder=embedder,
         titles=titles,
         pages=PageCache(

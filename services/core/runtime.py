@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.credentials.authenticator import Authenticator
 from services.core.db import create_engine
-from services.core.queues import EmbeddingQueue, EvaluationQueue
+from services.core.queues import EvaluationQueue
 from services.core.ratelimit import RateLimiter
 from services.core.redis import create_redis
 from services.core.settings import Settings
@@ -32,8 +33,14 @@ class Runtime:
     authenticator: Authenticator
     limiter: RateLimiter
     evaluation_queue: EvaluationQueue
-    embedding_queue: EmbeddingQueue
     _content_channel: grpc.aio.Channel | None = field(default=None, init=False, repr=False)
+    _on_close: list[Callable[[], Awaitable[None]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+
+    def on_close(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Registers a client a service built from this runtime, closed with it (in reverse)."""
+        self._on_close.append(close)
 
     def content_channel(self) -> grpc.aio.Channel:
         """The channel to the content service's internal API (CONTENT_INTERNAL_TARGET), made on
@@ -49,7 +56,8 @@ class Runtime:
         if self._content_channel is not None:
             await self._content_channel.close(None)
         await self.evaluation_queue.close()
-        await self.embedding_queue.close()
+        for close in reversed(self._on_close):
+            await close()
         await self.engine.dispose()
         await self.redis.aclose()
 
@@ -75,5 +83,4 @@ def build_runtime(settings: Settings) -> Runtime:
             batch_seconds=settings.rate_limit_batch_seconds,
         ),
         evaluation_queue=EvaluationQueue(settings.redis_url),
-        embedding_queue=EmbeddingQueue(settings.redis_url),
     )

@@ -19,12 +19,12 @@ from sqlalchemy.dialects import postgresql
 from services.content import store
 from services.content.embedding import backfill, embed_item
 from services.content.jobs import EmbeddingWorker
+from services.content.queue import EmbeddingJob, EmbeddingQueue
 from services.content.service import build_deps
 from services.content.tables import problems, solutions
 from services.core.embeddings import build_provider
 from services.core.embeddings.provider import EmbeddingError
 from services.core.idle import idle_executor
-from services.core.queues import EmbeddingJob, EmbeddingQueue
 from tests.support.content import ContentClient, eventually
 
 
