@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from services.core.policy import Access, MethodPolicy, policies_of
+from services.core.policy import Access, MethodPolicy, method_path, policies_of
 
 if TYPE_CHECKING:
     import grpc
@@ -79,8 +79,8 @@ class ServiceDefinition:
             service.full_name
             for service in self.contract
             if any(
-                self.policies[f"/{service.full_name}/{m.name}"].access is not Access.INTERNAL
-                for m in service.methods
+                self.policies[method_path(service, method)].access is not Access.INTERNAL
+                for method in service.methods
             )
         )
 

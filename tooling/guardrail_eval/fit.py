@@ -31,6 +31,7 @@ from services.guardrail.classifier.local_intent import (
     Cutoffs,
     IntentHead,
     features,
+    unit_mean,
 )
 from services.guardrail.classifier.local_text import windows
 from services.guardrail.rules.engine import default_ruleset
@@ -113,8 +114,7 @@ def embed(posts: list[Post]) -> npt.NDArray[np.float64]:
     rows = []
     for post in posts:
         item = ContentItem(ContentType(post.content_type), post.title, post.body)
-        mean = provider.embed(windows(item)).mean(axis=0)
-        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        rows.append(unit_mean(provider.embed(windows(item))))
     return np.asarray(rows, dtype=np.float64)
 
 

@@ -51,7 +51,12 @@ from services.guardrail.classifier.local_index import (
     default_cache_dir,
     embed_exemplars,
 )
-from services.guardrail.classifier.local_intent import INTENT_PATH, IntentHead, features
+from services.guardrail.classifier.local_intent import (
+    INTENT_PATH,
+    IntentHead,
+    features,
+    unit_mean,
+)
 from services.guardrail.classifier.local_quality import solution_scores
 from services.guardrail.classifier.local_text import MAX_WINDOWS, WINDOW_WORDS, windows
 from services.guardrail.harms import HARM_CATEGORIES
@@ -172,8 +177,7 @@ class LocalClassifier:
         texts = windows(item, window_words=self._window_words, max_windows=self._max_windows)
         vectors = self._provider.embed(texts)
         evidence = model.index.evidence(vectors)
-        mean = vectors.mean(axis=0)
-        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        mean = unit_mean(vectors)
         head = model.head
         text = f"{item.title}\n{item.body}"
         probs = head.probabilities(features(text, self._rules), mean)

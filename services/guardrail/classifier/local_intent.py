@@ -33,6 +33,12 @@ CLASSES = ("benign", "harmful", "off_topic")
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+def unit_mean(vectors: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    """The mean of a text's window vectors, L2-normalized: the head's embedding feature."""
+    mean = vectors.mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
 def features(text: str, rules: RuleSet) -> list[str]:
     """Words and adjacent word pairs of the de-obfuscated text, and Layer A's notes, each once.
 

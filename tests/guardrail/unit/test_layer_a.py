@@ -441,16 +441,17 @@ def _prose_with_other_characters() -> str:
 def test_latency_p99_under_one_millisecond(rules: RuleSet, make_text: Any) -> None:
     """p99 < 1 ms over 200 evaluations of a 2000-character text.
 
-    Measured in thread CPU time and best of five rounds a moment apart: on a shared CI machine
+    Measured in thread CPU time and best of ten rounds a moment apart: on a shared CI machine
     wall-clock percentiles measure the neighbours, not Layer A, and even CPU time stretches
-    while a busy neighbour shares the core's caches (the README has the numbers).
+    while a busy neighbour shares the core's caches (seen right after the tests that run the
+    classifier; the README has the numbers).
     """
     text = make_text()
     assert len(text) == 2000
     for _ in range(20):
         rules.evaluate(text)
     rounds = []
-    for _ in range(5):
+    for _ in range(10):
         time.sleep(0.2)
         samples = []
         for _ in range(200):
