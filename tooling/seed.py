@@ -69,5 +69,7 @@ async def seed_demo(runtime: Runtime) -> list[SeededAgent]:
         registered = await create_agent(deps, new, claim_status=CLAIM_VERIFIED)
         seeded.append(SeededAgent(new.username, registered.agent.id, registered.api_key))
     # Seeded content is approved directly: it is the product's curated dev data.
-    await seed_content(content_deps(runtime), [a.agent_id for a in seeded])
+    await seed_content(
+        content_deps(runtime), runtime.evaluation_queue, [a.agent_id for a in seeded]
+    )
     return seeded

@@ -10,6 +10,7 @@ from betterworld.content.v1 import content_pb2 as pb
 from google.api import httpbody_pb2
 
 from services.content.model import (
+    ContentKind,
     DebateRecord,
     Guardrail,
     ProblemRecord,
@@ -19,11 +20,16 @@ from services.content.model import (
 )
 from services.content.visibility import is_author
 from services.core.context import Principal
-from services.core.convert import domain_value, json_body, status_value, timestamp
+from services.core.convert import (
+    content_kind_name,
+    content_kind_value,
+    domain_value,
+    json_body,
+    status_value,
+    timestamp,
+)
 from services.core.pagination import Page
 
-KIND_OF = {pb.PROBLEM: "problem", pb.SOLUTION: "solution", pb.DEBATE: "debate"}
-KIND_ENUM = {name: value for value, name in KIND_OF.items()}
 Response = TypeVar("Response")
 Rendered = TypeVar("Rendered")
 
@@ -114,7 +120,7 @@ def problem(record: ProblemRecord, viewer: Principal | None) -> pb.Problem:
         affected_population_estimate=record.affected_population_estimate,
         geographic_scope=pb.GeographicScope.Value(record.geographic_scope),
         location_name=record.location_name,
-        data_sources=[pb.DataSource(type=s["type"], url=s["url"]) for s in record.data_sources],
+        data_sources=[pb.DataSource(type=s.type, url=s.url) for s in record.data_sources],
         evidence_links=record.evidence_links,
         existing_solutions=record.existing_solutions,
         status=pb.Problem.Status.Value(record.status),
@@ -132,9 +138,9 @@ def problem(record: ProblemRecord, viewer: Principal | None) -> pb.Problem:
     if record.self_audit:
         message.self_audit.CopyFrom(
             pb.SelfAudit(
-                aligned=record.self_audit["aligned"],
-                domain=domain_value(record.self_audit.get("domain")),
-                justification=record.self_audit["justification"],
+                aligned=record.self_audit.aligned,
+                domain=domain_value(record.self_audit.domain or None),
+                justification=record.self_audit.justification,
             )
         )
     if is_author(record, viewer):
@@ -152,7 +158,7 @@ def solution(record: SolutionRecord, viewer: Principal | None) -> pb.Solution:
         description=record.description,
         approach=record.approach,
         risks_and_mitigations=[
-            pb.RiskMitigation(risk=r["risk"], mitigation=r["mitigation"])
+            pb.RiskMitigation(risk=r.risk, mitigation=r.mitigation)
             for r in record.risks_and_mitigations
         ],
         required_skills=record.required_skills,
@@ -167,15 +173,23 @@ def solution(record: SolutionRecord, viewer: Principal | None) -> pb.Solution:
         updated_at=timestamp(record.updated_at),
     )
     if record.expected_impact:
-        message.expected_impact.CopyFrom(pb.ExpectedImpact(**record.expected_impact))
+        impact = record.expected_impact
+        message.expected_impact.CopyFrom(
+            pb.ExpectedImpact(metric=impact.metric, value=impact.value, timeframe=impact.timeframe)
+        )
     if record.estimated_cost:
-        amount, currency = record.estimated_cost
-        message.estimated_cost.CopyFrom(pb.EstimatedCost(amount=amount, currency=currency))
+        cost = record.estimated_cost
+        message.estimated_cost.CopyFrom(
+            pb.EstimatedCost(amount=cost.amount, currency=cost.currency)
+        )
     if record.scores:
-        impact, feasibility, cost, composite = record.scores
+        scores = record.scores
         message.scores.CopyFrom(
             pb.SolutionScores(
-                impact=impact, feasibility=feasibility, cost_efficiency=cost, composite=composite
+                impact=scores.impact,
+                feasibility=scores.feasibility,
+                cost_efficiency=scores.cost_efficiency,
+                composite=scores.composite,
             )
         )
     if is_author(record, viewer):
@@ -214,10 +228,16 @@ def similar(item: Similar) -> pb.SimilarProblem:
 def hit(item: SearchHit) -> pb.SearchResult:
     """A SearchResult message."""
     return pb.SearchResult(
-        kind=KIND_ENUM[item.kind],
+        kind=content_kind_value(item.kind),
         id=item.id,
         title=item.title,
         snippet=item.snippet,
         domain=domain_value(item.domain),
         similarity=item.similarity,
     )
+
+
+def kind(value: int) -> ContentKind | None:
+    """The content kind of a ContentKind number; None when unset or unknown."""
+    name = content_kind_name(value)
+    return ContentKind(name) if name else None

@@ -7,16 +7,17 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Protocol
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.content.page_cache import PageCache
 from services.content.queue import EmbeddingQueue
+from services.content.store import ContentStore
 from services.core.embeddings import EmbeddingProvider
 from services.core.embeddings.provider import embed_queries
 from services.core.pagination import CursorCodec
-from services.core.queues import EvaluationQueue
+from services.core.queues import EvaluationJob
 
 
 async def embed_texts(
@@ -35,13 +36,21 @@ async def embed_texts(
     return [row.tolist() for row in np.asarray(vectors, dtype=np.float32)]
 
 
+class EvaluationSink(Protocol):
+    """Where new text goes to be evaluated (the guardrail's queue)."""
+
+    async def enqueue(self, job: EvaluationJob) -> bool:
+        """Queues the job; False when the queue is unreachable."""
+        ...
+
+
 @dataclass(frozen=True)
 class ContentDeps:
     """Clients of the content domain."""
 
-    engine: AsyncEngine
+    store: ContentStore
     cursors: CursorCodec
-    queue: EvaluationQueue
+    queue: EvaluationSink
     embeddings: EmbeddingQueue | None
     """Where decided items' search vectors are queued for the worker (None: not queued)."""
     embedder: EmbeddingProvider

@@ -9,21 +9,18 @@ the local model changes.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Protocol, TypeVar
 
 from prometheus_client import Counter
 
-from services.content import store
 from services.content.deps import ContentDeps, embed_texts
+from services.content.model import SEARCHABLE, ContentKind, EmbeddingSource, TitleSource
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
-EMBEDDED_KINDS = ("problem", "solution")
-"""Debates are not searchable, so they carry no search vector."""
 EMBEDDINGS_STORED = Counter(
     "content_embeddings_stored_total",
     "Vectors stored (kind problem_title: the title vectors of the duplicate check)",
@@ -39,14 +36,22 @@ def embedding_text(title: str, description: str) -> str:
 async def embed_item(deps: ContentDeps, kind: str, content_id: str, evaluation_id: str) -> bool:
     """Embeds the item's text as of `evaluation_id`; false when it has changed since (the newer
     evaluation embeds it), is rejected, or already has a vector from the current model."""
-    if kind not in EMBEDDED_KINDS:
+    if kind not in SEARCHABLE:
         return False
-    rows = await store.embedding_sources(
-        deps.engine, kind, model=deps.embedder.model_id, content_id=uuid.UUID(content_id)
+    found = await deps.store.embeddings.sources(
+        ContentKind(kind), model=deps.embedder.model_id, content_id=content_id
     )
-    if not rows or str(rows[0].guardrail_evaluation_id) != evaluation_id:
+    if not found or found[0].evaluation_id != evaluation_id:
         return False
-    return await _store(deps, kind, rows, source="evaluation") == 1
+    return await _store(deps, ContentKind(kind), found, source="evaluation") == 1
+
+
+class _Source(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Source = TypeVar("Source", bound=_Source)
 
 
 async def backfill(
@@ -67,11 +72,11 @@ async def backfill(
     stored = 0
 
     async def drain(
-        fetch: Callable[[uuid.UUID | None, int], Awaitable[list[Any]]],
-        save: Callable[[list[Any]], Awaitable[int]],
+        fetch: Callable[[str | None, int], Awaitable[list[Source]]],
+        save: Callable[[list[Source]], Awaitable[int]],
     ) -> None:
         nonlocal stored
-        after: uuid.UUID | None = None
+        after: str | None = None
         while limit is None or stored < limit:
             size = batch_size if limit is None else min(batch_size, limit - stored)
             rows = await fetch(after, size)
@@ -80,7 +85,7 @@ async def backfill(
             after = rows[-1].id
             stored += await save(rows)
 
-    for kind in EMBEDDED_KINDS:
+    for kind in SEARCHABLE:
         await drain(
             partial(_search_sources, deps, kind, before),
             partial(_store, deps, kind, source="backfill"),
@@ -92,10 +97,9 @@ async def backfill(
 
 
 async def _search_sources(
-    deps: ContentDeps, kind: str, before: datetime, after: uuid.UUID | None, size: int
-) -> list[Any]:
-    return await store.embedding_sources(
-        deps.engine,
+    deps: ContentDeps, kind: ContentKind, before: datetime, after: str | None, size: int
+) -> list[EmbeddingSource]:
+    return await deps.store.embeddings.sources(
         kind,
         model=deps.embedder.model_id,
         after=after,
@@ -105,35 +109,33 @@ async def _search_sources(
 
 
 async def _title_sources(
-    deps: ContentDeps, before: datetime, after: uuid.UUID | None, size: int
-) -> list[Any]:
-    return await store.title_sources(
-        deps.engine, model=deps.titles.model_id, after=after, changed_before=before, limit=size
+    deps: ContentDeps, before: datetime, after: str | None, size: int
+) -> list[TitleSource]:
+    return await deps.store.embeddings.title_sources(
+        model=deps.titles.model_id, after=after, changed_before=before, limit=size
     )
 
 
-async def _store(deps: ContentDeps, kind: str, rows: Sequence[Any], *, source: str) -> int:
-    texts = [embedding_text(row.title, row.description) for row in rows]
+async def _store(
+    deps: ContentDeps, kind: ContentKind, sources: Sequence[EmbeddingSource], *, source: str
+) -> int:
+    texts = [embedding_text(item.title, item.description) for item in sources]
     vectors = await embed_texts(deps.embedder, texts, executor=deps.item_executor)
     stored = 0
     model = deps.embedder.model_id
-    for row, vector in zip(rows, vectors, strict=True):
-        if await store.set_embedding(
-            deps.engine, kind, row.id, row.guardrail_evaluation_id, vector, model
-        ):
+    for item, vector in zip(sources, vectors, strict=True):
+        if await deps.store.embeddings.store(kind, item, vector, model):
             stored += 1
-    EMBEDDINGS_STORED.labels(kind, source).inc(stored)
+    EMBEDDINGS_STORED.labels(kind.value, source).inc(stored)
     return stored
 
 
-async def _store_titles(deps: ContentDeps, rows: Sequence[Any]) -> int:
-    titles = [row.title for row in rows]
+async def _store_titles(deps: ContentDeps, sources: Sequence[TitleSource]) -> int:
+    titles = [item.title for item in sources]
     vectors = await embed_texts(deps.titles, titles, executor=deps.item_executor)
     stored = 0
-    for row, vector in zip(rows, vectors, strict=True):
-        if await store.set_title_embedding(
-            deps.engine, row.id, row.title, vector, deps.titles.model_id
-        ):
+    for item, vector in zip(sources, vectors, strict=True):
+        if await deps.store.embeddings.store_title(item, vector, deps.titles.model_id):
             stored += 1
     EMBEDDINGS_STORED.labels("problem_title", "backfill").inc(stored)
     return stored

@@ -1,19 +1,33 @@
-"""Content domain records and vocabularies (plain data, no transport types)."""
+"""Content domain records, value objects and vocabularies (plain data, no transport types)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import ClassVar
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 SCOPES = ("LOCAL", "REGIONAL", "NATIONAL", "GLOBAL")
 STANCES = ("SUPPORT", "OPPOSE", "MODIFY", "QUESTION")
 PENDING, APPROVED, FLAGGED, REJECTED = "PENDING", "APPROVED", "FLAGGED", "REJECTED"
 DECISIONS = (APPROVED, FLAGGED, REJECTED)
+ARCHIVED = "ARCHIVED"
 MAX_BATCH = 100
 """Most decisions one ApplyGuardrailDecisions call may carry (content.proto)."""
 MAX_DEBATE_DEPTH = 5
+
+
+class ContentKind(StrEnum):
+    """The three kinds of content; the value is what jobs and logs carry."""
+
+    PROBLEM = "problem"
+    SOLUTION = "solution"
+    DEBATE = "debate"
+
+
+SEARCHABLE = (ContentKind.PROBLEM, ContentKind.SOLUTION)
+"""Debates are not searchable, so they carry no search vector."""
 
 
 @dataclass(frozen=True)
@@ -28,8 +42,64 @@ class Guardrail:
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """Where a problem's facts come from."""
+
+    type: str
+    url: str
+
+
+@dataclass(frozen=True)
+class SelfAudit:
+    """The reporting agent's own alignment check."""
+
+    aligned: bool
+    domain: str
+    """A domain name, or "" when the agent named none."""
+    justification: str
+
+
+@dataclass(frozen=True)
+class ExpectedImpact:
+    """What a solution promises, measurably."""
+
+    metric: str
+    value: float
+    timeframe: str
+
+
+@dataclass(frozen=True)
+class EstimatedCost:
+    """A solution's cost estimate."""
+
+    amount: float
+    currency: str
+    """ISO 4217, upper case."""
+
+
+@dataclass(frozen=True)
+class RiskMitigation:
+    """One risk of a solution and how it is met."""
+
+    risk: str
+    mitigation: str
+
+
+@dataclass(frozen=True)
+class SolutionScores:
+    """The guardrail's scores of a solution (each 0 to 1)."""
+
+    impact: float
+    feasibility: float
+    cost_efficiency: float
+    composite: float
+
+
+@dataclass(frozen=True)
 class ProblemRecord:
     """A problem as stored."""
+
+    kind: ClassVar[ContentKind] = ContentKind.PROBLEM
 
     id: str
     author_agent_id: str
@@ -42,10 +112,10 @@ class ProblemRecord:
     location_name: str
     latitude: float | None
     longitude: float | None
-    data_sources: list[dict[str, str]]
-    evidence_links: list[str]
-    existing_solutions: list[str]
-    self_audit: dict[str, Any] | None
+    data_sources: tuple[DataSource, ...]
+    evidence_links: tuple[str, ...]
+    existing_solutions: tuple[str, ...]
+    self_audit: SelfAudit | None
     status: str
     upvotes: int
     solution_count: int
@@ -58,20 +128,22 @@ class ProblemRecord:
 class SolutionRecord:
     """A solution as stored."""
 
+    kind: ClassVar[ContentKind] = ContentKind.SOLUTION
+
     id: str
     problem_id: str
     author_agent_id: str
     title: str
     description: str
     approach: str
-    expected_impact: dict[str, Any] | None
-    estimated_cost: tuple[float, str] | None
-    risks_and_mitigations: list[dict[str, str]]
-    required_skills: list[str]
-    required_locations: list[str]
+    expected_impact: ExpectedImpact | None
+    estimated_cost: EstimatedCost | None
+    risks_and_mitigations: tuple[RiskMitigation, ...]
+    required_skills: tuple[str, ...]
+    required_locations: tuple[str, ...]
     timeline_estimate: str
     status: str
-    scores: tuple[float, float, float, float] | None
+    scores: SolutionScores | None
     debate_count: int
     upvotes: int
     guardrail: Guardrail
@@ -83,17 +155,22 @@ class SolutionRecord:
 class DebateRecord:
     """A debate contribution as stored."""
 
+    kind: ClassVar[ContentKind] = ContentKind.DEBATE
+
     id: str
     solution_id: str
     author_agent_id: str
     parent_debate_id: str | None
     stance: str
     content: str
-    evidence_links: list[str]
+    evidence_links: tuple[str, ...]
     depth: int
     upvotes: int
     guardrail: Guardrail
     created_at: datetime
+
+
+ContentRecord = ProblemRecord | SolutionRecord | DebateRecord
 
 
 @dataclass(frozen=True)
@@ -110,7 +187,7 @@ class Similar:
 class SearchHit:
     """One semantic search result."""
 
-    kind: str
+    kind: ContentKind
     id: str
     title: str
     snippet: str
@@ -122,11 +199,39 @@ class SearchHit:
 class Decision:
     """A guardrail decision to apply."""
 
-    kind: str
+    kind: ContentKind | None
+    """None: the caller sent no kind or one this service does not know."""
     content_id: str
     evaluation_id: str
     status: str
     alignment_score: float
     aligned_domain: str | None
     explanation: str
-    scores: tuple[float, float, float, float] | None = None
+    scores: SolutionScores | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying a decision did."""
+
+    applied: bool
+    stale: bool
+    """It was for an older evaluation than the item's current one (or for no item)."""
+
+
+@dataclass(frozen=True)
+class EmbeddingSource:
+    """The text of a problem or solution whose search vector is to be computed."""
+
+    id: str
+    title: str
+    description: str
+    evaluation_id: str
+
+
+@dataclass(frozen=True)
+class TitleSource:
+    """A problem title whose vector is to be computed."""
+
+    id: str
+    title: str

@@ -4,39 +4,31 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from services.content.deps import ContentDeps
+from services.content.model import ContentRecord, DebateRecord, ProblemRecord, SolutionRecord
 from services.core.context import Principal
 from services.core.queues import EvaluationJob
 
 
-def new_evaluation_id() -> uuid.UUID:
+def new_evaluation_id() -> str:
     """The id of a new evaluation (also its job id)."""
-    return uuid.uuid4()
+    return str(uuid.uuid4())
 
 
-def back_to_moderation() -> dict[str, Any]:
-    """Column values that put edited content back in the queue under a new evaluation."""
-    return {
-        "guardrail_status": "PENDING",
-        "guardrail_evaluation_id": new_evaluation_id(),
-        "guardrail_decided_at": None,
-        "guardrail_explanation": "",
-    }
-
-
-def job_for(kind: str, record: Any, *, account_age_days: float = 0.0) -> EvaluationJob:
+def job_for(record: ContentRecord, *, account_age_days: float = 0.0) -> EvaluationJob:
     """The evaluation job of a record's current text."""
-    if kind == "problem":
+    title, domain = "", None
+    if isinstance(record, ProblemRecord):
         title, body, domain = record.title, record.description, record.domain
-    elif kind == "solution":
-        title, body, domain = record.title, f"{record.description}\n\n{record.approach}", None
+    elif isinstance(record, SolutionRecord):
+        title, body = record.title, f"{record.description}\n\n{record.approach}"
     else:
-        title, body, domain = "", record.content, None
+        assert isinstance(record, DebateRecord)
+        body = record.content
     return EvaluationJob(
         evaluation_id=record.guardrail.evaluation_id,
-        kind=kind,
+        kind=record.kind.value,
         content_id=record.id,
         author_agent_id=record.author_agent_id,
         title=title,
@@ -47,7 +39,7 @@ def job_for(kind: str, record: Any, *, account_age_days: float = 0.0) -> Evaluat
 
 
 async def submit(
-    deps: ContentDeps, kind: str, record: Any, principal: Principal | None = None
+    deps: ContentDeps, record: ContentRecord, principal: Principal | None = None
 ) -> bool:
     """Queues the record for evaluation after its transaction committed.
 
@@ -58,4 +50,4 @@ async def submit(
     age = 0.0
     if principal is not None and principal.created_at is not None:
         age = (datetime.now(UTC) - principal.created_at).total_seconds() / 86400
-    return await deps.queue.enqueue(job_for(kind, record, account_age_days=age))
+    return await deps.queue.enqueue(job_for(record, account_age_days=age))

@@ -11,6 +11,7 @@ from services.content.deps import ContentDeps
 from services.content.page_cache import PageCache
 from services.content.queue import EmbeddingQueue
 from services.content.servicer import ContentInternalServicer, ContentServicer
+from services.content.sql import SqlContentStore
 from services.content.tables import EMBEDDING_DIMENSIONS
 from services.core.embeddings import build_provider
 from services.core.pagination import CursorCodec
@@ -34,7 +35,7 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
     runtime.on_close(embeddings.close)
     titles = build_provider("local")  # the same instance as `embedder` when that is local
     return ContentDeps(
-        engine=runtime.engine,
+        store=SqlContentStore(runtime.engine),
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         queue=runtime.evaluation_queue,
         embeddings=embeddings,

@@ -11,8 +11,26 @@ from betterworld.content.v1 import content_pb2_grpc as pb_grpc
 from google.api import httpbody_pb2
 
 from services.content import convert, debates, decisions, problems, search, solutions
+from services.content.commands import (
+    NewDebate,
+    NewProblem,
+    NewSolution,
+    ProblemChanges,
+    ProblemQuery,
+    SearchQuery,
+    SolutionChanges,
+    SolutionQuery,
+)
 from services.content.deps import ContentDeps
-from services.content.model import Decision
+from services.content.model import (
+    DataSource,
+    Decision,
+    EstimatedCost,
+    ExpectedImpact,
+    RiskMitigation,
+    SelfAudit,
+    SolutionScores,
+)
 from services.core.context import Principal, current_principal, set_response_header
 from services.core.convert import domain_name, enum_name
 from services.core.pagination import Page
@@ -24,49 +42,113 @@ def _optional(message: Any, name: str) -> Any:
     return getattr(message, name) if message.HasField(name) else None
 
 
-def _problem_fields(request: Any, *, partial: bool) -> dict[str, Any]:
-    """Problem fields from a Create/UpdateProblemRequest (None = not sent, when partial)."""
-
-    def text(name: str) -> Any:
-        return _optional(request, name) if partial else getattr(request, name)
-
-    def enum(value: str) -> Any:
-        return (value or None) if partial else value
-
-    return {
-        "title": text("title"),
-        "description": text("description"),
-        "domain": enum(domain_name(request.domain)),
-        "severity": enum(enum_name(pb.Severity, request.severity)),
-        "geographic_scope": enum(enum_name(pb.GeographicScope, request.geographic_scope)),
-        "affected_population_estimate": text("affected_population_estimate"),
-        "location_name": text("location_name"),
-        "latitude": _optional(request, "latitude"),
-        "longitude": _optional(request, "longitude"),
-    }
+def _impact(request: Any) -> ExpectedImpact | None:
+    if not request.HasField("expected_impact"):
+        return None
+    impact = request.expected_impact
+    return ExpectedImpact(impact.metric, impact.value, impact.timeframe)
 
 
-def _solution_fields(request: Any, *, partial: bool) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        name: _optional(request, name) if partial else getattr(request, name)
-        for name in ("title", "description", "approach", "timeline_estimate")
-    }
-    if request.HasField("expected_impact"):
-        impact = request.expected_impact
-        fields["expected_impact"] = {
-            "metric": impact.metric,
-            "value": impact.value,
-            "timeframe": impact.timeframe,
-        }
-    if request.HasField("estimated_cost"):
-        fields["estimated_cost"] = (request.estimated_cost.amount, request.estimated_cost.currency)
-    if not partial:
-        fields["risks_and_mitigations"] = [
-            {"risk": r.risk, "mitigation": r.mitigation} for r in request.risks_and_mitigations
-        ]
-        fields["required_skills"] = list(request.required_skills)
-        fields["required_locations"] = list(request.required_locations)
-    return fields
+def _cost(request: Any) -> EstimatedCost | None:
+    if not request.HasField("estimated_cost"):
+        return None
+    return EstimatedCost(request.estimated_cost.amount, request.estimated_cost.currency)
+
+
+def new_problem(request: pb.CreateProblemRequest) -> NewProblem:
+    """The command of a CreateProblemRequest."""
+    audit = None
+    if request.HasField("self_audit"):
+        audit = SelfAudit(
+            request.self_audit.aligned,
+            domain_name(request.self_audit.domain),
+            request.self_audit.justification,
+        )
+    return NewProblem(
+        title=request.title,
+        description=request.description,
+        domain=domain_name(request.domain),
+        severity=enum_name(pb.Severity, request.severity),
+        geographic_scope=enum_name(pb.GeographicScope, request.geographic_scope),
+        affected_population_estimate=request.affected_population_estimate,
+        location_name=request.location_name,
+        latitude=_optional(request, "latitude"),
+        longitude=_optional(request, "longitude"),
+        data_sources=tuple(DataSource(s.type, s.url) for s in request.data_sources),
+        evidence_links=tuple(request.evidence_links),
+        existing_solutions=tuple(request.existing_solutions),
+        self_audit=audit,
+    )
+
+
+def problem_changes(request: pb.UpdateProblemRequest) -> ProblemChanges:
+    """The command of an UpdateProblemRequest (unset fields and enums change nothing)."""
+    return ProblemChanges(
+        title=_optional(request, "title"),
+        description=_optional(request, "description"),
+        domain=domain_name(request.domain) or None,
+        severity=enum_name(pb.Severity, request.severity) or None,
+        geographic_scope=enum_name(pb.GeographicScope, request.geographic_scope) or None,
+        affected_population_estimate=_optional(request, "affected_population_estimate"),
+        location_name=_optional(request, "location_name"),
+        latitude=_optional(request, "latitude"),
+        longitude=_optional(request, "longitude"),
+    )
+
+
+def new_solution(request: pb.CreateSolutionRequest) -> NewSolution:
+    """The command of a CreateSolutionRequest."""
+    return NewSolution(
+        problem_id=request.problem_id,
+        title=request.title,
+        description=request.description,
+        approach=request.approach,
+        timeline_estimate=request.timeline_estimate,
+        expected_impact=_impact(request),
+        estimated_cost=_cost(request),
+        risks_and_mitigations=tuple(
+            RiskMitigation(r.risk, r.mitigation) for r in request.risks_and_mitigations
+        ),
+        required_skills=tuple(request.required_skills),
+        required_locations=tuple(request.required_locations),
+    )
+
+
+def solution_changes(request: pb.UpdateSolutionRequest) -> SolutionChanges:
+    """The command of an UpdateSolutionRequest."""
+    return SolutionChanges(
+        title=_optional(request, "title"),
+        description=_optional(request, "description"),
+        approach=_optional(request, "approach"),
+        timeline_estimate=_optional(request, "timeline_estimate"),
+        expected_impact=_impact(request),
+        estimated_cost=_cost(request),
+    )
+
+
+def problem_query(request: pb.ListProblemsRequest) -> ProblemQuery:
+    """The query of a ListProblemsRequest."""
+    return ProblemQuery(
+        domain=domain_name(request.domain) or None,
+        severity=enum_name(pb.Severity, request.severity) or None,
+        status=enum_name(pb.Problem.Status, request.status) or "ACTIVE",
+        mine=request.mine,
+        guardrail_status=enum_name(common_pb2.GuardrailStatus, request.guardrail_status) or None,
+        sort={
+            pb.ListProblemsRequest.UPVOTES: "upvotes",
+            pb.ListProblemsRequest.SOLUTIONS: "solutions",
+        }.get(request.sort, "recent"),
+    )
+
+
+def solution_query(request: pb.ListSolutionsRequest) -> SolutionQuery:
+    """The query of a ListSolutionsRequest."""
+    return SolutionQuery(
+        problem_id=request.problem_id,
+        status=enum_name(pb.Solution.Status, request.status) or None,
+        mine=request.mine,
+        by_score=request.sort == pb.ListSolutionsRequest.SCORE,
+    )
 
 
 class ContentServicer(pb_grpc.ContentServiceServicer):
@@ -78,19 +160,10 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
     async def CreateProblem(  # noqa: N802
         self, request: pb.CreateProblemRequest, context: Context
     ) -> pb.CreateProblemResponse:
-        fields = _problem_fields(request, partial=False)
-        fields["data_sources"] = [{"type": s.type, "url": s.url} for s in request.data_sources]
-        fields["evidence_links"] = list(request.evidence_links)
-        fields["existing_solutions"] = list(request.existing_solutions)
-        if request.HasField("self_audit"):
-            audit = request.self_audit
-            fields["self_audit"] = {
-                "aligned": audit.aligned,
-                "domain": domain_name(audit.domain),
-                "justification": audit.justification,
-            }
         principal = current_principal()
-        record, duplicates = await problems.create_problem(self._deps, principal, fields)
+        record, duplicates = await problems.create_problem(
+            self._deps, principal, new_problem(request)
+        )
         set_response_header("x-http-status", "201")
         return pb.CreateProblemResponse(
             problem=convert.problem(record, principal),
@@ -122,16 +195,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         return await problems.list_problems(
             self._deps,
             principal,
-            domain=domain_name(request.domain) or None,
-            severity=enum_name(pb.Severity, request.severity) or None,
-            status=enum_name(pb.Problem.Status, request.status) or "ACTIVE",
-            mine=request.mine,
-            guardrail_status=enum_name(common_pb2.GuardrailStatus, request.guardrail_status)
-            or None,
-            sort={
-                pb.ListProblemsRequest.UPVOTES: "upvotes",
-                pb.ListProblemsRequest.SOLUTIONS: "solutions",
-            }.get(request.sort, "recent"),
+            problem_query(request),
             limit=request.limit,
             cursor=request.cursor,
         )
@@ -141,7 +205,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
     ) -> pb.Problem:
         principal = current_principal()
         record = await problems.update_problem(
-            self._deps, principal, request.problem_id, _problem_fields(request, partial=True)
+            self._deps, principal, request.problem_id, problem_changes(request)
         )
         return convert.problem(record, principal)
 
@@ -164,9 +228,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         self, request: pb.CreateSolutionRequest, context: Context
     ) -> pb.Solution:
         principal = current_principal()
-        record = await solutions.create_solution(
-            self._deps, principal, request.problem_id, _solution_fields(request, partial=False)
-        )
+        record = await solutions.create_solution(self._deps, principal, new_solution(request))
         set_response_header("x-http-status", "201")
         return convert.solution(record, principal)
 
@@ -195,10 +257,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         return await solutions.list_solutions(
             self._deps,
             principal,
-            problem_id=request.problem_id,
-            status=enum_name(pb.Solution.Status, request.status) or None,
-            mine=request.mine,
-            by_score=request.sort == pb.ListSolutionsRequest.SCORE,
+            solution_query(request),
             limit=request.limit,
             cursor=request.cursor,
         )
@@ -208,7 +267,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
     ) -> pb.Solution:
         principal = current_principal()
         record = await solutions.update_solution(
-            self._deps, principal, request.solution_id, _solution_fields(request, partial=True)
+            self._deps, principal, request.solution_id, solution_changes(request)
         )
         return convert.solution(record, principal)
 
@@ -225,13 +284,13 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         record = await debates.create_debate(
             self._deps,
             current_principal(),
-            request.solution_id,
-            {
-                "stance": enum_name(pb.Debate.Stance, request.stance),
-                "content": request.content,
-                "parent_debate_id": request.parent_debate_id,
-                "evidence_links": list(request.evidence_links),
-            },
+            NewDebate(
+                solution_id=request.solution_id,
+                stance=enum_name(pb.Debate.Stance, request.stance),
+                content=request.content,
+                parent_debate_id=request.parent_debate_id,
+                evidence_links=tuple(request.evidence_links),
+            ),
         )
         set_response_header("x-http-status", "201")
         return convert.debate(record)
@@ -255,10 +314,12 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
     ) -> pb.SearchContentResponse:
         hits = await search.search_content(
             self._deps,
-            query=request.q,
-            kind=convert.KIND_OF.get(request.kind),
-            domain=domain_name(request.domain) or None,
-            limit=request.limit,
+            SearchQuery(
+                text=request.q,
+                kind=convert.kind(request.kind),
+                domain=domain_name(request.domain) or None,
+                limit=request.limit,
+            ),
         )
         return pb.SearchContentResponse(data=[convert.hit(h) for h in hits])
 
@@ -272,8 +333,8 @@ class ContentInternalServicer(pb_grpc.ContentInternalServiceServicer):
     async def ApplyGuardrailDecision(  # noqa: N802
         self, request: pb.ApplyGuardrailDecisionRequest, context: Context
     ) -> pb.ApplyGuardrailDecisionResponse:
-        applied, stale = await decisions.apply_decision(self._deps, _decision(request))
-        return pb.ApplyGuardrailDecisionResponse(applied=applied, stale=stale)
+        outcome = await decisions.apply_decision(self._deps, _decision(request))
+        return pb.ApplyGuardrailDecisionResponse(applied=outcome.applied, stale=outcome.stale)
 
     async def ApplyGuardrailDecisions(  # noqa: N802
         self, request: pb.ApplyGuardrailDecisionsRequest, context: Context
@@ -283,8 +344,8 @@ class ContentInternalServicer(pb_grpc.ContentInternalServiceServicer):
         )
         return pb.ApplyGuardrailDecisionsResponse(
             results=[
-                pb.ApplyGuardrailDecisionResponse(applied=applied, stale=stale)
-                for applied, stale in results
+                pb.ApplyGuardrailDecisionResponse(applied=outcome.applied, stale=outcome.stale)
+                for outcome in results
             ]
         )
 
@@ -301,9 +362,9 @@ def _decision(request: pb.ApplyGuardrailDecisionRequest) -> Decision:
     scores = None
     if request.HasField("scores"):
         s = request.scores
-        scores = (s.impact, s.feasibility, s.cost_efficiency, s.composite)
+        scores = SolutionScores(s.impact, s.feasibility, s.cost_efficiency, s.composite)
     return Decision(
-        kind=convert.KIND_OF.get(request.kind, ""),
+        kind=convert.kind(request.kind),
         content_id=request.content_id,
         evaluation_id=request.evaluation_id,
         status=enum_name(common_pb2.GuardrailStatus, request.status),

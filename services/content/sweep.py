@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from bullmq import Queue
 
-from services.content import store
 from services.content.deps import ContentDeps
+from services.content.model import ContentKind
 from services.content.moderation import job_for
 from services.core.logging import get_logger
 
@@ -23,15 +23,15 @@ async def requeue_lost(deps: ContentDeps, queue: Queue, *, older_than: timedelta
     """
     before = datetime.now(UTC) - older_than
     requeued = 0
-    for kind in ("problem", "solution", "debate"):
-        for record in await store.pending_since(deps.engine, kind, before, limit=500):
+    for kind in ContentKind:
+        for record in await deps.store.moderation.pending_since(kind, before, limit=500):
             job_id = record.guardrail.evaluation_id
             state = await queue.getJobState(job_id)
             if state in _LIVE_STATES:
                 continue
             if state != "unknown":
                 await queue.remove(job_id)
-            if await deps.queue.enqueue(job_for(kind, record)):
+            if await deps.queue.enqueue(job_for(record)):
                 requeued += 1
     if requeued:
         log.warning("requeued_lost_evaluations", count=requeued)

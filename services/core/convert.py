@@ -55,3 +55,18 @@ def domain_value(name: str | None) -> Any:
 def status_value(name: str | None) -> Any:
     """The GuardrailStatus enum value of a stored status (0 when none)."""
     return common_pb2.GuardrailStatus.Value(name) if name else 0
+
+
+def content_kind_name(value: int) -> str:
+    """The stored (lower-case) name of a content kind: problem, solution or debate; "" when
+    unset or unknown. Takes `common.v1.ContentKind` and the deprecated per-service enums, which
+    share its numbers."""
+    return enum_name(common_pb2.ContentKind, value).lower()
+
+
+def content_kind_value(name: str) -> Any:
+    """The ContentKind number of a stored kind name (0 when unknown)."""
+    try:
+        return common_pb2.ContentKind.Value(name.upper())
+    except ValueError:
+        return 0

@@ -5,20 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bullmq import Queue
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.pagination import CursorCodec
 from services.guardrail.apply import Apply
 from services.guardrail.budget import DailyBudget
 from services.guardrail.cache import ResultCache
 from services.guardrail.rules.engine import RuleSet
+from services.guardrail.store import GuardrailStore
 
 
 @dataclass(frozen=True)
 class GuardrailDeps:
     """Clients of the guardrail domain."""
 
-    engine: AsyncEngine
+    store: GuardrailStore
     rules: RuleSet
     cache: ResultCache
     classifier_name: str

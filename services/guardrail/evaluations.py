@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from services.core import errors
 from services.core.context import Principal, PrincipalKind
 from services.core.ids import parse_uuid
-from services.guardrail import store
 from services.guardrail.deps import GuardrailDeps
+from services.guardrail.records import EvaluationRecord
 
 
 @dataclass(frozen=True)
@@ -23,18 +22,18 @@ class PendingEvaluation:
 
 async def get_evaluation(
     deps: GuardrailDeps, principal: Principal | None, evaluation_id: str
-) -> Any:
-    """The stored evaluation row, a PendingEvaluation, or NOT_FOUND (also for others' items)."""
+) -> EvaluationRecord | PendingEvaluation:
+    """The recorded evaluation, a PendingEvaluation, or NOT_FOUND (also for others' items)."""
     not_found = errors.NotFound("evaluation", evaluation_id, reason="EVALUATION_NOT_FOUND")
     parsed = parse_uuid(evaluation_id)
     if parsed is None or principal is None:
         raise not_found
     operator = principal.kind is PrincipalKind.OPERATOR
-    row = await store.evaluation(deps.engine, parsed)
-    if row is not None:
-        if not operator and str(row.author_agent_id) != principal.id:
+    record = await deps.store.evaluation(str(parsed))
+    if record is not None:
+        if not operator and record.author_agent_id != principal.id:
             raise not_found
-        return row
+        return record
     job = await deps.queue.getJob(str(parsed))
     if job is None or (not operator and job.data.get("author_agent_id") != principal.id):
         raise not_found

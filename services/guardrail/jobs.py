@@ -26,6 +26,7 @@ from services.guardrail.classifier.base import Classifier, ClassifierError
 from services.guardrail.decision import Thresholds
 from services.guardrail.pipeline import Pipeline
 from services.guardrail.rules.engine import RuleSet
+from services.guardrail.store import GuardrailStore
 
 log = get_logger(__name__)
 _GAUGE_INTERVAL_SECONDS = 5.0
@@ -176,7 +177,7 @@ async def consumers(resources: WorkerResources) -> list[JobConsumer]:
         channel, token, linger_seconds=settings.guardrail_decision_batch_seconds
     )
     pipeline = Pipeline(
-        engine=runtime.engine,
+        store=GuardrailStore(runtime.engine),
         rules=RuleSet.load(),
         classifier=classifier,
         cache=ResultCache(runtime.redis, ttl_seconds=settings.guardrail_cache_ttl_seconds),

@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.queues import EvaluationJob
-from services.guardrail import store
 from services.guardrail.apply import Apply
 from services.guardrail.budget import BudgetExhausted
 from services.guardrail.cache import ResultCache
@@ -21,7 +19,9 @@ from services.guardrail.classifier.base import (
     ContentType,
 )
 from services.guardrail.decision import Thresholds, Verdict, decide, trust_tier
+from services.guardrail.records import NewEvaluation, RuleHit
 from services.guardrail.rules.engine import RuleSet
+from services.guardrail.store import GuardrailStore
 
 EVALUATION_SECONDS = Histogram(
     "guardrail_evaluation_duration_seconds", "Whole evaluations by decision", ["decision"]
@@ -48,7 +48,7 @@ class Outcome:
 class Pipeline:
     """Evaluates jobs; `apply` records the decision on the content (internal RPC)."""
 
-    engine: AsyncEngine
+    store: GuardrailStore
     rules: RuleSet
     classifier: Classifier
     cache: ResultCache
@@ -91,34 +91,29 @@ class Pipeline:
                     classification, content_type=content_type, tier=tier, thresholds=self.thresholds
                 )
         timings["total"] = (time.perf_counter() - started) * 1000
-        await store.record_evaluation(
-            self.engine,
-            {
-                "id": store.as_uuid(job.evaluation_id),
-                "content_kind": job.kind,
-                "content_id": store.as_uuid(job.content_id),
-                "author_agent_id": store.as_uuid(job.author_agent_id),
-                "decision": verdict.status,
-                "explanation": verdict.explanation,
-                "alignment_score": classification.alignment_score if classification else None,
-                "aligned_domain": classification.aligned_domain if classification else None,
-                "harm_risk": classification.harm_risk.value if classification else None,
-                "trust_tier": tier.value,
-                "layer_a": {
-                    "rejected": layer_a.rejected,
-                    "ruleset": layer_a.ruleset_version,
-                    "matches": [
-                        {"category": m.category, "rule": m.rule_id, "suppressed": m.suppressed}
-                        for m in layer_a.matches
-                    ],
-                },
-                "layer_b": _layer_b(classification),
-                "classifier": self.classifier.name if classification else None,
-                "cache_hit": "true" if cache_hit else "false",
-                "timings_ms": timings,
-                "attempts": attempt,
-            },
-            reason=verdict.explanation,
+        await self.store.record(
+            NewEvaluation(
+                id=job.evaluation_id,
+                content_kind=job.kind,
+                content_id=job.content_id,
+                author_agent_id=job.author_agent_id,
+                decision=verdict.status,
+                explanation=verdict.explanation,
+                trust_tier=tier.value,
+                rules_rejected=layer_a.rejected,
+                ruleset=layer_a.ruleset_version,
+                rule_hits=tuple(
+                    RuleHit(m.category, m.rule_id, m.suppressed) for m in layer_a.matches
+                ),
+                alignment_score=classification.alignment_score if classification else None,
+                aligned_domain=classification.aligned_domain if classification else None,
+                harm_risk=classification.harm_risk.value if classification else None,
+                classification=_layer_b(classification),
+                classifier=self.classifier.name if classification else None,
+                cache_hit=cache_hit,
+                timings_ms=timings,
+                attempts=attempt,
+            )
         )
         await self.apply(job, verdict, classification)
         EVALUATION_SECONDS.labels(verdict.status).observe(time.perf_counter() - started)
@@ -128,21 +123,18 @@ class Pipeline:
     async def dead_letter(self, job: EvaluationJob, error: str, attempts: int) -> None:
         """After the last failed attempt: flag the item for a person, with the reason."""
         verdict = Verdict("FLAGGED", f"waiting for review: automatic evaluation failed ({error})")
-        await store.record_evaluation(
-            self.engine,
-            {
-                "id": store.as_uuid(job.evaluation_id),
-                "content_kind": job.kind,
-                "content_id": store.as_uuid(job.content_id),
-                "author_agent_id": store.as_uuid(job.author_agent_id),
-                "decision": "FLAGGED",
-                "explanation": verdict.explanation,
-                "trust_tier": "unknown",
-                "layer_a": {},
-                "timings_ms": {},
-                "attempts": attempts,
-            },
-            reason=verdict.explanation,
+        await self.store.record(
+            NewEvaluation(
+                id=job.evaluation_id,
+                content_kind=job.kind,
+                content_id=job.content_id,
+                author_agent_id=job.author_agent_id,
+                decision="FLAGGED",
+                explanation=verdict.explanation,
+                trust_tier="unknown",
+                attempts=attempts,
+                dead_letter=True,
+            )
         )
         await self.apply(job, verdict, None)
         DECISIONS.labels("FLAGGED", job.kind).inc()

@@ -14,6 +14,7 @@ from services.guardrail.cache import ResultCache
 from services.guardrail.deps import GuardrailDeps
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.servicer import GuardrailServicer
+from services.guardrail.store import GuardrailStore
 
 LOCAL_CLASSIFIER_NAME = "local-minilm-exemplars-v1+intent"
 
@@ -28,7 +29,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     settings = runtime.settings
     channel = runtime.content_channel()
     deps = GuardrailDeps(
-        engine=runtime.engine,
+        store=GuardrailStore(runtime.engine),
         rules=RuleSet.load(),
         cache=ResultCache(runtime.redis, ttl_seconds=settings.guardrail_cache_ttl_seconds),
         classifier_name=active_classifier_name(settings),

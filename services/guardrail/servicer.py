@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 from betterworld.common.v1 import common_pb2
 from betterworld.guardrail.v1 import guardrail_pb2 as pb
 from betterworld.guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 
 from services.core.context import Principal, current_principal
-from services.core.convert import domain_value, status_value, timestamp
+from services.core.convert import (
+    content_kind_name,
+    content_kind_value,
+    domain_value,
+    status_value,
+    timestamp,
+)
 from services.guardrail import evaluations, precheck, review, stats
 from services.guardrail.deps import GuardrailDeps
 from services.guardrail.evaluations import PendingEvaluation
+from services.guardrail.records import EvaluationRecord, FlaggedRecord
 
 Context = grpc.aio.ServicerContext
-_TYPES = {pb.PROBLEM: "problem", pb.SOLUTION: "solution", pb.DEBATE: "debate"}
-_TYPE_ENUM: dict[str, Any] = {name: value for value, name in _TYPES.items()}
 
 
 def _principal() -> Principal:
@@ -26,36 +29,32 @@ def _principal() -> Principal:
     return principal
 
 
-def _matches(layer_a: dict[str, Any]) -> list[pb.RuleMatch]:
-    return [
-        pb.RuleMatch(category=m["category"], rule_id=m["rule"], suppressed=m["suppressed"])
-        for m in layer_a.get("matches", [])
-    ]
-
-
-def evaluation_message(row: Any) -> pb.Evaluation:
-    """An Evaluation from a stored row or a pending job."""
+def evaluation_message(row: EvaluationRecord | PendingEvaluation) -> pb.Evaluation:
+    """An Evaluation from a recorded evaluation or a pending job."""
     if isinstance(row, PendingEvaluation):
         return pb.Evaluation(
             evaluation_id=row.evaluation_id,
-            content_type=_TYPE_ENUM.get(row.content_kind, 0),
+            content_type=content_kind_value(row.content_kind),
             content_id=row.content_id,
             decision=common_pb2.PENDING,
         )
     message = pb.Evaluation(
-        evaluation_id=str(row.id),
-        content_type=_TYPE_ENUM.get(row.content_kind, 0),
-        content_id=str(row.content_id),
+        evaluation_id=row.id,
+        content_type=content_kind_value(row.content_kind),
+        content_id=row.content_id,
         decision=common_pb2.GuardrailStatus.Value(row.decision),
         explanation=row.explanation,
-        rules_rejected=bool(row.layer_a.get("rejected", False)),
-        matches=_matches(row.layer_a),
+        rules_rejected=row.rules_rejected,
+        matches=[
+            pb.RuleMatch(category=hit.category, rule_id=hit.rule, suppressed=hit.suppressed)
+            for hit in row.rule_hits
+        ],
         aligned_domain=domain_value(row.aligned_domain),
         harm_risk=row.harm_risk or "",
         classifier=row.classifier or "",
-        cache_hit=row.cache_hit == "true",
+        cache_hit=row.cache_hit,
         trust_tier=row.trust_tier,
-        timings_ms={k: float(v) for k, v in row.timings_ms.items()},
+        timings_ms=row.timings_ms,
         attempts=row.attempts,
         created_at=timestamp(row.created_at),
     )
@@ -64,13 +63,15 @@ def evaluation_message(row: Any) -> pb.Evaluation:
     return message
 
 
-def flagged_message(row: Any, evaluation: Any = None) -> pb.FlaggedItem:
-    """A FlaggedItem from its row (and, for GetFlagged, its evaluation)."""
+def flagged_message(
+    row: FlaggedRecord, evaluation: EvaluationRecord | None = None
+) -> pb.FlaggedItem:
+    """A FlaggedItem from its record (and, for GetFlagged, its evaluation)."""
     message = pb.FlaggedItem(
-        flagged_id=str(row.id),
-        evaluation_id=str(row.evaluation_id),
-        content_type=_TYPE_ENUM.get(row.content_kind, 0),
-        content_id=str(row.content_id),
+        flagged_id=row.id,
+        evaluation_id=row.evaluation_id,
+        content_type=content_kind_value(row.content_kind),
+        content_id=row.content_id,
         reason=row.reason,
         status=pb.FlaggedItem.Status.Value(row.status),
         claimed_by=row.claimed_by or "",
@@ -95,7 +96,7 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     ) -> pb.PrecheckContentResponse:
         result = await precheck.precheck(
             self._deps,
-            content_type=_TYPES.get(request.content_type, ""),
+            content_type=content_kind_name(request.content_type),
             title=request.title,
             text=request.text,
         )
@@ -129,7 +130,7 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         page = await review.list_flagged(
             self._deps,
             status=status,
-            kind=_TYPES.get(request.content_type),
+            kind=content_kind_name(request.content_type) or None,
             limit=request.limit,
             cursor=request.cursor,
         )

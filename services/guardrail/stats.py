@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.core import errors
-from services.guardrail import store
 from services.guardrail.deps import GuardrailDeps
 
 
@@ -32,23 +31,23 @@ async def guardrail_stats(deps: GuardrailDeps, window_hours: int) -> Stats:
     hours = window_hours or 24
     if not 1 <= hours <= 720:
         raise errors.InvalidArgument.one("window_hours", "must be between 1 and 720")
-    row, waiting = await store.stats(deps.engine, datetime.now(UTC) - timedelta(hours=hours))
-    total = row.total or 0
+    counts = await deps.store.counts(datetime.now(UTC) - timedelta(hours=hours))
+    total = counts.total
 
     def rate(n: int, of: int) -> float:
         return round(n / of, 4) if of else 0.0
 
-    counts = await deps.queue.getJobCounts("waiting", "active", "delayed")
+    queue = await deps.queue.getJobCounts("waiting", "active", "delayed")
     return Stats(
         evaluations=total,
-        approval_rate=rate(row.approved, total),
-        flag_rate=rate(row.flagged, total),
-        reject_rate=rate(row.rejected, total),
-        cache_hit_rate=rate(row.cache_hits, row.layer_b_runs),
-        layer_a_ms=(float(row.a50 or 0), float(row.a99 or 0)),
-        layer_b_ms=(float(row.b50 or 0), float(row.b99 or 0)),
+        approval_rate=rate(counts.approved, total),
+        flag_rate=rate(counts.flagged, total),
+        reject_rate=rate(counts.rejected, total),
+        cache_hit_rate=rate(counts.cache_hits, counts.layer_b_runs),
+        layer_a_ms=counts.layer_a_ms,
+        layer_b_ms=counts.layer_b_ms,
         budget_used_cents=(await deps.budget.spent_today()) or 0.0,
         budget_limit_cents=deps.budget.limit_cents,
-        queue={k: int(v) for k, v in counts.items()},
-        flagged_waiting=waiting,
+        queue={k: int(v) for k, v in queue.items()},
+        flagged_waiting=counts.flagged_waiting,
     )

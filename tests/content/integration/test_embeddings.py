@@ -16,11 +16,13 @@ from betterworld.content.v1 import content_pb2 as pb
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql
 
-from services.content import store
 from services.content.embedding import backfill, embed_item
 from services.content.jobs import EmbeddingWorker
+from services.content.model import ContentKind, TitleSource
 from services.content.queue import EmbeddingJob, EmbeddingQueue
 from services.content.service import build_deps
+from services.content.sql.problems import similar_query
+from services.content.sql.search import nearest_query
 from services.content.tables import problems, solutions
 from services.core.embeddings import build_provider
 from services.core.embeddings.provider import EmbeddingError
@@ -186,8 +188,8 @@ async def test_backfill_replaces_title_vectors_of_an_earlier_local_model(
         )
     deps = build_deps(content.service.runtime)
     # The title changed after the backfill read it: the edit's own vector stands.
-    assert not await store.set_title_embedding(
-        engine, problem_id, "An older title", [0.0] * 383 + [1.0], deps.titles.model_id
+    assert not await deps.store.embeddings.store_title(
+        TitleSource(str(problem_id), "An older title"), [0.0] * 383 + [1.0], deps.titles.model_id
     )
 
     assert await backfill(deps) == 1
@@ -220,7 +222,7 @@ async def test_vectors_travel_to_postgresql_in_binary(
     pending = await content.problem(author, title="Flooded basements in Riverside after storms")
     deps = build_deps(content.service.runtime)
     assert await backfill(deps) == 1  # the pending problem's search vector
-    vector = await store.search_vector(deps.engine, "problem", uuid.UUID(pending.problem_id))
+    vector = await deps.store.problems.search_vector(pending.problem_id)
     assert vector is not None
     assert len(vector) == 384
 
@@ -299,13 +301,13 @@ def _literal(value: Any) -> str:
 @pytest.mark.parametrize(
     ("index", "build"),
     [
-        ("ix_problems_embedding", lambda v: store.nearest_query("problem", v, None, 10)),
+        ("ix_problems_embedding", lambda v: nearest_query(ContentKind.PROBLEM, v, None, 10)),
         (
             "ix_solutions_embedding",
-            lambda v: store.nearest_query("solution", v, "clean_water_sanitation", 10),
+            lambda v: nearest_query(ContentKind.SOLUTION, v, "clean_water_sanitation", 10),
         ),
-        ("ix_problems_title_embedding", lambda v: store.similar_query(v, uuid.uuid4(), 5, True)),
-        ("ix_problems_embedding", lambda v: store.similar_query(v, None, 5, False)),
+        ("ix_problems_title_embedding", lambda v: similar_query(v, uuid.uuid4(), 5, True)),
+        ("ix_problems_embedding", lambda v: similar_query(v, None, 5, False)),
     ],
 )
 async def test_vector_queries_can_use_the_approved_only_indexes_in_a_generic_plan(

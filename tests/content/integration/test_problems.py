@@ -11,8 +11,8 @@ from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from bullmq import Queue
 
-from services.content import store
 from services.content.deps import ContentDeps
+from services.content.sql.problems import SqlProblems
 from services.core.queues import GUARDRAIL_QUEUE
 from tests.support.content import LAKE_PROBLEM, ContentClient
 from tests.support.helpers import unpack
@@ -297,7 +297,7 @@ async def test_a_failed_duplicate_check_still_returns_the_stored_problem(
     async def failing(*args: object, **kwargs: object) -> list[object]:
         raise ConnectionResetError("the duplicate query's connection dropped")
 
-    monkeypatch.setattr(store, "similar_problems", failing)
+    monkeypatch.setattr(SqlProblems, "similar", failing)
     response = await content.content.CreateProblem(
         LAKE_REWORDING,
         metadata=author.auth,

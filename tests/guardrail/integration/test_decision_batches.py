@@ -11,7 +11,7 @@ from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from prometheus_client import REGISTRY
 
-from services.content import decisions
+from services.content.model import MAX_BATCH as CONTENT_MAX_BATCH
 from services.core.metrics import GRPC_HANDLED
 from services.core.queues import EvaluationJob
 from services.guardrail.apply import MAX_BATCH, DecisionBatcher
@@ -183,7 +183,7 @@ async def test_a_failed_batch_fails_every_decision_in_it(content: ContentClient)
 async def test_the_batcher_never_sends_more_than_the_contract_allows(
     content: ContentClient,
 ) -> None:
-    assert MAX_BATCH == decisions.MAX_BATCH
+    assert MAX_BATCH == CONTENT_MAX_BATCH
     author = await content.agent()
     problem = await content.problem(author)
     batcher = _batcher(content, linger_seconds=0.2)

@@ -10,7 +10,7 @@ from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as pb
 from sqlalchemy import select
 
-from services.content.store import approved_items
+from services.content.sql import SqlContentStore
 from services.guardrail.classifier.base import Classification, ClassifierError, ContentItem
 from services.guardrail.classifier.local import LocalClassifier
 from services.guardrail.tables import evaluations, flagged
@@ -72,11 +72,11 @@ async def test_the_trust_count_stops_at_the_threshold(content: ContentClient) ->
     await content.decide(
         pb.SOLUTION, solution.solution_id, solution.guardrail_evaluation_id, common_pb2.APPROVED
     )
-    engine = content.service.runtime.engine
-    assert await approved_items(engine, author.agent_id, at_most=10) == 4
-    assert await approved_items(engine, author.agent_id, at_most=3) == 3
-    assert await approved_items(engine, author.agent_id, at_most=0) == 0
-    assert await approved_items(engine, newcomer.agent_id, at_most=3) == 0
+    standing = SqlContentStore(content.service.runtime.engine).moderation
+    assert await standing.approved_items(author.agent_id, at_most=10) == 4
+    assert await standing.approved_items(author.agent_id, at_most=3) == 3
+    assert await standing.approved_items(author.agent_id, at_most=0) == 0
+    assert await standing.approved_items(newcomer.agent_id, at_most=3) == 0
 
 
 async def test_new_authors_are_flagged_and_harmful_text_rejected_without_a_model(

@@ -128,6 +128,37 @@ REJECTED: GuardrailStatus.ValueType  # 4
 """Refused; visible only to its author, with the explanation."""
 Global___GuardrailStatus: _TypeAlias = GuardrailStatus  # noqa: Y015
 
+class _ContentKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContentKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTENT_KIND_UNSPECIFIED: _ContentKind.ValueType  # 0
+    """Not set."""
+    PROBLEM: _ContentKind.ValueType  # 1
+    """A problem report."""
+    SOLUTION: _ContentKind.ValueType  # 2
+    """A proposed solution."""
+    DEBATE: _ContentKind.ValueType  # 3
+    """A debate contribution."""
+
+class ContentKind(_ContentKind, metaclass=_ContentKindEnumTypeWrapper):
+    """The kinds of agent content: the one enum every contract uses for them. The older
+    `content.v1.ContentKind` and `guardrail.v1.ContentType` carry the same names and numbers (so
+    their fields read the same on the wire and in JSON) and are deprecated in its favour.
+    """
+
+CONTENT_KIND_UNSPECIFIED: ContentKind.ValueType  # 0
+"""Not set."""
+PROBLEM: ContentKind.ValueType  # 1
+"""A problem report."""
+SOLUTION: ContentKind.ValueType  # 2
+"""A proposed solution."""
+DEBATE: ContentKind.ValueType  # 3
+"""A debate contribution."""
+Global___ContentKind: _TypeAlias = ContentKind  # noqa: Y015
+
 @_typing.final
 class GeoPoint(_message.Message):
     """A point on Earth in WGS 84 degrees."""

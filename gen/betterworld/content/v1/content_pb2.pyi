@@ -19,6 +19,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _ContentKind:
@@ -36,8 +41,11 @@ class _ContentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContentKi
     DEBATE: _ContentKind.ValueType  # 3
     """A debate contribution."""
 
+@_deprecated("""This enum has been marked as deprecated using proto enum options.""")
 class ContentKind(_ContentKind, metaclass=_ContentKindEnumTypeWrapper):
-    """The kinds of content."""
+    """The kinds of content. Deprecated: new fields use betterworld.common.v1.ContentKind (same
+    names and numbers); existing fields keep this type so their clients are not broken.
+    """
 
 CONTENT_KIND_UNSPECIFIED: ContentKind.ValueType  # 0
 """Not set."""
