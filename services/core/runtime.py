@@ -33,7 +33,7 @@ class Runtime:
     authenticator: Authenticator
     limiter: RateLimiter
     evaluation_queue: EvaluationQueue
-    _content_channel: grpc.aio.Channel | None = field(default=None, init=False, repr=False)
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict, init=False, repr=False)
     _on_close: list[Callable[[], Awaitable[None]]] = field(
         default_factory=list, init=False, repr=False
     )
@@ -42,19 +42,19 @@ class Runtime:
         """Registers a client a service built from this runtime, closed with it (in reverse)."""
         self._on_close.append(close)
 
-    def content_channel(self) -> grpc.aio.Channel:
-        """The channel to the content service's internal API (CONTENT_INTERNAL_TARGET), made on
-        first use and closed with the runtime."""
-        if self._content_channel is None:
-            self._content_channel = internal_channel(self.settings.content_internal_target)
-        return self._content_channel
+    def channel(self, target: str) -> grpc.aio.Channel:
+        """The channel to another service's internal API at `target` (one per target in the
+        process, made on first use and closed with the runtime)."""
+        if target not in self._channels:
+            self._channels[target] = internal_channel(target)
+        return self._channels[target]
 
     async def close(self) -> None:
-        """Charges the rate limits still owed, then closes the content channel, the database
+        """Charges the rate limits still owed, then closes the internal channels, the database
         pool, the queues and the Redis connections."""
         await self.limiter.close()
-        if self._content_channel is not None:
-            await self._content_channel.close(None)
+        for channel in self._channels.values():
+            await channel.close(None)
         await self.evaluation_queue.close()
         for close in reversed(self._on_close):
             await close()

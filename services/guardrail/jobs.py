@@ -172,7 +172,7 @@ async def consumers(resources: WorkerResources) -> list[JobConsumer]:
         # Loading the classifier takes seconds of CPU: off the event loop.
         classifier = await asyncio.to_thread(build_classifier, settings, runtime)
     token = settings.internal_service_token.get_secret_value()
-    channel = runtime.content_channel()
+    channel = runtime.channel(settings.content_internal_target)
     decisions = DecisionBatcher(
         channel, token, linger_seconds=settings.guardrail_decision_batch_seconds
     )

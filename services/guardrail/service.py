@@ -27,7 +27,7 @@ def active_classifier_name(settings: Settings) -> str:
 def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     """Adds the guardrail servicer."""
     settings = runtime.settings
-    channel = runtime.content_channel()
+    channel = runtime.channel(settings.content_internal_target)
     deps = GuardrailDeps(
         store=GuardrailStore(runtime.engine),
         rules=RuleSet.load(),
