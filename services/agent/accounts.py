@@ -6,25 +6,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.model import (
     CLAIM_PENDING,
     FRAMEWORKS,
+    AgentQuery,
     AgentRecord,
     NewAgent,
     ProfileChanges,
     Registered,
 )
+from services.agent.store import UsernameTaken, sort_key
 from services.agent.validation import check_specializations, check_username, normalize_email
 from services.core import errors
 from services.core.context import Principal, PrincipalKind
-from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
 from services.core.credentials.keys import AGENT_KEY_PREFIX, generate_key
-from services.core.ids import parse_uuid
 from services.core.pagination import Page, paginate
 from services.core.validation import Violations, check_text
 
@@ -81,21 +78,11 @@ async def create_agent(
     """Creates the agent and its first API key in one transaction."""
     key = generate_key(AGENT_KEY_PREFIX)
     try:
-        async with deps.engine.begin() as conn:
-            agent = await store.insert_agent(conn, new, claim_status=claim_status)
-            await credentials.insert_key(
-                conn,
-                owner_kind="agent",
-                owner_id=parse_uuid(agent.id),  # type: ignore[arg-type]
-                digest=key.digest,
-                display_prefix=key.display_prefix,
-            )
-    except IntegrityError as exc:
-        if store.USERNAME_UNIQUE_INDEX in str(exc.orig):
-            raise errors.AlreadyExists(
-                f"username '{new.username}' is taken", reason="USERNAME_TAKEN"
-            ) from None
-        raise
+        agent = await deps.store.insert(new, claim_status=claim_status, key=key)
+    except UsernameTaken:
+        raise errors.AlreadyExists(
+            f"username '{new.username}' is taken", reason="USERNAME_TAKEN"
+        ) from None
     return Registered(agent=agent, api_key=key.plaintext)
 
 
@@ -103,8 +90,7 @@ async def get_agent(
     deps: AgentDeps, agent_id: str, *, include_inactive: bool = False
 ) -> AgentRecord:
     """An agent by id; NOT_FOUND for unknown ids (and deactivated ones unless asked for)."""
-    parsed = parse_uuid(agent_id)
-    agent = await store.get_agent(deps.engine, parsed) if parsed else None
+    agent = await deps.store.get(agent_id)
     if agent is None or (not agent.is_active and not include_inactive):
         raise errors.NotFound("agent", agent_id, reason="AGENT_NOT_FOUND")
     return agent
@@ -159,26 +145,15 @@ async def apply_changes(
     deps: AgentDeps, principal: Principal, changes: ProfileChanges
 ) -> AgentRecord:
     """Applies the sent fields; a changed email voids pending verification codes."""
-    values: dict[str, Any] = {
-        name: getattr(changes, name)
-        for name in ("display_name", "soul_summary", "model_provider", "model_name")
-        if getattr(changes, name) is not None
-    }
-    if changes.specializations is not None:
-        values["specializations"] = list(changes.specializations)
-    if changes.email is not None or changes.clear_email:
-        values["email"] = changes.email
-    agent_id = parse_uuid(principal.id)
-    assert agent_id is not None
-    if not values:
+    if changes == ProfileChanges():
         return await get_me(deps, principal)
-    async with deps.engine.begin() as conn:
-        if "email" in values:
-            await store.lock_agent(conn, agent_id)
-            code = await store.current_code(conn, agent_id)
+    async with deps.store.transaction() as tx:
+        if changes.email is not None or changes.clear_email:
+            await tx.get(principal.id, lock=True)  # serializes with a verification in flight
+            code = await tx.current_code(principal.id)
             if code is not None:
-                await store.consume_code(conn, code.id)
-        agent = await store.update_agent(conn, agent_id, values)
+                await tx.consume_code(code.id)
+        agent = await tx.update_profile(principal.id, changes)
     if agent is None:
         raise errors.NotFound("agent", principal.id, reason="AGENT_NOT_FOUND")
     return agent
@@ -205,17 +180,10 @@ async def list_agents(
             "only operators may list deactivated agents", reason="OPERATOR_REQUIRED"
         )
     scope = f"agents|{framework}|{specialization}|{is_active}|{by_reputation}"
+    query = AgentQuery(framework, specialization, is_active, by_reputation)
 
     async def fetch(after: list[Any] | None, count: int) -> Sequence[AgentRecord]:
-        return await store.list_agents(
-            deps.engine,
-            framework=framework,
-            specialization=specialization,
-            is_active=is_active,
-            by_reputation=by_reputation,
-            after=after,
-            limit=count,
-        )
+        return await deps.store.page(query, after=after, count=count)
 
     return await paginate(
         fetch,
@@ -223,26 +191,18 @@ async def list_agents(
         scope=scope,
         cursor=cursor,
         limit=limit,
-        key=lambda row: store.sort_key(row, by_reputation=by_reputation),
+        key=lambda row: sort_key(row, by_reputation=by_reputation),
     )
 
 
 async def rotate_api_key(deps: AgentDeps, principal: Principal) -> tuple[str, datetime]:
     """A new key; the calling key stays valid for the grace period. Returns (key, old expiry)."""
-    agent_id = parse_uuid(principal.id)
-    key_id = parse_uuid(principal.key_id)
-    assert agent_id is not None and key_id is not None
+    assert principal.key_id is not None
     key = generate_key(AGENT_KEY_PREFIX)
     expires_at = deps.clock() + deps.key_rotation_grace
-    async with deps.engine.begin() as conn:
-        await credentials.insert_key(
-            conn,
-            owner_kind="agent",
-            owner_id=agent_id,
-            digest=key.digest,
-            display_prefix=key.display_prefix,
-        )
-        await credentials.expire_key(conn, key_id=key_id, expires_at=expires_at)
-        digests = await credentials.owner_key_digests(conn, owner_id=agent_id)
+    async with deps.store.transaction() as tx:
+        await tx.add_key(principal.id, key)
+        await tx.expire_key(principal.key_id, expires_at)
+        digests = await tx.key_digests(principal.id)
     await invalidate_cached_keys(deps.redis, digests)
     return key.plaintext, expires_at

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.model import CLAIM_PENDING, CLAIM_VERIFIED, AgentRecord
-from services.core import audit, errors
+from services.agent.store import AgentStore
+from services.core import errors
 from services.core.context import Principal
-from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
-from services.core.ids import parse_uuid
 from services.core.validation import Violations, check_text
 
 
@@ -19,27 +18,17 @@ async def _change(
     deps: AgentDeps,
     operator: Principal,
     agent_id: str,
-    values: dict[str, Any],
+    change: Callable[[AgentStore], Awaitable[AgentRecord | None]],
     *,
     action: str,
     details: dict[str, Any],
 ) -> AgentRecord:
-    parsed = parse_uuid(agent_id)
-    if parsed is None:
-        raise errors.NotFound("agent", agent_id, reason="AGENT_NOT_FOUND")
-    async with deps.engine.begin() as conn:
-        agent = await store.update_agent(conn, parsed, values)
+    async with deps.store.transaction() as tx:
+        agent = await change(tx)
         if agent is None:
             raise errors.NotFound("agent", agent_id, reason="AGENT_NOT_FOUND")
-        await audit.record(
-            conn,
-            operator=operator,
-            action=action,
-            target_type="agent",
-            target_id=agent_id,
-            details=details,
-        )
-        digests = await credentials.owner_key_digests(conn, owner_id=parsed)
+        await tx.audit(operator, action, target_type="agent", target_id=agent.id, details=details)
+        digests = await tx.key_digests(agent.id)
     # Cached principals carry status, tier and limit: drop them so the change applies now.
     await invalidate_cached_keys(deps.redis, digests)
     return agent
@@ -55,7 +44,7 @@ async def set_verification_status(
         deps,
         operator,
         agent_id,
-        {"claim_status": claim_status},
+        lambda tx: tx.set_claim_status(agent_id, claim_status),
         action="agent.set_verification_status",
         details={"claimStatus": claim_status},
     )
@@ -71,7 +60,7 @@ async def set_rate_limit(
         deps,
         operator,
         agent_id,
-        {"rate_limit_override": limit},
+        lambda tx: tx.set_rate_limit(agent_id, limit),
         action="agent.set_rate_limit",
         details={"limitPerMinute": limit},
     )
@@ -88,7 +77,7 @@ async def set_active(
         deps,
         operator,
         agent_id,
-        {"is_active": active},
+        lambda tx: tx.set_active(agent_id, active),
         action="agent.reactivate" if active else "agent.deactivate",
         details={"reason": reason},
     )

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.agent.signing import HeartbeatSigner
+from services.agent.store import AgentStore
 from services.core.pagination import CursorCodec
 
 
@@ -22,7 +22,7 @@ def utc_now() -> datetime:
 class AgentDeps:
     """Clients and settings of the agent domain."""
 
-    engine: AsyncEngine
+    store: AgentStore
     redis: Redis
     cursors: CursorCodec
     signer: HeartbeatSigner

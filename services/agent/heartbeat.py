@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.signing import PublishedKey, SignedPayload
 from services.core import errors
 from services.core.context import Principal
-from services.core.ids import parse_uuid
 from services.core.validation import Violations, check_text
 
 INSTRUCTIONS_VERSION = "2026-11-01"
@@ -109,17 +107,13 @@ def validate_checkin(
 async def checkin(deps: AgentDeps, principal: Principal, **fields: Any) -> CheckinAccepted:
     """Validates (see validate_checkin) and stores the check-in, activity summary included."""
     data = validate_checkin(deps, **fields)
-    agent_id = parse_uuid(principal.id)
-    assert agent_id is not None
-    async with deps.engine.begin() as conn:
-        checkin_id, received = await store.insert_checkin(
-            conn,
-            agent_id=agent_id,
-            client_timestamp=data.timestamp,
-            instructions_version=data.instructions_version,
-            activity_summary=data.activity,
-            client_version=data.client_version,
-        )
+    checkin_id, received = await deps.store.add_checkin(
+        principal.id,
+        client_timestamp=data.timestamp,
+        instructions_version=data.instructions_version,
+        activity_summary=data.activity,
+        client_version=data.client_version,
+    )
     return CheckinAccepted(checkin_id, received + deps.heartbeat_interval)
 
 

@@ -65,3 +65,23 @@ class Registered:
 
     agent: AgentRecord
     api_key: str
+
+
+@dataclass(frozen=True)
+class VerificationCode:
+    """An agent's unused email verification code, as stored (the code itself is not)."""
+
+    id: str
+    digest: bytes
+    expires_at: datetime
+    failed_attempts: int
+
+
+@dataclass(frozen=True)
+class AgentQuery:
+    """Which agents a list shows, in which order."""
+
+    framework: str | None = None
+    specialization: str | None = None
+    is_active: bool = True
+    by_reputation: bool = False

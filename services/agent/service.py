@@ -13,6 +13,7 @@ from services.agent.deps import AgentDeps
 from services.agent.mailer import OutboxDispatcher, SmtpConfig
 from services.agent.servicer import AgentAdminServicer, AgentServicer, HeartbeatServicer
 from services.agent.signing import HeartbeatSigner, load_or_create_dev_key, load_private_key
+from services.agent.store import AgentStore
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime
 from services.core.settings import Settings
@@ -36,7 +37,7 @@ def build_deps(runtime: Runtime) -> AgentDeps:
     """The agent domain's dependencies from the process runtime."""
     settings = runtime.settings
     return AgentDeps(
-        engine=runtime.engine,
+        store=AgentStore(runtime.engine),
         redis=runtime.redis,
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         signer=build_signer(settings),

@@ -8,14 +8,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.agent import store
 from services.agent.deps import AgentDeps
 from services.agent.model import CLAIM_VERIFIED
 from services.core import errors
 from services.core.context import Principal
-from services.core.credentials import store as credentials
 from services.core.credentials.authenticator import invalidate_cached_keys
-from services.core.ids import parse_uuid
 from services.core.logging import get_logger
 
 CODE_TTL = timedelta(minutes=15)
@@ -46,13 +43,10 @@ def mask_email(email: str) -> str:
 
 async def request_verification(deps: AgentDeps, principal: Principal) -> CodeSent:
     """Generates a code and queues the email; RESOURCE_EXHAUSTED after 3 sends an hour."""
-    agent_id = parse_uuid(principal.id)
-    assert agent_id is not None
     now = deps.clock()
     code = f"{secrets.randbelow(1_000_000):06d}"
-    async with deps.engine.begin() as conn:
-        await store.lock_agent(conn, agent_id)
-        agent = await store.get_agent_in(conn, agent_id)
+    async with deps.store.transaction() as tx:
+        agent = await tx.get(principal.id, lock=True)  # one send or check at a time
         if agent is None:
             raise errors.NotFound("agent", principal.id, reason="AGENT_NOT_FOUND")
         if agent.claim_status == CLAIM_VERIFIED:
@@ -64,7 +58,7 @@ async def request_verification(deps: AgentDeps, principal: Principal) -> CodeSen
                 "set an email with UpdateMe before requesting verification",
                 reason="EMAIL_REQUIRED",
             )
-        sent = await store.count_codes_since(conn, agent_id, now - timedelta(hours=1))
+        sent = await tx.codes_sent_since(agent.id, now - timedelta(hours=1))
         if sent >= SENDS_PER_HOUR:
             raise errors.ResourceExhausted(
                 f"at most {SENDS_PER_HOUR} verification emails an hour",
@@ -75,9 +69,8 @@ async def request_verification(deps: AgentDeps, principal: Principal) -> CodeSen
                 reason="VERIFICATION_SEND_LIMIT",
             )
         expires_at = now + CODE_TTL
-        await store.insert_code(conn, agent_id, _digest(principal.id, code), expires_at)
-        await store.enqueue_email(
-            conn,
+        await tx.add_code(agent.id, _digest(principal.id, code), expires_at)
+        await tx.enqueue_email(
             recipient=agent.email,
             subject="Your BetterWorld verification code",
             body=f"Your verification code is {code}. It expires in 15 minutes.",
@@ -90,28 +83,26 @@ async def verify_agent(deps: AgentDeps, principal: Principal, code: str) -> str:
     """Checks the code; VERIFIED on success. Returns the new claim status."""
     if len(code) != 6 or not code.isdigit():
         raise errors.InvalidArgument.one("verification_code", "must be 6 digits")
-    agent_id = parse_uuid(principal.id)
-    assert agent_id is not None
     invalid = errors.InvalidArgument.one(
         "verification_code",
         "is wrong, used or expired; request a new one",
         reason="VERIFICATION_CODE_INVALID",
     )
-    async with deps.engine.begin() as conn:
-        await store.lock_agent(conn, agent_id)
-        row = await store.current_code(conn, agent_id)
-        if row is None or row.expires_at <= deps.clock():
+    async with deps.store.transaction() as tx:
+        await tx.get(principal.id, lock=True)  # one send or check at a time
+        current = await tx.current_code(principal.id)
+        if current is None or current.expires_at <= deps.clock():
             raise invalid
-        if not hmac.compare_digest(bytes(row.code_digest), _digest(principal.id, code)):
-            await store.record_failed_attempt(
-                conn, row.id, void=row.failed_attempts + 1 >= MAX_FAILED_ATTEMPTS
+        if not hmac.compare_digest(current.digest, _digest(principal.id, code)):
+            await tx.record_failed_attempt(
+                current.id, void=current.failed_attempts + 1 >= MAX_FAILED_ATTEMPTS
             )
             failure = invalid
         else:
             failure = None
-            await store.consume_code(conn, row.id)
-            await store.update_agent(conn, agent_id, {"claim_status": CLAIM_VERIFIED})
-            digests = await credentials.owner_key_digests(conn, owner_id=agent_id)
+            await tx.consume_code(current.id)
+            await tx.set_claim_status(principal.id, CLAIM_VERIFIED)
+            digests = await tx.key_digests(principal.id)
     # Raised after the block so the failed attempt is committed, not rolled back.
     if failure is not None:
         raise failure

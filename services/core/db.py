@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -60,3 +60,25 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
+
+
+class Connector:
+    """Where a store's statements run: its transaction's connection, or (outside one) a pooled
+    connection in AUTOCOMMIT, where each statement commits on its own."""
+
+    def __init__(self, engine: AsyncEngine, conn: AsyncConnection | None = None) -> None:
+        self.engine = engine
+        self.conn = conn
+
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for the statements of one call."""
+        if self.conn is not None:
+            return nullcontext(self.conn)
+        return autocommit(self.engine)
+
+    def atomic(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for statements that must commit together: the transaction's, or a new
+        one that commits when the block ends."""
+        if self.conn is not None:
+            return nullcontext(self.conn)
+        return self.engine.begin()

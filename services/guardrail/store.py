@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.core import audit
-from services.core.context import Principal
-from services.core.db import autocommit
 from services.core.ids import parse_uuid
+from services.core.store import SqlStore
 from services.guardrail.records import (
     EvaluationCounts,
     EvaluationRecord,
@@ -124,32 +119,14 @@ def _flagged(row: Row[Any]) -> FlaggedRecord:
     )
 
 
-class GuardrailStore:
+class GuardrailStore(SqlStore):
     """Evaluations and the review queue."""
-
-    def __init__(self, engine: AsyncEngine, conn: AsyncConnection | None = None) -> None:
-        self._engine = engine
-        self._conn = conn
-
-    @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        if self._conn is not None:
-            yield self._conn
-        else:
-            async with autocommit(self._engine) as conn:
-                yield conn
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[GuardrailStore]:
-        """The store on one transaction, committed when the block ends normally."""
-        async with self._engine.begin() as conn:
-            yield GuardrailStore(self._engine, conn)
 
     async def record(self, new: NewEvaluation) -> None:
         """Stores (or, on a retried job, replaces) an evaluation; FLAGGED ones enter the review
         queue with the explanation as their reason."""
         values = _columns(new)
-        async with self._engine.begin() as conn:
+        async with self._db.atomic() as conn:
             await conn.execute(_upsert_evaluation(frozenset(values)), values)
             if new.decision == "FLAGGED":
                 await conn.execute(
@@ -167,7 +144,7 @@ class GuardrailStore:
         parsed = parse_uuid(evaluation_id)
         if parsed is None:
             return None
-        async with self._connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(_EVALUATION, {"id": parsed})).first()
         return _evaluation(row) if row else None
 
@@ -176,7 +153,7 @@ class GuardrailStore:
         parsed = parse_uuid(flagged_id)
         if parsed is None:
             return None
-        async with self._connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(_FLAGGED, {"id": parsed})).first()
         return _flagged(row) if row else None
 
@@ -199,7 +176,7 @@ class GuardrailStore:
                 | ((flagged.c.created_at == created) & (flagged.c.id > last))
             )
         query = query.order_by(flagged.c.created_at, flagged.c.id).limit(limit)
-        async with self._connect() as conn:
+        async with self._db.connect() as conn:
             return [_flagged(row) for row in (await conn.execute(query)).all()]
 
     async def claim(self, flagged_id: str, operator: str) -> FlaggedRecord | None:
@@ -208,7 +185,7 @@ class GuardrailStore:
         parsed = parse_uuid(flagged_id)
         if parsed is None:
             return None
-        async with self._connect() as conn:
+        async with self._db.connect() as conn:
             row = (
                 await conn.execute(
                     update(flagged)
@@ -230,7 +207,7 @@ class GuardrailStore:
         parsed = parse_uuid(flagged_id)
         if parsed is None:
             return None
-        async with self._connect() as conn:
+        async with self._db.connect() as conn:
             row = (
                 await conn.execute(
                     update(flagged)
@@ -247,26 +224,6 @@ class GuardrailStore:
                 )
             ).first()
         return _flagged(row) if row else None
-
-    async def audit(
-        self,
-        operator: Principal,
-        action: str,
-        *,
-        target_type: str,
-        target_id: str,
-        details: dict[str, Any],
-    ) -> None:
-        """Writes an operator action to the audit log (in this store's transaction)."""
-        async with self._connect() as conn:
-            await audit.record(
-                conn,
-                operator=operator,
-                action=action,
-                target_type=target_type,
-                target_id=target_id,
-                details=details,
-            )
 
     async def counts(self, since: datetime) -> EvaluationCounts:
         """Decision counts, cache hits and layer latency percentiles since `since`, and the
@@ -285,7 +242,7 @@ class GuardrailStore:
             func.percentile_cont(0.5).within_group(layer_b).label("b50"),
             func.percentile_cont(0.99).within_group(layer_b).label("b99"),
         ).where(evaluations.c.created_at >= since)
-        async with self._connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(query)).one()
             waiting = (
                 await conn.execute(

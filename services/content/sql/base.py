@@ -1,41 +1,16 @@
-"""What every content SQL store shares: where its statements run, and keyset conditions."""
+"""What every content SQL store shares: the columns of records, ids, keyset conditions."""
 
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy import Table, and_, or_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from services.content.model import PENDING
-from services.core.db import autocommit
 
 _NOT_IN_RECORDS = frozenset({"embedding", "title_embedding", "title_embedding_model"})
-
-
-class Connector:
-    """Where a store's statements run: its transaction's connection, or (outside one) a pooled
-    connection in AUTOCOMMIT, where each statement commits on its own."""
-
-    def __init__(self, engine: AsyncEngine, conn: AsyncConnection | None = None) -> None:
-        self.engine = engine
-        self.conn = conn
-
-    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for the statements of one call."""
-        if self.conn is not None:
-            return nullcontext(self.conn)
-        return autocommit(self.engine)
-
-    def atomic(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for statements that must commit together: the transaction's, or a new
-        one that commits when the block ends."""
-        if self.conn is not None:
-            return nullcontext(self.conn)
-        return self.engine.begin()
 
 
 def record_columns(table: Table) -> list[Any]:

@@ -12,8 +12,9 @@ from sqlalchemy.sql.dml import ReturningInsert
 from services.content.commands import NewDebate
 from services.content.model import APPROVED, PENDING, DebateRecord
 from services.content.sql import rows
-from services.content.sql.base import Connector, record_columns, uuid_of
+from services.content.sql.base import record_columns, uuid_of
 from services.content.tables import debates
+from services.core.db import Connector
 
 _INSERT: ReturningInsert[Any] = debates.insert().returning(*record_columns(debates))
 _BY_ID = select(*record_columns(debates)).where(debates.c.id == bindparam("id"))

@@ -11,9 +11,10 @@ from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.sql import Select
 
 from services.content.model import ContentKind, EmbeddingSource, TitleSource
-from services.content.sql.base import Connector, uuid_of
+from services.content.sql.base import uuid_of
 from services.content.sql.moderation import TABLES
 from services.content.tables import problems
+from services.core.db import Connector
 
 
 class SqlEmbeddings:

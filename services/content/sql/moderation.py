@@ -21,10 +21,11 @@ from services.content.model import (
     Outcome,
 )
 from services.content.sql import rows
-from services.content.sql.base import Connector, record_columns
+from services.content.sql.base import record_columns
 from services.content.sql.problems import SqlProblems
 from services.content.sql.solutions import SqlSolutions
 from services.content.tables import debates, problems, solutions
+from services.core.db import Connector
 
 TABLES: dict[ContentKind, Table] = {
     ContentKind.PROBLEM: problems,

@@ -16,13 +16,13 @@ from services.content.commands import NewProblem, ProblemChanges, ProblemQuery
 from services.content.model import APPROVED, PENDING, ProblemRecord, Similar
 from services.content.sql import rows
 from services.content.sql.base import (
-    Connector,
     after_key,
     back_to_moderation,
     record_columns,
     uuid_of,
 )
 from services.content.tables import APPROVED_ONLY, problems
+from services.core.db import Connector
 
 _SORTS = {
     "recent": [problems.c.created_at, problems.c.id],

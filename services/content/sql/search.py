@@ -10,9 +10,9 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.sql import Select
 
 from services.content.model import ContentKind, SearchHit
-from services.content.sql.base import Connector
 from services.content.sql.moderation import TABLES
 from services.content.tables import APPROVED_ONLY, problems, solutions
+from services.core.db import Connector
 
 
 class SqlSearch:

@@ -14,13 +14,13 @@ from services.content.commands import NewSolution, SolutionChanges, SolutionQuer
 from services.content.model import APPROVED, PENDING, EstimatedCost, SolutionRecord
 from services.content.sql import rows
 from services.content.sql.base import (
-    Connector,
     after_key,
     back_to_moderation,
     record_columns,
     uuid_of,
 )
 from services.content.tables import solutions
+from services.core.db import Connector
 
 _INSERT: ReturningInsert[Any] = solutions.insert().returning(*record_columns(solutions))
 _BY_ID = select(*record_columns(solutions)).where(solutions.c.id == bindparam("id"))

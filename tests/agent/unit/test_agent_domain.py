@@ -27,7 +27,7 @@ AGENT = Principal(kind=PrincipalKind.AGENT, id="7f1c9a52-0000-4000-8000-00000000
 def deps() -> AgentDeps:
     # No engine or Redis: these functions must not touch them.
     return AgentDeps(
-        engine=None,  # type: ignore[arg-type]
+        store=None,  # type: ignore[arg-type]
         redis=None,  # type: ignore[arg-type]
         cursors=CursorCodec(b"k"),
         signer=HeartbeatSigner(Ed25519PrivateKey.generate()),
