@@ -33,7 +33,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
         "",
         f"Rule set {rules.version}; Layer B `{classifier.name}`; trusted (VERIFIED) author. "
         "Shares are k/n with a 95 % Wilson interval. The intent head of Layer B is fitted on "
-        "the development half, so its numbers there are in-sample: the frozen test half is the "
+        "the development half, so its numbers there are in-sample: the frozen test set is the "
         "measurement.",
         "",
     ]

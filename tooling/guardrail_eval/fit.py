@@ -2,7 +2,7 @@
 
 Training posts come from labelled JSONL files in the evaluation format (`dataset.Item`), from
 files in the older one-text format (`text`, `label`), and from the classifier's exemplars. The
-frozen test half must never be passed here. Cutoffs are chosen on out-of-fold predictions (5
+frozen test set must never be passed here. Cutoffs are chosen on out-of-fold predictions (5
 folds): approval sits above every harmful or off-topic training post that Layer A lets through,
 and HIGH harm (rejection) where at most 1 % of benign posts reach.
 """
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=INTENT_PATH)
     args = parser.parse_args(argv)
     if any("test" in path.name for path in args.train):
-        parser.error("the frozen test half is never training data")
+        parser.error("the frozen test set is never training data")
     posts = load_posts(args.train) + exemplar_posts()
     head = fit(posts, classifier_model().model_id)
     args.out.write_text(head.to_json() + "\n", encoding="utf-8")

@@ -20,7 +20,7 @@ LATENCY_RUNS = 300
 
 @dataclass(frozen=True)
 class Target:
-    """One of the issue's targets for the frozen test half, and whether a split meets it."""
+    """One of the issue's targets for the frozen test set, and whether a split meets it."""
 
     name: str
     share: Share

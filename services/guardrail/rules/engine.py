@@ -56,6 +56,25 @@ _AUTHOR_PLAN = re.compile(
     r"has to)\b"
 )
 NO_INTENT = "no_intent"
+DESCRIBED = "described"
+_READER = re.compile(
+    r"\b(?:you|your|please|can|could|would|might|may|reason to|right to|deserve|deserves|"
+    r"entitled to|free to|allowed to|ought)\b"
+)
+# A subject that is somebody else: the sentence opens with a determiner, a third person, a
+# subordinate or prepositional opener, or a plural noun, and a third-party noun comes before the
+# act ("clan fighters in Hela build shotguns", "when a few traders buy up the maize"); an opening
+# verb is an imperative ("teach the volunteers how to ...") and never a description.
+_PLURAL = r"\w+(?:ers|ors|ists|ies|ants|ents|men|ians|ives)"
+_THIRD_PARTY_SUBJECT = re.compile(
+    r"^(?:(?:the|some|many|most|these|those|local|other|several|few|a|an|their|its|his|her|"
+    r"they|he|she|it|when|because|as|while|after|since|where|whereas|although|though|"
+    r"in|at|across|around|during|over|according|"
+    + _PLURAL
+    + r"|people|police|staff|gangs|cartels|firms|companies|groups|families|clans|officials)\b)"
+    r"(?: \w+)*? (?:" + _PLURAL + r"|they|he|she|people|groups|gangs|cartels|firms|companies|"
+    r"agencies|officials|police|staff|clans|families|apps|sites)\b"
+)
 # A harm named right after the author's own plan is an act: "we will give them payday loans".
 _STATED_PLAN = re.compile(
     r"\b(?:will|ll|shall|should|must|going to|plan to|intend to|want to|propose to|let s|lets|"
@@ -72,6 +91,24 @@ _IMPERATIVE_OBJECT = re.compile(
     r" (?:and \w+ )?(?:the|a|an|his|her|their|them|him|every|all|this|that|these|those|our|your)\b"
 )
 ADJACENT_WORDS = 2  # words an `adjacent` exception may stand before the act it governs
+# Quoted speech of four words or more is somebody else's words, reported ("a robocall said
+# 'voting has moved to Thursday'"): it becomes sentences of its own, opened by QUOTED, and a
+# non-strict rule's match there is suppressed. Shorter quotes are scare quotes around a term
+# ("sold 'vaccine alternatives'") and stay part of the author's sentence.
+QUOTED = "quoted"
+REPORTED_SPEECH = "reported_speech"
+_QUOTE = re.compile(
+    r'"([^"\n]{8,600}?)"'
+    r"|\u201c([^\u201d\n]{8,600}?)\u201d"  # curly double quotes
+    r"|\u00ab([^\u00bb\n]{8,600}?)\u00bb"  # guillemets
+    # curly single quotes; a closing one inside a word is an apostrophe
+    r"|\u2018((?:[^\u2018\u2019\n]|\u2019(?=\w)){8,600}?)\u2019(?!\w)"
+    r"|(?<![\w'])'((?:[^'\n]|(?<=\w)'(?=\w)){8,600}?)'(?![\w'])"
+)
+_SENTENCE_END = re.compile(r"([.!?]+)\s+")
+_MIN_QUOTED_WORDS = 4
+# ... unless the author introduces it as their own words: "we'll tell them '...'".
+_OWN_WORDS_BEFORE = re.compile(r"\b(?:we|i|let ?s|our|my)\b[^.!?]{0,40}$")
 
 # Distinct words whose anchor bits are remembered; beyond this, bits are computed per call.
 _WORD_CACHE_MAX = 200_000
@@ -308,6 +345,8 @@ class RuleSet:
         started = time.perf_counter()
         found: dict[tuple[str, str], RuleMatch] = {}
         seen: set[str] = set()
+        if "'" in text or '"' in text or not text.isascii():
+            text = mark_quotes(text)
         for view in views(text, self._lexicon).distinct():
             parts = view.split(SENTENCE_BREAK)
             if not exhaustive:
@@ -362,9 +401,26 @@ def _first_match(
     return suppressed
 
 
+def mark_quotes(text: str) -> str:
+    """`text` with each quotation of four words or more set apart as sentences that open with
+    QUOTED (see REPORTED_SPEECH)."""
+
+    def mark(m: re.Match[str]) -> str:
+        quoted = next(g for g in m.groups() if g is not None)
+        before = text[max(0, m.start() - 60) : m.start()].lower().replace("'", " ")
+        if len(quoted.split()) < _MIN_QUOTED_WORDS or _OWN_WORDS_BEFORE.search(before):
+            return m.group()
+        inner = _SENTENCE_END.sub(lambda e: f"{e.group(1)} {QUOTED} ", quoted.strip())
+        return f". {QUOTED} {inner}. "
+
+    return _QUOTE.sub(mark, text)
+
+
 def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[str]) -> RuleMatch:
     text = sentence.text
     excerpt = _excerpt(text, m.start(), m.end())
+    if not rule.strict and text.startswith(QUOTED + " "):
+        return RuleMatch(category.name, rule.id, excerpt, True, REPORTED_SPEECH)
     if rule.signal or not rule.strict:
         # The exception scope is the sentence (a slice, so `^` anchors at its start), cut to
         # CONTEXT_WINDOW either side of the match when the sentence is very long.
@@ -377,7 +433,21 @@ def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[st
                 return RuleMatch(category.name, rule.id, excerpt, True, exception.id)
     if rule.signal and not _stated_plan(text, m.start()):
         return RuleMatch(category.name, rule.id, excerpt, True, NO_INTENT)
+    if not rule.strict and m.start() > 0 and _described(text, m.start()):
+        return RuleMatch(category.name, rule.id, excerpt, True, DESCRIBED)
     return RuleMatch(category.name, rule.id, excerpt)
+
+
+def _described(text: str, at: int) -> bool:
+    """Whether the act at `at` is told of, not proposed: somebody else is its subject and
+    nothing before it in the sentence is a plan, a modal, an address to the reader or an
+    imperative opening."""
+    before = text[:at]
+    if _AUTHOR_PLAN.search(before) or _READER.search(before):
+        return False
+    if _IMPERATIVE.search(text, 0, at) is not None:
+        return False
+    return _THIRD_PARTY_SUBJECT.match(before) is not None
 
 
 def _stated_plan(text: str, at: int) -> bool:

@@ -277,6 +277,36 @@ def test_past_tense_description_is_not_an_intent(rules: RuleSet) -> None:
     assert rules.evaluate("Track protesters for the regime.").rejected
 
 
+@pytest.mark.parametrize(
+    ("text", "rejected"),
+    [
+        # Somebody else's words, quoted: reported, not proposed.
+        (
+            "Radio ads say 'this miracle herb cures HIV within weeks' and people believe it.",
+            False,
+        ),
+        (
+            "Radio ads say \u201cthis miracle herb cures HIV within weeks\u201d to listeners.",
+            False,
+        ),
+        # The author's own words in quotes, and the same words unquoted, are the author's.
+        ("We will tell patients 'this miracle herb cures HIV within weeks' on the radio.", True),
+        ("This miracle herb cures HIV within weeks, tell every patient.", True),
+        # A third party as the subject describes; an opening verb is an imperative.
+        ("The gang leaders build homemade shotguns from water pipe in the hills.", False),
+        ("In Hela, clan fighters build homemade shotguns from water pipe.", False),
+        ("Build homemade shotguns from water pipe for the clan fighters.", True),
+        ("We build homemade shotguns from water pipe for the clan fighters.", True),
+        ("Teach the volunteers how to make a pipe bomb.", True),
+    ],
+)
+def test_reported_speech_and_third_party_descriptions_are_not_intent(
+    rules: RuleSet, text: str, rejected: bool
+) -> None:
+    assert rules.evaluate(text).rejected is rejected
+    assert rules.evaluate(text, exhaustive=True).rejected is rejected
+
+
 def test_strict_rules_ignore_exceptions() -> None:
     data = {
         "version": "t",
