@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from services.core import audit
+from services.core import audit, mail
 from services.core.credentials import tables as credential_tables
 from services.core.db import metadata
 from services.registry import REGISTRY, Registry
 
-CORE_TABLES = (audit, credential_tables)
-"""Core's tables: the audit log and the credentials every service authenticates with."""
+CORE_TABLES = (audit, credential_tables, mail)
+"""Core's tables: the audit log, the credentials every service authenticates with, and the
+email outbox every service sends through."""
 
 
 def collect(registry: Registry = REGISTRY) -> MetaData:

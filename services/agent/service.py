@@ -10,10 +10,10 @@ import grpc
 from betterworld.agent.v1 import agent_pb2_grpc
 
 from services.agent.deps import AgentDeps
-from services.agent.mailer import OutboxDispatcher, SmtpConfig
 from services.agent.servicer import AgentAdminServicer, AgentServicer, HeartbeatServicer
 from services.agent.signing import HeartbeatSigner, load_or_create_dev_key, load_private_key
 from services.agent.store import AgentStore
+from services.core.mail import build_dispatcher
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime
 from services.core.settings import Settings
@@ -49,26 +49,9 @@ def build_deps(runtime: Runtime) -> AgentDeps:
     )
 
 
-def build_dispatcher(runtime: Runtime) -> OutboxDispatcher:
-    """The outbox dispatcher: SMTP when SMTP_HOST is set, else the log (development only)."""
-    settings = runtime.settings
-    smtp = (
-        SmtpConfig(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            sender=settings.smtp_from,
-        )
-        if settings.smtp_host
-        else None
-    )
-    return OutboxDispatcher(runtime.engine, smtp, log_bodies=settings.environment == "development")
-
-
 def background(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
     """The process's loops: the verification-email outbox dispatcher."""
-    return [build_dispatcher(runtime).run()]
+    return [build_dispatcher(runtime.settings, runtime.engine).run()]
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> None:

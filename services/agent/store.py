@@ -12,7 +12,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from services.agent.model import AgentQuery, AgentRecord, NewAgent, ProfileChanges, VerificationCode
-from services.agent.tables import agents, email_outbox, heartbeat_checkins, verification_codes
+from services.agent.tables import agents, heartbeat_checkins, verification_codes
+from services.core import mail
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import NewKey
 from services.core.ids import parse_uuid
@@ -246,9 +247,7 @@ class AgentStore(SqlStore):
     async def enqueue_email(self, *, recipient: str, subject: str, body: str) -> None:
         """Adds an email to the outbox (in a transaction: sent only if it commits)."""
         async with self._db.connect() as conn:
-            await conn.execute(
-                insert(email_outbox).values(recipient=recipient, subject=subject, body=body)
-            )
+            await mail.enqueue_email(conn, recipient=recipient, subject=subject, body=body)
 
     async def add_checkin(
         self,

@@ -68,17 +68,6 @@ verification_codes = Table(
     Index("ix_agent_verification_codes_agent", "agent_id", "created_at"),
 )
 
-email_outbox = Table(
-    "email_outbox",
-    metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
-    Column("recipient", String(254), nullable=False),
-    Column("subject", String(200), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("sent_at", DateTime(timezone=True)),
-)
-
 heartbeat_checkins = Table(
     "heartbeat_checkins",
     metadata,

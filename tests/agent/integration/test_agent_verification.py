@@ -9,7 +9,7 @@ import pytest
 from betterworld.agent.v1 import agent_pb2 as pb
 from sqlalchemy import select
 
-from services.agent.tables import email_outbox
+from services.core.mail import email_outbox
 from tests.support.agents import register
 from tests.support.helpers import RunningService, bearer, unpack
 

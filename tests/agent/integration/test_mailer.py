@@ -12,8 +12,7 @@ from aiosmtpd.controller import Controller
 from betterworld.agent.v1 import agent_pb2 as pb
 from sqlalchemy import select
 
-from services.agent.mailer import OutboxDispatcher, SmtpConfig
-from services.agent.tables import email_outbox
+from services.core.mail import OutboxDispatcher, SmtpConfig, email_outbox
 from tests.support.agents import register
 from tests.support.helpers import RunningService, bearer
 from tooling.devstack import free_port

@@ -1,4 +1,5 @@
-"""Delivers the email outbox: by SMTP when configured, else to the log (development only)."""
+"""Email: the outbox every service writes to in its own transaction, and the dispatcher that
+delivers it by SMTP when configured, else to the log (development only)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,32 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Column, DateTime, String, Table, Text, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.agent.tables import email_outbox
+from services.core.db import metadata
 from services.core.logging import get_logger
+from services.core.settings import Settings
 
 log = get_logger(__name__)
 _BATCH = 20
+
+email_outbox = Table(
+    "email_outbox",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("sent_at", DateTime(timezone=True)),
+)
+
+
+async def enqueue_email(conn: AsyncConnection, *, recipient: str, subject: str, body: str) -> None:
+    """Adds an email to the outbox in the caller's transaction: it is sent only if that commits."""
+    await conn.execute(insert(email_outbox).values(recipient=recipient, subject=subject, body=body))
 
 
 @dataclass(frozen=True)
@@ -105,3 +124,19 @@ class OutboxDispatcher:
             except Exception:  # a database outage must not end delivery for good
                 log.warning("email_outbox_unavailable")
             await asyncio.sleep(self._interval)
+
+
+def build_dispatcher(settings: Settings, engine: AsyncEngine) -> OutboxDispatcher:
+    """The outbox dispatcher: SMTP when SMTP_HOST is set, else the log (development only)."""
+    smtp = (
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            sender=settings.smtp_from,
+        )
+        if settings.smtp_host
+        else None
+    )
+    return OutboxDispatcher(engine, smtp, log_bodies=settings.environment == "development")
