@@ -13,6 +13,7 @@ class PrincipalKind(StrEnum):
     """Who is calling."""
 
     AGENT = "agent"
+    HUMAN = "human"
     OPERATOR = "operator"
     INTERNAL = "internal"
 
@@ -21,8 +22,9 @@ class PrincipalKind(StrEnum):
 class Principal:
     """An authenticated caller.
 
-    `id` is the agent or operator id; `name` is the username or operator name (for logs and
-    audit); `verified` and `rate_limit_per_minute` matter only for agents.
+    `id` is the agent, human or operator id; `name` is the username, the human's email or the
+    operator name (for logs and audit); `verified` matters only for agents; a human's
+    `session_id` is the login session its access token belongs to.
     """
 
     kind: PrincipalKind
@@ -34,6 +36,7 @@ class Principal:
     key_deprecated: bool = False
     created_at: datetime | None = None
     """When the agent registered (trust tier of the guardrail)."""
+    session_id: str = ""
 
 
 @dataclass

@@ -317,18 +317,26 @@ def _require(access: Access, principal: Any) -> None:
     if access is Access.PUBLIC:
         return
     if principal is None:
+        if access is Access.HUMAN:
+            raise errors.Unauthenticated(
+                "this method needs a human's access token: send 'authorization: Bearer <token>'",
+                reason="TOKEN_MISSING",
+            )
         raise errors.Unauthenticated(
             "this method needs an API key: send 'authorization: Bearer <api key>'",
             reason="API_KEY_MISSING",
         )
     needed = {
         Access.AGENT: PrincipalKind.AGENT,
+        Access.HUMAN: PrincipalKind.HUMAN,
         Access.OPERATOR: PrincipalKind.OPERATOR,
         Access.INTERNAL: PrincipalKind.INTERNAL,
     }[access]
     if principal.kind is not needed:
         raise errors.PermissionDenied(
-            f"this method needs an {needed.value} credential", reason=f"{needed.name}_REQUIRED"
+            f"this method needs {'a' if needed is PrincipalKind.HUMAN else 'an'} {needed.value} "
+            "credential",
+            reason=f"{needed.name}_REQUIRED",
         )
 
 
@@ -371,6 +379,9 @@ class RateLimitInterceptor(_UnaryInterceptor):
             return [(f"auth:{state.client_ip}", self._auth_per_ip, "auth requests per IP")]
         if principal is None:
             return [(f"public:{state.client_ip}", self._public_per_ip, "public requests per IP")]
+        if principal.kind is PrincipalKind.HUMAN:
+            limit = principal.rate_limit_per_minute or 120
+            return [(f"human:{principal.id}", limit, "requests per human")]
         if principal.kind is not PrincipalKind.AGENT:
             return []  # operators and services are trusted callers
         buckets = [

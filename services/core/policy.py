@@ -26,6 +26,8 @@ class Access(Enum):
     """An agent API key."""
     OPERATOR = "operator"
     """An operator API key."""
+    HUMAN = "human"
+    """A human's access token."""
     INTERNAL = "internal"
     """The internal service credential; never routed by Envoy."""
 
@@ -58,6 +60,7 @@ _ACCESS = {
     _PROTO.PUBLIC: Access.PUBLIC,
     _PROTO.AGENT: Access.AGENT,
     _PROTO.OPERATOR: Access.OPERATOR,
+    _PROTO.HUMAN: Access.HUMAN,
     _PROTO.INTERNAL: Access.INTERNAL,
 }
 _RATE = {

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.credentials.authenticator import Authenticator
+from services.core.credentials.tokens import TokenSigner
 from services.core.db import create_engine
 from services.core.queues import EvaluationQueue
 from services.core.ratelimit import RateLimiter
@@ -62,6 +63,15 @@ class Runtime:
         await self.redis.aclose()
 
 
+def token_signer(settings: Settings) -> TokenSigner:
+    """Signs and verifies humans' tokens with JWT_SECRET (and JWT_SECRET_PREVIOUS)."""
+    previous = settings.jwt_secret_previous
+    return TokenSigner(
+        settings.jwt_secret.get_secret_value(),
+        previous.get_secret_value() if previous else None,
+    )
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Builds the clients; nothing connects until first use."""
     engine = create_engine(settings)
@@ -76,6 +86,8 @@ def build_runtime(settings: Settings) -> Runtime:
             internal_token=settings.internal_service_token.get_secret_value(),
             cache_ttl_seconds=settings.auth_cache_ttl_seconds,
             agent_limits=(settings.rate_limit_agent_pending, settings.rate_limit_agent_verified),
+            tokens=token_signer(settings),
+            human_limit=settings.rate_limit_human,
         ),
         limiter=RateLimiter(
             redis,

@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     heartbeat_instructions_ttl_seconds: int = Field(default=3600, ge=60)
     """How long signed instructions are valid."""
 
+    jwt_secret: SecretStr = SecretStr("dev-jwt-secret-change-me-0123456789abcdef")
+    """HMAC key (HS256) that signs humans' access and refresh tokens; at least 32 bytes."""
+    jwt_secret_previous: SecretStr | None = None
+    """The key before a rotation: tokens it signed are still accepted until they expire."""
+    human_access_token_seconds: int = Field(default=900, ge=60, le=3600)
+    """Lifetime of a human's access token (15 minutes)."""
+    human_refresh_token_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
+    """Lifetime of a human's refresh token (7 days); each refresh issues a new one."""
+    rate_limit_human: int = Field(default=120, ge=1)
+    """Requests a minute for a human."""
+
     rate_limit_agent_pending: int = Field(default=30, ge=1)
     """Requests a minute for an unverified agent."""
     rate_limit_agent_verified: int = Field(default=60, ge=1)
@@ -218,9 +229,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
+        for name in ("jwt_secret", "jwt_secret_previous"):
+            secret = getattr(self, name)
+            if secret is not None and len(secret.get_secret_value().encode()) < 32:
+                raise ValueError(f"{name.upper()} must be at least 32 bytes (an HS256 key)")
         if self.environment != "production":
             return self
-        for name in ("cursor_secret", "internal_service_token"):
+        for name in ("cursor_secret", "internal_service_token", "jwt_secret"):
             if getattr(self, name).get_secret_value().startswith("dev-"):
                 raise ValueError(f"{name.upper()} must be set to a real secret in production")
         if self.heartbeat_signing_key is None:

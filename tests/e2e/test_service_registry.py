@@ -9,7 +9,9 @@ routes gRPC and JSON to it and health-checks it.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -19,10 +21,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.core.credentials import sessions
+from services.core.credentials.tokens import TokenType
+from services.core.runtime import token_signer
 from services.core.settings import Settings
 from services.registry import REGISTRY
 from tests.support import echo
+from tests.support.e2e_http import json_error
 from tests.support.e2e_stack import EnvoyProcess
 from tests.support.helpers import RunningService, start_service
 from tooling.edge.envoy_config import local_spec
@@ -51,8 +58,27 @@ def _reflected_services(target: str) -> set[str]:
         return set(ProtoReflectionDescriptorDatabase(channel).get_services())
 
 
+async def _human_token(settings: Settings) -> tuple[str, str, str]:
+    """A logged-in human: (human id, session id, access token)."""
+    human, session = str(uuid.uuid4()), str(uuid.uuid4())
+    engine = create_async_engine(settings.database_url)
+    async with engine.begin() as conn:
+        await sessions.create(
+            conn,
+            session_id=session,
+            human_id=human,
+            refresh_jti=str(uuid.uuid4()),
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+    await engine.dispose()
+    access = token_signer(settings).issue(
+        human_id=human, session_id=session, type=TokenType.ACCESS, lifetime=timedelta(minutes=15)
+    )
+    return human, session, access.token
+
+
 async def test_a_registered_service_is_served_checked_routed_and_reflected(
-    compiled: echo.Echo, echo_service: RunningService, tmp_path: Path
+    compiled: echo.Echo, echo_service: RunningService, settings: Settings, tmp_path: Path
 ) -> None:
     registry = REGISTRY.with_service(compiled.definition)
     assert registry.names[-1] == "echo"
@@ -83,6 +109,15 @@ async def test_a_registered_service_is_served_checked_routed_and_reflected(
             assert answer.status_code == 200
             assert answer.json() == {"text": "hello"}
             assert (await client.get("/health")).status_code == 200
+            # An RPC only humans may call: a human's access token gets through, nothing else.
+            human, session, token = await _human_token(settings)
+            me = await client.post(
+                "/api/v1/echo:whoami", json={}, headers={"authorization": f"Bearer {token}"}
+            )
+            assert me.status_code == 200
+            assert me.json() == {"humanId": human, "sessionId": session}
+            refused = json_error(await client.post("/api/v1/echo:whoami", json={}), 401)
+            assert refused.reason == "TOKEN_MISSING"
         # gRPC, and reflection listing it.
         async with grpc.aio.insecure_channel(envoy.grpc_target) as channel:
             call = channel.unary_unary(

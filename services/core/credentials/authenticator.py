@@ -1,4 +1,6 @@
-"""Turns a bearer token into a Principal: Redis-cached digest lookup, falling back to PostgreSQL."""
+"""Turns a bearer token into a Principal: an API key (Redis-cached digest lookup, falling back to
+PostgreSQL), a human's access token (a JWT whose session state is checked, cached, on every
+request) or the internal service credential."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core import errors
 from services.core.context import Principal, PrincipalKind
-from services.core.credentials import store
+from services.core.credentials import sessions, store
 from services.core.credentials.keys import digest_key, looks_like_key
+from services.core.credentials.sessions import SessionState
+from services.core.credentials.tokens import TokenSigner, TokenType, looks_like_jwt
 from services.core.logging import get_logger
 
 _CACHE_PREFIX = "bw:auth:"
@@ -60,7 +64,7 @@ def _decode(raw: bytes) -> store.KeyOwner:
 
 
 class Authenticator:
-    """Resolves API keys and the internal service credential."""
+    """Resolves API keys, humans' access tokens and the internal service credential."""
 
     def __init__(
         self,
@@ -70,17 +74,23 @@ class Authenticator:
         internal_token: str,
         cache_ttl_seconds: int,
         agent_limits: tuple[int, int],
+        tokens: TokenSigner | None = None,
+        human_limit: int = 120,
     ) -> None:
         self._engine = engine
         self._redis = redis
         self._internal_token = internal_token.encode()
         self._ttl = cache_ttl_seconds
         self._pending_limit, self._verified_limit = agent_limits
+        self._tokens = tokens
+        self._human_limit = human_limit
 
     async def authenticate(self, token: str) -> Principal:
         """The principal for a bearer token; raises Unauthenticated or PermissionDenied."""
         if hmac.compare_digest(token.encode(), self._internal_token):
             return Principal(kind=PrincipalKind.INTERNAL, id="internal", name="internal")
+        if self._tokens is not None and looks_like_jwt(token):
+            return await self._human(self._tokens, token)
         if not looks_like_key(token):
             raise errors.Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         digest = digest_key(token)
@@ -111,6 +121,41 @@ class Authenticator:
             key_deprecated=owner.expires_at is not None,
             created_at=owner.created_at,
         )
+
+    async def _human(self, tokens: TokenSigner, token: str) -> Principal:
+        claims = tokens.verify(token, TokenType.ACCESS)
+        state = await self._session_state(claims.session_id)
+        if state is SessionState.REVOKED:
+            raise errors.Unauthenticated(
+                "the session has ended: log in again", reason="SESSION_REVOKED"
+            )
+        if state is SessionState.OWNER_INACTIVE:
+            raise errors.PermissionDenied("the account is deactivated", reason="HUMAN_DEACTIVATED")
+        return Principal(
+            kind=PrincipalKind.HUMAN,
+            id=claims.human_id,
+            name=claims.human_id,
+            rate_limit_per_minute=self._human_limit,
+            session_id=claims.session_id,
+        )
+
+    async def _session_state(self, session_id: str) -> SessionState:
+        """One Redis GET on the hot path; PostgreSQL on a miss (and whenever Redis is down)."""
+        key = sessions.cache_key(session_id)
+        try:
+            cached = await self._redis.get(key)
+        except (RedisError, OSError):
+            log.warning("auth_cache_unavailable")
+            cached = None
+        if cached is not None:
+            return SessionState(bytes(cached).decode())  # type: ignore[arg-type]
+        state = await sessions.state(self._engine, session_id)
+        if self._ttl > 0:
+            try:
+                await self._redis.set(key, state.value, ex=self._ttl)
+            except (RedisError, OSError):
+                log.warning("auth_cache_unavailable")
+        return state
 
     async def _lookup(self, digest: bytes) -> store.KeyOwner | None:
         cache_key = _cache_key(digest)

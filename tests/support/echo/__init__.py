@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from grpc_tools import protoc
 
+from services.core.context import current_principal
 from services.core.definition import ServiceDefinition
 from services.core.runtime import Runtime
 
@@ -65,6 +66,11 @@ def build(out_dir: Path, *, port: int = 50099, metrics_port: int = 9199) -> Echo
     class EchoServicer(pb2_grpc.EchoServiceServicer):  # type: ignore[misc,name-defined]
         async def Echo(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
             return pb2.EchoResponse(text=request.text)
+
+        async def WhoAmI(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            principal = current_principal()
+            assert principal is not None  # the policy admits humans only
+            return pb2.WhoAmIResponse(human_id=principal.id, session_id=principal.session_id)
 
     def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         pb2_grpc.add_EchoServiceServicer_to_server(EchoServicer(), server)

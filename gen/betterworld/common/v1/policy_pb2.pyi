@@ -46,6 +46,8 @@ class MethodPolicy(_message.Message):
         """The internal service credential; Envoy never routes a service whose RPCs
         are all internal.
         """
+        HUMAN: MethodPolicy._Access.ValueType  # 5
+        """A human's access token (a JWT from the human login)."""
 
     class Access(_Access, metaclass=_AccessEnumTypeWrapper):
         """Who may call."""
@@ -62,6 +64,8 @@ class MethodPolicy(_message.Message):
     """The internal service credential; Envoy never routes a service whose RPCs
     are all internal.
     """
+    HUMAN: MethodPolicy.Access.ValueType  # 5
+    """A human's access token (a JWT from the human login)."""
 
     class _Rate:
         ValueType = _typing.NewType("ValueType", _builtins.int)
