@@ -18,6 +18,7 @@ DEFINITION_MODULES: tuple[str, ...] = (
     "services.agent.definition",
     "services.content.definition",
     "services.guardrail.definition",
+    "services.mission.definition",
 )
 
 

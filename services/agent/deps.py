@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
 from services.agent.signing import HeartbeatSigner
 from services.agent.store import AgentStore
+from services.core.clock import utc_now
 from services.core.pagination import CursorCodec
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from services.agent.deps import AgentDeps
 from services.agent.model import AgentRecord
 from services.core import errors
 from services.core.context import Principal, current_principal, set_response_header
-from services.core.convert import domain_name, enum_name, timestamp
+from services.core.convert import domain_name, enum_name, page_meta, timestamp
 
 Context = grpc.aio.ServicerContext
 
@@ -156,9 +156,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         )
         return pb.ListAgentsResponse(
             data=[profile_message(a) for a in page.items],
-            meta=common_pb2.PageMeta(
-                next_cursor=page.next_cursor, has_more=page.has_more, limit=page.limit
-            ),
+            meta=page_meta(page),
         )
 
     async def RotateApiKey(  # noqa: N802

@@ -25,6 +25,7 @@ from services.core.convert import (
     content_kind_value,
     domain_value,
     json_body,
+    page_meta,
     status_value,
     timestamp,
 )
@@ -32,13 +33,6 @@ from services.core.pagination import Page
 
 Response = TypeVar("Response")
 Rendered = TypeVar("Rendered")
-
-
-def page_meta(page: Page) -> common_pb2.PageMeta:
-    """The PageMeta of a page."""
-    return common_pb2.PageMeta(
-        next_cursor=page.next_cursor, has_more=page.has_more, limit=page.limit
-    )
 
 
 def list_response(

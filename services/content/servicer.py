@@ -32,7 +32,7 @@ from services.content.model import (
     SolutionScores,
 )
 from services.core.context import Principal, current_principal, set_response_header
-from services.core.convert import domain_name, enum_name
+from services.core.convert import domain_name, enum_name, page_meta
 from services.core.pagination import Page
 
 Context = grpc.aio.ServicerContext
@@ -306,7 +306,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             cursor=request.cursor,
         )
         return pb.ListDebatesResponse(
-            data=[convert.debate(r) for r in page.items], meta=convert.page_meta(page)
+            data=[convert.debate(r) for r in page.items], meta=page_meta(page)
         )
 
     async def SearchContent(  # noqa: N802

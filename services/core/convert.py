@@ -11,6 +11,8 @@ from google.api import httpbody_pb2
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
+from services.core.pagination import Page
+
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     """A Timestamp, or None (the field stays unset)."""
@@ -70,3 +72,10 @@ def content_kind_value(name: str) -> Any:
         return common_pb2.ContentKind.Value(name.upper())
     except ValueError:
         return 0
+
+
+def page_meta(page: Page) -> common_pb2.PageMeta:
+    """The PageMeta of a page."""
+    return common_pb2.PageMeta(
+        next_cursor=page.next_cursor, has_more=page.has_more, limit=page.limit
+    )

@@ -370,7 +370,7 @@ class RateLimitInterceptor(_UnaryInterceptor):
         policy = self._policies.get(method)
         if policy is None or policy.rate is RateClass.NONE:
             return handler
-        return _wrap(handler, lambda inner: self._behavior(policy, inner))
+        return _wrap(handler, lambda inner: self._behavior(method, policy, inner))
 
     def _buckets(self, policy: MethodPolicy) -> list[tuple[str, int, str]]:
         state = _state()
@@ -393,8 +393,29 @@ class RateLimitInterceptor(_UnaryInterceptor):
             )
         return buckets
 
-    def _behavior(self, policy: MethodPolicy, inner: Behavior) -> Behavior:
+    async def _window(self, method: str, window: tuple[int, int]) -> None:
+        """The RPC's own bucket per client IP (`MethodPolicy.window`)."""
+        limit, seconds = window
+        name = method.rsplit("/", 1)[-1]
+        decision = await self._limiter.hit(
+            f"window:{method}:{_state().client_ip}", limit=limit, period_seconds=seconds
+        )
+        if decision is not None and not decision.allowed:
+            for header, value in decision.headers().items():
+                set_response_header(header, value)
+            subject = f"{name} calls per IP every {seconds} s"
+            raise errors.ResourceExhausted(
+                f"rate limit exceeded: {limit} {subject}",
+                retry_after_seconds=decision.retry_after_seconds,
+                violations=[
+                    errors.QuotaViolation(subject="window", description=f"{limit} {subject}")
+                ],
+            )
+
+    def _behavior(self, method: str, policy: MethodPolicy, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if policy.window is not None:
+                await self._window(method, policy.window)
             buckets = self._buckets(policy)
             limits = [(bucket, limit) for bucket, limit, _ in buckets]
             decisions = await self._limiter.hit_all(limits)

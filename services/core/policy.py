@@ -52,6 +52,8 @@ class MethodPolicy:
     creation: bool = False
     read_only: bool = False
     """No side effects: Envoy may retry it."""
+    window: tuple[int, int] | None = None
+    """(calls, seconds): the RPC's own bucket per client IP, e.g. 3 registrations in 300 s."""
 
 
 PUBLIC_UNLIMITED = MethodPolicy(Access.PUBLIC, RateClass.NONE, read_only=True)
@@ -86,11 +88,15 @@ def policy_of(method: MethodDescriptor) -> MethodPolicy:
     if declared.access not in _ACCESS:
         raise PolicyError(f"{method.full_name} declares no (betterworld.common.v1.policy)")
     http = options.Extensions[annotations_pb2.http]
+    if (declared.window_limit > 0) != (declared.window_seconds > 0):
+        raise PolicyError(f"{method.full_name}: window_limit and window_seconds go together")
+    window = (declared.window_limit, declared.window_seconds) if declared.window_limit else None
     return MethodPolicy(
         access=_ACCESS[declared.access],
         rate=_RATE[declared.rate],
         creation=declared.creation,
         read_only=declared.read_only or http.WhichOneof("pattern") == "get",
+        window=window,
     )
 
 

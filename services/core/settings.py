@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     """Lifetime of a human's refresh token (7 days); each refresh issues a new one."""
     rate_limit_human: int = Field(default=120, ge=1)
     """Requests a minute for a human."""
+    password_hash_time_cost: int = Field(default=3, ge=1, le=10)
+    """argon2id passes over memory for humans' passwords (RFC 9106's second profile: 3)."""
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
+    """argon2id memory per hash in KiB (64 MiB); with 4 lanes. Lower it only on small machines."""
 
     rate_limit_agent_pending: int = Field(default=30, ge=1)
     """Requests a minute for an unverified agent."""

@@ -1,5 +1,6 @@
-"""Fixtures for in-process services on port 0 over the session's real databases: the agent and
-content services, an operator key, and an in-process worker (loaded by tests/conftest.py)."""
+"""Fixtures for in-process services on port 0 over the session's real databases: the agent,
+content and mission services, an operator key, and an in-process worker (loaded by
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
 from services.core.settings import Settings
 from services.guardrail.classifier.local import LocalClassifier
+from services.mission.definition import DEFINITION as MISSION
 from tests.support.content import ContentClient, RunningWorker, start_worker
 from tests.support.helpers import RunningService, start_service
 
@@ -40,6 +42,32 @@ async def operator_key(agent_service: RunningService) -> str:
         display_prefix=key.display_prefix,
     )
     return key.plaintext
+
+
+@pytest.fixture
+def mission_settings(settings: Settings) -> Settings:
+    """Cheap password hashes (a test checks the production parameters) and no rate limits:
+    registrations and logins are limited per IP, and every test calls from 127.0.0.1 (a test
+    checks the limits with them on)."""
+    return settings.model_copy(
+        update={
+            "password_hash_time_cost": 1,
+            "password_hash_memory_kib": 8 * 1024,
+            "rate_limit_enabled": False,
+        }
+    )
+
+
+@pytest.fixture
+async def mission_service(
+    mission_settings: Settings, clean_state: None
+) -> AsyncIterator[RunningService]:
+    """The mission service in-process on a free port (outbox delivery left to the tests)."""
+    service = await start_service(dataclasses.replace(MISSION, background=None), mission_settings)
+    try:
+        yield service
+    finally:
+        await service.stop()
 
 
 @pytest.fixture

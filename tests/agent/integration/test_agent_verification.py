@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 import grpc
 import pytest
 from betterworld.agent.v1 import agent_pb2 as pb
-from sqlalchemy import select
 
-from services.core.mail import email_outbox
 from tests.support.agents import register
 from tests.support.helpers import RunningService, bearer, unpack
+from tests.support.mail import last_code
 
 
 async def _last_code(service: RunningService, recipient: str) -> str:
-    async with service.runtime.engine.connect() as conn:
-        body = (
-            await conn.execute(
-                select(email_outbox.c.body)
-                .where(email_outbox.c.recipient == recipient)
-                .order_by(email_outbox.c.created_at.desc())
-                .limit(1)
-            )
-        ).scalar_one()
-    match = re.search(r"\b(\d{6})\b", body)
-    assert match
-    return match.group(1)
+    return await last_code(service.runtime.engine, recipient)
 
 
 async def test_code_from_the_outbox_verifies_the_agent(agent_service: RunningService) -> None:

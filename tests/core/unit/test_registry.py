@@ -14,7 +14,7 @@ from services.registry import REGISTRY
 
 
 def test_the_mesh_registers_its_services_in_order() -> None:
-    assert REGISTRY.names == ("agent", "content", "guardrail")
+    assert REGISTRY.names == ("agent", "content", "guardrail", "mission")
     assert REGISTRY.get("content").port == 50052
     with pytest.raises(ValueError, match="unknown service 'nope'"):
         REGISTRY.get("nope")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"betterworld/common/v1/policy.proto\x12\x15\x62\x65tterworld.common.v1\x1a google/protobuf/descriptor.proto\"\xc1\x02\n\x0cMethodPolicy\x12:\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\x0e\x32*.betterworld.common.v1.MethodPolicy.Access\x12\x36\n\x04rate\x18\x02 \x01(\x0e\x32(.betterworld.common.v1.MethodPolicy.Rate\x12\x10\n\x08\x63reation\x18\x03 \x01(\x08\x12\x11\n\tread_only\x18\x04 \x01(\x08\"^\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\n\n\x06PUBLIC\x10\x01\x12\t\n\x05\x41GENT\x10\x02\x12\x0c\n\x08OPERATOR\x10\x03\x12\x0c\n\x08INTERNAL\x10\x04\x12\t\n\x05HUMAN\x10\x05\"8\n\x04Rate\x12\x14\n\x10RATE_UNSPECIFIED\x10\x00\x12\r\n\tUNLIMITED\x10\x01\x12\x0b\n\x07\x41UTH_IP\x10\x02:U\n\x06policy\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0b\x32#.betterworld.common.v1.MethodPolicyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"betterworld/common/v1/policy.proto\x12\x15\x62\x65tterworld.common.v1\x1a google/protobuf/descriptor.proto\"\xef\x02\n\x0cMethodPolicy\x12:\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\x0e\x32*.betterworld.common.v1.MethodPolicy.Access\x12\x36\n\x04rate\x18\x02 \x01(\x0e\x32(.betterworld.common.v1.MethodPolicy.Rate\x12\x10\n\x08\x63reation\x18\x03 \x01(\x08\x12\x11\n\tread_only\x18\x04 \x01(\x08\x12\x14\n\x0cwindow_limit\x18\x05 \x01(\x05\x12\x16\n\x0ewindow_seconds\x18\x06 \x01(\x05\"^\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\n\n\x06PUBLIC\x10\x01\x12\t\n\x05\x41GENT\x10\x02\x12\x0c\n\x08OPERATOR\x10\x03\x12\x0c\n\x08INTERNAL\x10\x04\x12\t\n\x05HUMAN\x10\x05\"8\n\x04Rate\x12\x14\n\x10RATE_UNSPECIFIED\x10\x00\x12\r\n\tUNLIMITED\x10\x01\x12\x0b\n\x07\x41UTH_IP\x10\x02:U\n\x06policy\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0b\x32#.betterworld.common.v1.MethodPolicyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'betterworld.common.v1.polic
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_METHODPOLICY']._serialized_start=96
-  _globals['_METHODPOLICY']._serialized_end=417
-  _globals['_METHODPOLICY_ACCESS']._serialized_start=265
-  _globals['_METHODPOLICY_ACCESS']._serialized_end=359
-  _globals['_METHODPOLICY_RATE']._serialized_start=361
-  _globals['_METHODPOLICY_RATE']._serialized_end=417
+  _globals['_METHODPOLICY']._serialized_end=463
+  _globals['_METHODPOLICY_ACCESS']._serialized_start=311
+  _globals['_METHODPOLICY_ACCESS']._serialized_end=405
+  _globals['_METHODPOLICY_RATE']._serialized_start=407
+  _globals['_METHODPOLICY_RATE']._serialized_end=463
 # @@protoc_insertion_point(module_scope)

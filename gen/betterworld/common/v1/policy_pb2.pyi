@@ -94,6 +94,8 @@ class MethodPolicy(_message.Message):
     RATE_FIELD_NUMBER: _builtins.int
     CREATION_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
+    WINDOW_LIMIT_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
     access: Global___MethodPolicy.Access.ValueType
     """Who may call; required."""
     rate: Global___MethodPolicy.Rate.ValueType
@@ -104,6 +106,12 @@ class MethodPolicy(_message.Message):
     """Read-only, so Envoy may retry it. RPCs bound to an HTTP GET are read-only
     without it; set it on read-only RPCs that have no GET binding.
     """
+    window_limit: _builtins.int
+    """A bucket of the RPC's own per client IP, on top of `rate`: at most
+    `window_limit` calls every `window_seconds` (both set, or neither).
+    """
+    window_seconds: _builtins.int
+    """The window of `window_limit`, in seconds."""
     def __init__(
         self,
         *,
@@ -111,10 +119,12 @@ class MethodPolicy(_message.Message):
         rate: Global___MethodPolicy.Rate.ValueType = ...,
         creation: _builtins.bool = ...,
         read_only: _builtins.bool = ...,
+        window_limit: _builtins.int = ...,
+        window_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "creation", b"creation", "rate", b"rate", "read_only", b"read_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "creation", b"creation", "rate", b"rate", "read_only", b"read_only", "window_limit", b"window_limit", "window_seconds", b"window_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,30 @@
+"""What the mission domain functions need, built once by the service's composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from redis.asyncio import Redis
+
+from services.core.clock import utc_now
+from services.core.credentials.tokens import TokenSigner
+from services.core.pagination import CursorCodec
+from services.mission.passwords import Passwords
+from services.mission.store import HumanStore
+
+
+@dataclass(frozen=True)
+class MissionDeps:
+    """Clients and settings of the mission domain."""
+
+    store: HumanStore
+    redis: Redis
+    cursors: CursorCodec
+    tokens: TokenSigner
+    passwords: Passwords
+    access_lifetime: timedelta = timedelta(minutes=15)
+    refresh_lifetime: timedelta = timedelta(days=7)
+    clock: Callable[[], datetime] = field(default=utc_now)
+    """Injected so tests can move time."""
