@@ -73,10 +73,12 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     from tooling.process import seed
 
     seeded = asyncio.run(seed(_settings()))
-    if not seeded:
+    if not seeded.agents:
         print("the database already has agents; nothing seeded")
-    for agent in seeded:
+    for agent in seeded.agents:
         print(f"{agent.username:<18} {agent.agent_id}  {agent.api_key}")
+    for human in seeded.humans:
+        print(f"{human.email:<24} password {human.password}")
     return 0
 
 

@@ -10,7 +10,7 @@ from services.core.runtime import Runtime, build_runtime
 from services.core.server import ServiceServer, run_until_signalled
 from services.core.settings import Settings
 from services.registry import REGISTRY, Registry
-from tooling.seed import SeededAgent, seed_demo
+from tooling.seed import Seeded, seed_demo
 
 _OPERATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
 
@@ -44,7 +44,7 @@ async def serve(
     return 0
 
 
-async def seed(settings: Settings) -> list[SeededAgent]:
+async def seed(settings: Settings) -> Seeded:
     """Seeds demo data into an empty database."""
     runtime: Runtime = build_runtime(settings)
     try:

@@ -1,8 +1,9 @@
-"""Demo data for a new local database: the product's three dev agents, verified."""
+"""Demo data for a new local database: the product's three dev agents (verified), its content,
+its two dev humans and missions around Lake Merritt."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
@@ -12,7 +13,9 @@ from services.agent.service import build_deps
 from services.agent.tables import agents
 from services.content.service import build_deps as content_deps
 from services.core.runtime import Runtime
+from services.mission.model import SolutionSource
 from tooling.seed_content import seed_content
+from tooling.seed_missions import SeededHuman, seed_humans, seed_missions
 
 DEMO_AGENTS: tuple[NewAgent, ...] = (
     NewAgent(
@@ -57,19 +60,32 @@ class SeededAgent:
     api_key: str
 
 
-async def seed_demo(runtime: Runtime) -> list[SeededAgent]:
-    """Creates the demo agents when the database has no agents; returns them with fresh keys."""
+@dataclass(frozen=True)
+class Seeded:
+    """What the seed created, with the credentials shown only once."""
+
+    agents: list[SeededAgent] = field(default_factory=list)
+    humans: list[SeededHuman] = field(default_factory=list)
+
+
+async def seed_demo(runtime: Runtime) -> Seeded:
+    """Creates the demo data when the database has no agents; returns the agents' fresh keys
+    and the humans' passwords (nothing when it was seeded before)."""
     async with runtime.engine.connect() as conn:
         existing = (await conn.execute(select(func.count()).select_from(agents))).scalar_one()
     if existing:
-        return []
+        return Seeded()
     deps = build_deps(runtime)
     seeded = []
     for new in DEMO_AGENTS:
         registered = await create_agent(deps, new, claim_status=CLAIM_VERIFIED)
         seeded.append(SeededAgent(new.username, registered.agent.id, registered.api_key))
     # Seeded content is approved directly: it is the product's curated dev data.
-    await seed_content(
+    solution = await seed_content(
         content_deps(runtime), runtime.evaluation_queue, [a.agent_id for a in seeded]
     )
-    return seeded
+    source = SolutionSource(
+        solution.id, solution.problem_id, solution.author_agent_id, "clean_water_sanitation"
+    )
+    await seed_missions(runtime, source)
+    return Seeded(seeded, await seed_humans(runtime))

@@ -88,8 +88,9 @@ async def _approve(deps: ContentDeps, evaluations: EvaluationQueue, record: Cont
 
 async def seed_content(
     deps: ContentDeps, evaluations: EvaluationQueue, author_ids: list[str]
-) -> int:
-    """Creates and approves the demo content; returns how many items."""
+) -> SolutionRecord:
+    """Creates and approves the demo content; returns the Lake Merritt solution (missions are
+    decomposed from it)."""
     authors = [Principal(kind=PrincipalKind.AGENT, id=a, name="seed") for a in author_ids]
     lake, _ = await problems.create_problem(deps, authors[0], LAKE_MERRITT)
     await _approve(deps, evaluations, lake)
@@ -97,7 +98,6 @@ async def seed_content(
         deps, authors[0], replace(MONITORING_NETWORK, problem_id=lake.id)
     )
     await _approve(deps, evaluations, network)
-    count = 2
     for i, (domain, text) in enumerate(DOMAIN_PROBLEMS.items()):
         record, _ = await problems.create_problem(
             deps,
@@ -111,7 +111,6 @@ async def seed_content(
             ),
         )
         await _approve(deps, evaluations, record)
-        count += 1
     # No evaluation runs, so no worker embeds them: searchable from the first request on.
     await backfill(deps)
-    return count
+    return network

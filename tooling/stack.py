@@ -23,6 +23,7 @@ from services.registry import REGISTRY
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
 from tooling.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
 from tooling.process import seed
+from tooling.seed import Seeded
 
 _READY_TIMEOUT_SECONDS = 60
 
@@ -90,6 +91,9 @@ class Stack:
         env["DATA_DIR"] = str(self.data_dir)
         env["CONTENT_INTERNAL_TARGET"] = group_target(
             self.settings.host, service_ports(self.settings, "content")
+        )
+        env["MISSION_INTERNAL_TARGET"] = group_target(
+            self.settings.host, service_ports(self.settings, "mission")
         )
         return env
 
@@ -194,7 +198,7 @@ def _service_lines(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _print_endpoints(settings: Settings, seeded: list[tuple[str, str]], data_dir: Path) -> None:
+def _print_endpoints(settings: Settings, seeded: Seeded, data_dir: Path) -> None:
     host, port = settings.host, settings.envoy_port
     print(
         f"""
@@ -211,10 +215,13 @@ BetterWorld mesh is up.
 """,
         flush=True,
     )
-    if seeded:
+    if seeded.agents:
         print("Demo agents (keys are shown only now):")
-        for username, key in seeded:
-            print(f"  {username:<18} {key}")
+        for agent in seeded.agents:
+            print(f"  {agent.username:<18} {agent.api_key}")
+        print("Demo humans (passwords are shown only now):")
+        for human in seeded.humans:
+            print(f"  {human.email:<24} {human.password}")
         print(flush=True)
     print("Press Ctrl-C to stop.", flush=True)
 
@@ -233,12 +240,12 @@ def run_stack(settings: Settings, *, seed_demo_data: bool = True) -> int:
     try:
         is_new = stack.start_databases()
         upgrade(stack.postgres.url)
-        seeded = []
+        seeded = Seeded()
         if is_new and seed_demo_data:
             child_settings = settings.model_copy(
                 update={"database_url": stack.postgres.url, "redis_url": stack.valkey.url}
             )
-            seeded = [(a.username, a.api_key) for a in asyncio.run(seed(child_settings))]
+            seeded = asyncio.run(seed(child_settings))
         stack.start_services()
         stack.wait_healthy()
         _print_endpoints(settings, seeded, stack.data_dir)

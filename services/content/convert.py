@@ -19,6 +19,7 @@ from services.content.model import (
     SolutionRecord,
 )
 from services.content.visibility import is_author
+from services.core import errors
 from services.core.context import Principal
 from services.core.convert import (
     content_kind_name,
@@ -232,6 +233,12 @@ def hit(item: SearchHit) -> pb.SearchResult:
 
 
 def kind(value: int) -> ContentKind | None:
-    """The content kind of a ContentKind number; None when unset or unknown."""
+    """The content kind of a ContentKind number; None when unset or unknown. A kind of the
+    contract this service does not hold (MISSION) is INVALID_ARGUMENT naming `kind`."""
     name = content_kind_name(value)
-    return ContentKind(name) if name else None
+    if not name:
+        return None
+    try:
+        return ContentKind(name)
+    except ValueError:
+        raise errors.InvalidArgument.one("kind", "must be PROBLEM, SOLUTION or DEBATE") from None

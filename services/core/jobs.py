@@ -7,7 +7,9 @@ them together. A consumer owns its queue's loop (bullmq's worker or a periodic t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,6 +17,7 @@ from bullmq import Queue
 from prometheus_client import Counter, Gauge
 
 from services.core.deferral import Deferral, LoadWatch
+from services.core.logging import get_logger
 from services.core.runtime import Runtime
 from services.core.settings import Settings
 
@@ -22,6 +25,7 @@ JOBS_COMPLETED = Counter("bullmq_jobs_completed_total", "Jobs completed", ["queu
 JOBS_FAILED = Counter("bullmq_jobs_failed_total", "Job attempts that failed", ["queue"])
 QUEUE_SIZE = Gauge("bullmq_queue_size", "Jobs in the queue by state", ["queue", "state"])
 _COUNTED_STATES = ("waiting", "active", "delayed", "failed", "completed")
+log = get_logger(__name__)
 
 
 async def publish_queue_sizes(queue: Queue) -> None:
@@ -60,3 +64,48 @@ class WorkerResources:
         return Deferral(
             self.load, queue=queue, max_defer_seconds=self.settings.worker_defer_seconds
         )
+
+
+class PeriodicTask:
+    """A `JobConsumer` that runs `round()` every `interval` seconds until stopped.
+
+    A failed round is logged and the next one runs on time; stopping lets a round in progress
+    finish (up to STOP_WAIT_SECONDS) unless `force`.
+    """
+
+    STOP_WAIT_SECONDS = 30.0
+
+    def __init__(
+        self, name: str, round: Callable[[], Awaitable[object]], *, interval: float
+    ) -> None:
+        self.name = name
+        self._round = round
+        self._interval = interval
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._round()
+            except Exception:  # a failed round must not stop the next ones
+                log.warning("periodic_round_failed", task=self.name, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    def start(self) -> None:
+        """Starts the rounds."""
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self, *, force: bool = False) -> None:
+        """Stops after the round in progress (cancels it when `force` or when it overruns)."""
+        self._stopping.set()
+        task = self._task
+        if task is None:
+            return
+        if not force:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), self.STOP_WAIT_SECONDS)
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from services.core.logging import get_logger
 
 GUARDRAIL_QUEUE = "guardrail-evaluation"
+_LIVE_STATES = {"waiting", "active", "delayed", "prioritized", "waiting-children"}
 # Bounded so a Redis outage cannot hold a create; generous enough that a busy event loop does
 # not turn ordinary enqueues into sweep work (seen at 1 s under CreateProblem load).
 ENQUEUE_TIMEOUT_SECONDS = 5.0
@@ -112,3 +113,13 @@ class EvaluationQueue(JobQueue):
     async def enqueue(self, job: EvaluationJob) -> bool:
         """Queues the job; False when Redis is unreachable (the sweep re-enqueues it later)."""
         return await self.add(job.evaluation_id, job.kind, job.data())
+
+    async def requeue_if_lost(self, job: EvaluationJob) -> bool:
+        """Queues the job again when it has no live job: Redis lost it, the enqueue after the
+        commit failed, or it finished while its decision never landed. True when queued."""
+        state = await self.queue.getJobState(job.evaluation_id)
+        if state in _LIVE_STATES:
+            return False
+        if state != "unknown":
+            await self.queue.remove(job.evaluation_id)
+        return await self.enqueue(job)

@@ -159,6 +159,13 @@ class Settings(BaseSettings):
     """gRPC target of the content service's internal RPCs (the worker's decisions, operator
     reviews): `host:port`, or `ipv4:host:port1,host:port2` for a process group (calls are
     spread round-robin). `betterworld up` sets it from CONTENT_PORT and SERVICE_PROCESSES."""
+    mission_internal_target: str = "127.0.0.1:50054"
+    """gRPC target of the mission service's internal RPC (guardrail decisions on missions),
+    like CONTENT_INTERNAL_TARGET. `betterworld up` sets it from MISSION_PORT."""
+    claim_deadline_days: int = Field(default=7, ge=1, le=90)
+    """Days a human has to complete a claimed mission before the claim expires."""
+    mission_expiry_interval_seconds: float = Field(default=60, ge=0.1, le=3600)
+    """How often the worker expires overdue claims and missions past their expiry."""
     guardrail_decision_batch_seconds: float = Field(default=0.05, ge=0, le=5)
     """The worker sends the decisions it reaches within this long of each other to the content
     service in one call (up to 100); 0 sends each at once. Longer batches cost the content

@@ -1,4 +1,5 @@
-"""Applying guardrail decisions to content through the content service's internal RPCs."""
+"""Applying guardrail decisions through the owning service's internal RPCs: problems,
+solutions and debates to the content service, missions to the mission service."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import grpc
 from betterworld.common.v1 import common_pb2
 from betterworld.content.v1 import content_pb2 as content_pb
 from betterworld.content.v1 import content_pb2_grpc
+from betterworld.mission.v1 import missions_pb2 as missions_pb
+from betterworld.mission.v1 import missions_pb2_grpc
 from prometheus_client import Histogram
 
 from services.core.logging import get_logger
@@ -18,6 +21,7 @@ from services.guardrail.decision import Verdict
 
 log = get_logger(__name__)
 _TIMEOUT_SECONDS = 10
+MISSION_KIND = "mission"
 MAX_BATCH = 100
 """Decisions per ApplyGuardrailDecisions call at most (the contract's limit)."""
 BATCH_SIZE = Histogram(
@@ -148,6 +152,42 @@ class DecisionBatcher:
         self._flush()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+def mission_decision_applier(channel: grpc.aio.Channel, token: str) -> Apply:
+    """An `apply` that records verdicts on missions through the mission service's
+    MissionInternalService (missions are few: one call per verdict)."""
+    stub = missions_pb2_grpc.MissionInternalServiceStub(channel)
+
+    async def apply(
+        job: EvaluationJob, verdict: Verdict, classification: Classification | None
+    ) -> None:
+        response = await stub.ApplyMissionDecision(
+            missions_pb.ApplyMissionDecisionRequest(
+                mission_id=job.content_id,
+                evaluation_id=job.evaluation_id,
+                status=common_pb2.GuardrailStatus.Value(verdict.status),
+                explanation=verdict.explanation,
+            ),
+            metadata=_auth(token),
+            timeout=_TIMEOUT_SECONDS,
+        )
+        if response.stale:
+            log.info("decision_stale", evaluation_id=job.evaluation_id)
+
+    return apply
+
+
+def by_kind(content: Apply, missions: Apply) -> Apply:
+    """Sends each verdict to the service that owns its kind of content."""
+
+    async def apply(
+        job: EvaluationJob, verdict: Verdict, classification: Classification | None
+    ) -> None:
+        target = missions if job.kind == MISSION_KIND else content
+        await target(job, verdict, classification)
+
+    return apply
 
 
 def _auth(token: str) -> tuple[tuple[str, str]]:

@@ -20,7 +20,12 @@ from services.core.logging import get_logger
 from services.core.queues import GUARDRAIL_JOB_OPTIONS, GUARDRAIL_QUEUE, EvaluationJob
 from services.core.runtime import Runtime
 from services.core.settings import Settings
-from services.guardrail.apply import AuthorStanding, DecisionBatcher
+from services.guardrail.apply import (
+    AuthorStanding,
+    DecisionBatcher,
+    by_kind,
+    mission_decision_applier,
+)
 from services.guardrail.cache import ResultCache
 from services.guardrail.classifier.base import Classifier, ClassifierError
 from services.guardrail.decision import Thresholds
@@ -182,7 +187,10 @@ async def consumers(resources: WorkerResources) -> list[JobConsumer]:
         classifier=classifier,
         cache=ResultCache(runtime.redis, ttl_seconds=settings.guardrail_cache_ttl_seconds),
         thresholds=thresholds_of(settings),
-        apply=decisions.apply,
+        apply=by_kind(
+            decisions.apply,
+            mission_decision_applier(runtime.channel(settings.mission_internal_target), token),
+        ),
     )
     worker = GuardrailWorker(
         pipeline,

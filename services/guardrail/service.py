@@ -8,7 +8,7 @@ from betterworld.guardrail.v1 import guardrail_pb2_grpc
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime
 from services.core.settings import Settings
-from services.guardrail.apply import decision_applier
+from services.guardrail.apply import by_kind, decision_applier, mission_decision_applier
 from services.guardrail.budget import DailyBudget
 from services.guardrail.cache import ResultCache
 from services.guardrail.deps import GuardrailDeps
@@ -28,6 +28,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     """Adds the guardrail servicer."""
     settings = runtime.settings
     channel = runtime.channel(settings.content_internal_target)
+    token = settings.internal_service_token.get_secret_value()
     deps = GuardrailDeps(
         store=GuardrailStore(runtime.engine),
         rules=RuleSet.load(),
@@ -36,6 +37,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         queue=runtime.evaluation_queue.queue,
         budget=DailyBudget(runtime.redis, limit_cents=settings.guardrail_daily_budget_cents),
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
-        apply=decision_applier(channel, settings.internal_service_token.get_secret_value()),
+        apply=by_kind(
+            decision_applier(channel, token),
+            mission_decision_applier(runtime.channel(settings.mission_internal_target), token),
+        ),
     )
     guardrail_pb2_grpc.add_GuardrailServiceServicer_to_server(GuardrailServicer(deps), server)

@@ -11,7 +11,11 @@ from redis.asyncio import Redis
 from services.core.clock import utc_now
 from services.core.credentials.tokens import TokenSigner
 from services.core.pagination import CursorCodec
+from services.core.queues import EvaluationQueue
+from services.mission.mission_store import MissionStore
 from services.mission.passwords import Passwords
+from services.mission.profile_store import ProfileStore
+from services.mission.solutions import SolutionLookup
 from services.mission.store import HumanStore
 
 
@@ -20,11 +24,17 @@ class MissionDeps:
     """Clients and settings of the mission domain."""
 
     store: HumanStore
+    profiles: ProfileStore
+    missions: MissionStore
+    solutions: SolutionLookup
+    evaluations: EvaluationQueue
+    """The guardrail's queue: every new or edited mission is evaluated."""
     redis: Redis
     cursors: CursorCodec
     tokens: TokenSigner
     passwords: Passwords
     access_lifetime: timedelta = timedelta(minutes=15)
     refresh_lifetime: timedelta = timedelta(days=7)
+    claim_deadline: timedelta = timedelta(days=7)
     clock: Callable[[], datetime] = field(default=utc_now)
     """Injected so tests can move time."""

@@ -7,14 +7,28 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-from betterworld.mission.v1 import mission_pb2_grpc
+from betterworld.mission.v1 import (
+    dashboard_pb2_grpc,
+    mission_pb2_grpc,
+    missions_pb2_grpc,
+    profile_pb2_grpc,
+)
 
 from services.core.mail import build_dispatcher
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime, token_signer
 from services.mission.deps import MissionDeps
+from services.mission.mission_servicer import (
+    DashboardServicer,
+    MissionInternalServicer,
+    MissionServicer,
+)
+from services.mission.mission_store import MissionStore
 from services.mission.passwords import Passwords
+from services.mission.profile_servicer import ProfileServicer
+from services.mission.profile_store import ProfileStore
 from services.mission.servicer import HumanAdminServicer, HumanAuthServicer
+from services.mission.solutions import ContentSolutions
 from services.mission.store import HumanStore
 
 
@@ -23,6 +37,13 @@ def build_deps(runtime: Runtime) -> MissionDeps:
     settings = runtime.settings
     return MissionDeps(
         store=HumanStore(runtime.engine),
+        profiles=ProfileStore(runtime.engine),
+        missions=MissionStore(runtime.engine),
+        solutions=ContentSolutions(
+            runtime.channel(settings.content_internal_target),
+            settings.internal_service_token.get_secret_value(),
+        ),
+        evaluations=runtime.evaluation_queue,
         redis=runtime.redis,
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         tokens=token_signer(settings),
@@ -32,6 +53,7 @@ def build_deps(runtime: Runtime) -> MissionDeps:
         ),
         access_lifetime=timedelta(seconds=settings.human_access_token_seconds),
         refresh_lifetime=timedelta(seconds=settings.human_refresh_token_seconds),
+        claim_deadline=timedelta(days=settings.claim_deadline_days),
     )
 
 
@@ -41,7 +63,13 @@ def background(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> None:
-    """Adds the humans' and operators' servicers."""
+    """Adds the humans' (accounts and profiles) and operators' servicers."""
     deps = build_deps(runtime)
     mission_pb2_grpc.add_HumanAuthServiceServicer_to_server(HumanAuthServicer(deps), server)
     mission_pb2_grpc.add_HumanAdminServiceServicer_to_server(HumanAdminServicer(deps), server)
+    profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(deps), server)
+    missions_pb2_grpc.add_MissionServiceServicer_to_server(MissionServicer(deps), server)
+    missions_pb2_grpc.add_MissionInternalServiceServicer_to_server(
+        MissionInternalServicer(deps), server
+    )
+    dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardServicer(deps), server)

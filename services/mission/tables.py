@@ -1,5 +1,5 @@
-"""Tables owned by the mission service: humans, their email verification codes, and failed
-logins per email.
+"""Tables owned by the mission service: humans, their email verification codes, failed logins
+per email, missions and their claims.
 
 Login sessions live with the other credentials in core (`human_sessions`), where the
 authenticator reads them on every request.
@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     Table,
+    Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from services.core.db import metadata
 
@@ -63,4 +66,124 @@ login_failures = Table(
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("locked_until", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+
+# One profile per human (their id is the key). Skills and languages are short lists read and
+# written whole, so arrays; availability is three nullable columns set together.
+human_profiles = Table(
+    "human_profiles",
+    metadata,
+    Column(
+        "human_id",
+        UUID(as_uuid=True),
+        ForeignKey("humans.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("skills", ARRAY(String(100)), nullable=False),
+    Column("languages", ARRAY(String(2)), nullable=False),
+    Column("city", String(200)),
+    Column("country", String(2)),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("service_radius_km", Integer, nullable=False, server_default="10"),
+    Column("available_weekdays", Boolean),
+    Column("available_weekends", Boolean),
+    Column("timezone", String(64)),
+    Column("bio", String(500)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_pair"),
+    CheckConstraint("service_radius_km BETWEEN 5 AND 50", name="service_radius_km"),
+)
+
+# Missions: tasks from an approved solution. `active_claims` is kept in step with the claims
+# under the mission's row lock, and the CHECK makes an over-claim impossible even for a bug.
+missions = Table(
+    "missions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("solution_id", UUID(as_uuid=True), nullable=False),
+    Column("problem_id", UUID(as_uuid=True), nullable=False),
+    Column("author_agent_id", UUID(as_uuid=True), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("instructions", JSONB, nullable=False),
+    Column("evidence_required", JSONB, nullable=False),
+    Column("required_skills", ARRAY(String(100)), nullable=False, server_default="{}"),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("location_name", String(200), nullable=False, server_default=""),
+    Column("location_radius_km", Integer, nullable=False, server_default="5"),
+    Column("estimated_duration_minutes", Integer, nullable=False),
+    Column("difficulty", String(16), nullable=False),
+    Column("token_reward", Integer, nullable=False),
+    Column("bonus_for_quality", Integer, nullable=False, server_default="0"),
+    Column("max_claims", Integer, nullable=False, server_default="1"),
+    Column("active_claims", Integer, nullable=False, server_default="0"),
+    Column("completed_claims", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("domain", String(64), nullable=False),
+    Column("guardrail_status", String(16), nullable=False, server_default="pending"),
+    Column("guardrail_evaluation_id", UUID(as_uuid=True), nullable=False),
+    Column("guardrail_explanation", Text, nullable=False, server_default=""),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("active_claims >= 0 AND active_claims <= max_claims", name="claims_in_range"),
+    CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="location_both_or_neither"),
+    Index("ix_missions_author", "author_agent_id", "created_at", "id"),
+    Index(
+        "ix_missions_public",
+        "created_at",
+        "id",
+        postgresql_where=text("guardrail_status = 'approved'"),
+    ),
+    Index(
+        "ix_missions_pending",
+        "updated_at",
+        postgresql_where=text("guardrail_status = 'pending'"),
+    ),
+    # Geo search: earth_box prefilter on this index, then the exact distance.
+    Index(
+        "ix_missions_earth",
+        text("ll_to_earth(latitude, longitude)"),
+        postgresql_using="gist",
+        postgresql_where=text("guardrail_status = 'approved' AND latitude IS NOT NULL"),
+    ),
+)
+
+mission_claims = Table(
+    "mission_claims",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column(
+        "mission_id",
+        UUID(as_uuid=True),
+        ForeignKey("missions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "human_id", UUID(as_uuid=True), ForeignKey("humans.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("progress_percent", Integer, nullable=False, server_default="0"),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("deadline_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    # One live claim per human and mission (a second claim is ALREADY_EXISTS, also in a race).
+    Index(
+        "uq_mission_claims_live",
+        "mission_id",
+        "human_id",
+        unique=True,
+        postgresql_where=text("status IN ('active', 'submitted')"),
+    ),
+    Index("ix_mission_claims_human", "human_id", "claimed_at", "id"),
+    Index(
+        "ix_mission_claims_deadline",
+        "deadline_at",
+        postgresql_where=text("status = 'active'"),
+    ),
 )

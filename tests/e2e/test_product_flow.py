@@ -70,7 +70,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, d
         seeded_settings = settings.model_copy(
             update={"database_url": stack.postgres.url, "redis_url": stack.valkey.url}
         )
-        keys = {a.username: a.api_key for a in asyncio.run(seed(seeded_settings))}
+        keys = {a.username: a.api_key for a in asyncio.run(seed(seeded_settings)).agents}
         operator = subprocess.run(
             [sys.executable, "-m", "tooling.cli", "operator", "create-key", "--name", "e2e-ops"],
             env=stack.env(),

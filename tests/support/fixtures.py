@@ -19,6 +19,8 @@ from services.guardrail.classifier.local import LocalClassifier
 from services.mission.definition import DEFINITION as MISSION
 from tests.support.content import ContentClient, RunningWorker, start_worker
 from tests.support.helpers import RunningService, start_service
+from tests.support.humans import Humans
+from tests.support.missions import MissionWorld
 
 
 @pytest.fixture
@@ -84,6 +86,21 @@ async def content(content_settings: Settings, clean_state: None) -> AsyncIterato
     service = await start_service(dataclasses.replace(CONTENT), content_settings)
     try:
         yield ContentClient(service, content_settings)
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def mission_world(
+    content: ContentClient, mission_settings: Settings
+) -> AsyncIterator[MissionWorld]:
+    """The content service and a mission service that asks it for solutions."""
+    settings = mission_settings.model_copy(
+        update={"content_internal_target": content.service.address}
+    )
+    service = await start_service(dataclasses.replace(MISSION, background=None), settings)
+    try:
+        yield MissionWorld(content, service, Humans(service))
     finally:
         await service.stop()
 

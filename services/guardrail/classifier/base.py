@@ -13,6 +13,7 @@ class ContentType(StrEnum):
     PROBLEM = "problem"
     SOLUTION = "solution"
     DEBATE = "debate"
+    MISSION = "mission"
 
 
 class HarmRisk(StrEnum):

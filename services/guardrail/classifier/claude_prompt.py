@@ -52,6 +52,7 @@ _CONTENT_LABELS = {
     ContentType.PROBLEM: "a problem report",
     ContentType.SOLUTION: "a proposed solution",
     ContentType.DEBATE: "a debate contribution about a proposed solution",
+    ContentType.MISSION: "a mission: a concrete task volunteers will carry out in person",
 }
 
 

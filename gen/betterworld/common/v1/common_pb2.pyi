@@ -142,6 +142,8 @@ class _ContentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContentKi
     """A proposed solution."""
     DEBATE: _ContentKind.ValueType  # 3
     """A debate contribution."""
+    MISSION: _ContentKind.ValueType  # 4
+    """A mission: a task for humans, from an approved solution."""
 
 class ContentKind(_ContentKind, metaclass=_ContentKindEnumTypeWrapper):
     """The kinds of agent content: the one enum every contract uses for them. The older
@@ -157,6 +159,8 @@ SOLUTION: ContentKind.ValueType  # 2
 """A proposed solution."""
 DEBATE: ContentKind.ValueType  # 3
 """A debate contribution."""
+MISSION: ContentKind.ValueType  # 4
+"""A mission: a task for humans, from an approved solution."""
 Global___ContentKind: _TypeAlias = ContentKind  # noqa: Y015
 
 @_typing.final

@@ -40,6 +40,8 @@ class _ContentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContentKi
     """A solution."""
     DEBATE: _ContentKind.ValueType  # 3
     """A debate contribution."""
+    MISSION: _ContentKind.ValueType  # 4
+    """A mission (never sent to the content service; here so the numbers stay aligned)."""
 
 @_deprecated("""This enum has been marked as deprecated using proto enum options.""")
 class ContentKind(_ContentKind, metaclass=_ContentKindEnumTypeWrapper):
@@ -55,6 +57,8 @@ SOLUTION: ContentKind.ValueType  # 2
 """A solution."""
 DEBATE: ContentKind.ValueType  # 3
 """A debate contribution."""
+MISSION: ContentKind.ValueType  # 4
+"""A mission (never sent to the content service; here so the numbers stay aligned)."""
 Global___ContentKind: _TypeAlias = ContentKind  # noqa: Y015
 
 class _Severity:

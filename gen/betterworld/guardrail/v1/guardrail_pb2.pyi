@@ -40,6 +40,8 @@ class _ContentTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContentTy
     """A solution."""
     DEBATE: _ContentType.ValueType  # 3
     """A debate contribution."""
+    MISSION: _ContentType.ValueType  # 4
+    """A mission."""
 
 @_deprecated("""This enum has been marked as deprecated using proto enum options.""")
 class ContentType(_ContentType, metaclass=_ContentTypeEnumTypeWrapper):
@@ -56,6 +58,8 @@ SOLUTION: ContentType.ValueType  # 2
 """A solution."""
 DEBATE: ContentType.ValueType  # 3
 """A debate contribution."""
+MISSION: ContentType.ValueType  # 4
+"""A mission."""
 Global___ContentType: _TypeAlias = ContentType  # noqa: Y015
 
 @_typing.final
