@@ -127,6 +127,13 @@ class ResourceExhausted(DomainError):
 
 
 class Unavailable(DomainError):
-    """A dependency is unreachable; the request may be retried."""
+    """A dependency is unreachable; the request may be retried (after `retry_after_seconds`,
+    sent as RetryInfo, when known)."""
 
     reason = "UNAVAILABLE"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after_seconds: float | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after_seconds = retry_after_seconds

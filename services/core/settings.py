@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     """Set: guardrail Layer B uses Claude; unset: the local classifier (no network)."""
     anthropic_base_url: str | None = None
     """Messages API base URL override (tests, proxies); unset means the public API."""
+    decomposition_model: str = "claude-haiku-5-5"
+    """Claude model that suggests missions for a solution (with ANTHROPIC_API_KEY)."""
     guardrail_model: str = "claude-haiku-5-5"
     """Claude model for Layer B; a Haiku (the classifier forces a tool call)."""
     guardrail_timeout_seconds: float = Field(default=15.0, gt=0)

@@ -83,19 +83,24 @@ def domain_error_status(
                 description=exc.message,
             ),
         )
+    elif isinstance(exc, errors.Unavailable) and exc.retry_after_seconds is not None:
+        _pack(status, _retry_info(exc.retry_after_seconds))
     elif isinstance(exc, errors.ResourceExhausted):
-        seconds = max(0.0, exc.retry_after_seconds)
-        whole = math.floor(seconds)
-        retry = error_details_pb2.RetryInfo(
-            retry_delay=duration_pb2.Duration(seconds=whole, nanos=int((seconds - whole) * 1e9))
-        )
-        _pack(status, retry)
+        _pack(status, _retry_info(exc.retry_after_seconds))
         if exc.violations:
             quota = error_details_pb2.QuotaFailure()
             for q in exc.violations:
                 quota.violations.add(subject=q.subject, description=q.description)
             _pack(status, quota)
     return code, status
+
+
+def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
+    seconds = max(0.0, seconds)
+    whole = math.floor(seconds)
+    return error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=whole, nanos=int((seconds - whole) * 1e9))
+    )
 
 
 def internal_status(*, service: str, request_id: str | None) -> status_pb2.Status:

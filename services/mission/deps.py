@@ -12,6 +12,7 @@ from services.core.clock import utc_now
 from services.core.credentials.tokens import TokenSigner
 from services.core.pagination import CursorCodec
 from services.core.queues import EvaluationQueue
+from services.mission.decomposition import Decomposer
 from services.mission.mission_store import MissionStore
 from services.mission.passwords import Passwords
 from services.mission.profile_store import ProfileStore
@@ -28,6 +29,8 @@ class MissionDeps:
     missions: MissionStore
     solutions: SolutionLookup
     evaluations: EvaluationQueue
+    decomposer: Decomposer
+    """Claude with a key, else the offline decomposition."""
     """The guardrail's queue: every new or edited mission is evaluated."""
     redis: Redis
     cursors: CursorCodec

@@ -8,9 +8,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from redis.exceptions import RedisError
-
-from services.core import errors
+from services.core import errors, quota
 from services.core.context import Principal
 from services.core.credentials import sessions
 from services.core.credentials.sessions import Rotation
@@ -174,20 +172,13 @@ async def resend_code(deps: MissionDeps, *, email: str) -> str:
 
 
 async def _spend_send(deps: MissionDeps, email: str) -> float | None:
-    """Counts a resend for the email in an hour-long window opened by the first one; the
-    seconds until the window closes when it is spent. Counted for every email, registered or
-    not; an unreachable Valkey lets the send through (the code still goes only to the owner)."""
-    key = f"bw:resend:{_email_key(email)}"
-    try:
-        async with deps.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, SEND_WINDOW_SECONDS, nx=True)
-            pipe.ttl(key)
-            count, _, ttl = await pipe.execute()
-    except (RedisError, OSError):
-        log.error("resend_limit_unavailable")
-        return None
-    return float(max(ttl, 1)) if count > SENDS_PER_HOUR else None
+    """Counts a resend for the email, registered or not; the seconds to wait when spent."""
+    return await quota.spend(
+        deps.redis,
+        f"bw:resend:{_email_key(email)}",
+        limit=SENDS_PER_HOUR,
+        window_seconds=SEND_WINDOW_SECONDS,
+    )
 
 
 async def login(deps: MissionDeps, *, email: str, password: str) -> Session:

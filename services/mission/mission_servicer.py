@@ -14,6 +14,7 @@ from services.core import errors
 from services.core.context import Principal, current_principal, set_response_header
 from services.core.convert import domain_value, enum_name, page_meta, timestamp
 from services.mission import claims, dashboard, missions
+from services.mission.decomposition import Suggestion
 from services.mission.deps import MissionDeps
 from services.mission.model import (
     ClaimEdit,
@@ -25,6 +26,7 @@ from services.mission.model import (
     MissionQuery,
     MissionRecord,
     MissionStatus,
+    SolutionSource,
     Step,
 )
 from services.mission.servicer import human_message
@@ -128,6 +130,34 @@ def mission_message(mission: MissionRecord, *, exact: bool, author: bool) -> pb.
             message.location_approximate = True
     if mission.distance_m is not None:
         message.distance_km = round(mission.distance_m / 1000, 3)
+    return message
+
+
+def suggestion_message(suggestion: Suggestion, source: SolutionSource) -> pb.MissionSuggestion:
+    """A suggested mission, placed where the solution's problem is."""
+    message = pb.MissionSuggestion(
+        title=suggestion.title,
+        description=suggestion.description,
+        instructions=[
+            pb.Instruction(step=s.step, text=s.text, optional=s.optional)
+            for s in suggestion.instructions
+        ],
+        evidence_required=[
+            pb.EvidenceRequirement(
+                type=pb.EvidenceType.Value(e.type.upper()),
+                description=e.description,
+                required=e.required,
+            )
+            for e in suggestion.evidence_required
+        ],
+        required_skills=list(suggestion.required_skills),
+        estimated_duration_minutes=suggestion.estimated_duration_minutes,
+        difficulty=pb.Difficulty.Value(suggestion.difficulty.upper()),
+        token_reward=suggestion.token_reward,
+        location_name=source.location_name,
+    )
+    if source.latitude is not None and source.longitude is not None:
+        message.latitude, message.longitude = source.latitude, source.longitude
     return message
 
 
@@ -274,6 +304,17 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
     ) -> pb.Mission:
         mission = await missions.archive_mission(self._deps, _principal(), request.mission_id)
         return mission_message(mission, exact=True, author=True)
+
+    async def DecomposeSolution(  # noqa: N802
+        self, request: pb.DecomposeSolutionRequest, context: Context
+    ) -> pb.DecomposeSolutionResponse:
+        source, suggestions = await missions.decompose_solution(
+            self._deps, _principal(), request.solution_id
+        )
+        return pb.DecomposeSolutionResponse(
+            suggestions=[suggestion_message(s, source) for s in suggestions],
+            planner=self._deps.decomposer.name,
+        )
 
     async def ClaimMission(  # noqa: N802
         self, request: pb.ClaimMissionRequest, context: Context

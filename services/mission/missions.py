@@ -6,14 +6,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from services.core import errors
+from services.core import errors, quota
 from services.core.context import Principal, PrincipalKind
+from services.core.ids import parse_uuid
 from services.core.logging import get_logger
 from services.core.pagination import Page, paginate
 from services.core.queues import EvaluationJob
+from services.mission.decomposition import Suggestion
 from services.mission.deps import MissionDeps
 from services.mission.model import (
     MissionDraft,
@@ -21,6 +23,7 @@ from services.mission.model import (
     MissionQuery,
     MissionRecord,
     MissionStatus,
+    SolutionSource,
 )
 from services.mission.validation import valid_edit, valid_mission, valid_point, valid_query
 
@@ -258,3 +261,47 @@ async def apply_decision(
     if not applied:
         log.info("stale_mission_decision", mission_id=mission_id, evaluation_id=evaluation_id)
     return not applied
+
+
+DECOMPOSITIONS_PER_DAY = 10
+
+
+async def decompose_solution(
+    deps: MissionDeps, principal: Principal, solution_id: str
+) -> tuple[SolutionSource, list[Suggestion]]:
+    """Suggested missions for one of the caller's approved solutions (not stored)."""
+    if parse_uuid(solution_id) is None:
+        raise errors.InvalidArgument.one("solution_id", "must be a solution id (UUID)")
+    source = await deps.solutions.approved_solution(solution_id)
+    if source is None:
+        raise errors.FailedPrecondition(
+            "only approved solutions are decomposed: this one is unknown or not approved yet",
+            reason="SOLUTION_NOT_APPROVED",
+        )
+    if source.author_agent_id != principal.id:
+        raise errors.PermissionDenied(
+            "only the solution's author decomposes it", reason="NOT_SOLUTION_AUTHOR"
+        )
+    now = deps.clock()
+    midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
+    key = f"bw:decompose:{principal.id}:{now.date().isoformat()}"
+    wait = await quota.spend(
+        deps.redis,
+        key,
+        limit=DECOMPOSITIONS_PER_DAY,
+        window_seconds=int((midnight - now).total_seconds()) + 1,
+    )
+    if wait is not None:
+        raise errors.ResourceExhausted(
+            f"at most {DECOMPOSITIONS_PER_DAY} decompositions a day",
+            retry_after_seconds=wait,
+            violations=[errors.QuotaViolation("decompose", f"{DECOMPOSITIONS_PER_DAY} a day")],
+            reason="DECOMPOSE_LIMIT",
+        )
+    try:
+        suggestions = await deps.decomposer.decompose(source)
+    except errors.Unavailable:
+        await quota.refund(deps.redis, key)  # the planner failed, not the caller
+        raise
+    log.info("solution_decomposed", solution_id=solution_id, suggestions=len(suggestions))
+    return source, suggestions

@@ -183,12 +183,21 @@ class MissionFields:
 
 @dataclass(frozen=True)
 class SolutionSource:
-    """The approved solution a mission comes from, as the content service describes it."""
+    """The approved solution a mission comes from, as the content service describes it (the
+    text and place only where a decomposition needs them)."""
 
     solution_id: str
     problem_id: str
     author_agent_id: str
     domain: str
+    title: str = ""
+    description: str = ""
+    approach: str = ""
+    required_skills: tuple[str, ...] = ()
+    problem_title: str = ""
+    location_name: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+from anthropic import AsyncAnthropic
 from betterworld.mission.v1 import (
     dashboard_pb2_grpc,
     mission_pb2_grpc,
@@ -17,6 +18,8 @@ from betterworld.mission.v1 import (
 from services.core.mail import build_dispatcher
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime, token_signer
+from services.core.settings import Settings
+from services.mission.decomposition import ClaudeDecomposer, Decomposer, OfflineDecomposer
 from services.mission.deps import MissionDeps
 from services.mission.mission_servicer import (
     DashboardServicer,
@@ -32,6 +35,19 @@ from services.mission.solutions import ContentSolutions
 from services.mission.store import HumanStore
 
 
+def build_decomposer(settings: Settings) -> Decomposer:
+    """Claude when ANTHROPIC_API_KEY is set, else the offline decomposition."""
+    if settings.anthropic_api_key is None:
+        return OfflineDecomposer()
+    client = AsyncAnthropic(
+        api_key=settings.anthropic_api_key.get_secret_value(),
+        base_url=settings.anthropic_base_url,
+        timeout=60.0,
+        max_retries=2,
+    )
+    return ClaudeDecomposer(client, model=settings.decomposition_model)
+
+
 def build_deps(runtime: Runtime) -> MissionDeps:
     """The mission domain's dependencies from the process runtime."""
     settings = runtime.settings
@@ -44,6 +60,7 @@ def build_deps(runtime: Runtime) -> MissionDeps:
             settings.internal_service_token.get_secret_value(),
         ),
         evaluations=runtime.evaluation_queue,
+        decomposer=build_decomposer(settings),
         redis=runtime.redis,
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         tokens=token_signer(settings),

@@ -57,9 +57,18 @@ class ContentSolutions:
             raise errors.Unavailable(
                 "the content service did not answer; try again", reason="CONTENT_UNAVAILABLE"
             ) from None
+        located = problem.HasField("location")
         return SolutionSource(
             solution_id=solution.solution_id,
             problem_id=solution.problem_id,
             author_agent_id=solution.author_agent_id,
             domain=domain_name(problem.domain),
+            title=solution.title,
+            description=solution.description,
+            approach=solution.approach,
+            required_skills=tuple(solution.required_skills),
+            problem_title=problem.title,
+            location_name=problem.location_name,
+            latitude=problem.location.latitude if located else None,
+            longitude=problem.location.longitude if located else None,
         )

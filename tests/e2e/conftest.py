@@ -7,23 +7,29 @@ that no test is throttled by another; the limits themselves are tested on dedica
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from services.core.settings import Settings
+from services.mission.definition import DEFINITION as MISSION
 from tests.support import e2e_http as support
 from tests.support.e2e_stack import (
     _LIVE,
     HIGH_LIMITS,
     Stack,
     create_operator_key,
+    envoy_in_front,
     redis_db,
     start_stack,
     track,
     untrack,
 )
+from tests.support.helpers import RunningService, start_service
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
 
 
@@ -79,3 +85,17 @@ def new_agent(http: httpx.Client) -> Callable[..., dict[str, Any]]:
         return support.register(http, prefix, **fields)
 
     return make
+
+
+@pytest.fixture
+async def mission_edge(
+    mission_settings: Settings, clean_state: None, tmp_path: Path
+) -> AsyncIterator[tuple[RunningService, httpx.AsyncClient]]:
+    """The mission service (rate limits on) in-process, behind real Envoy."""
+    settings = mission_settings.model_copy(update={"rate_limit_enabled": True})
+    service = await start_service(dataclasses.replace(MISSION, background=None), settings)
+    try:
+        async with envoy_in_front({"mission": service.server.port}, tmp_path / "envoy") as http:
+            yield service, http
+    finally:
+        await service.stop()

@@ -2,57 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
-from services.core.settings import Settings
-from services.mission.definition import DEFINITION as MISSION
 from tests.support.e2e_http import json_error
-from tests.support.e2e_stack import EnvoyProcess
-from tests.support.helpers import RunningService, start_service
+from tests.support.helpers import RunningService
 from tests.support.humans import PASSWORD
 from tests.support.mail import last_code
-from tooling.edge.envoy_config import local_spec
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-async def edge(
-    mission_settings: Settings, clean_state: None, tmp_path: Path
-) -> AsyncIterator[tuple[RunningService, httpx.AsyncClient]]:
-    """The mission service (rate limits on) behind real Envoy."""
-    settings = mission_settings.model_copy(update={"rate_limit_enabled": True})
-    service = await start_service(dataclasses.replace(MISSION, background=None), settings)
-    # In a thread: the service answers Envoy's health checks on this event loop meanwhile.
-    envoy = await asyncio.to_thread(
-        EnvoyProcess.start_for,
-        lambda port, admin_port: local_spec(
-            service_ports={"mission": service.server.port},
-            listen_port=port,
-            admin_port=admin_port,
-        ),
-        work_dir=tmp_path / "envoy",
-    )
-    try:
-        async with httpx.AsyncClient(base_url=envoy.base_url, timeout=10) as client:
-            yield service, client
-    finally:
-        await asyncio.to_thread(envoy.stop)
-        await service.stop()
-
-
 async def test_register_verify_login_logout_over_json(
-    edge: tuple[RunningService, httpx.AsyncClient],
+    mission_edge: tuple[RunningService, httpx.AsyncClient],
 ) -> None:
-    service, http = edge
+    service, http = mission_edge
     email = "json.human@example.org"
     created = await http.post(
         "/api/v1/human-auth/register",
@@ -89,9 +55,9 @@ async def test_register_verify_login_logout_over_json(
 
 
 async def test_bad_fields_are_named_and_operators_deactivate_by_path(
-    edge: tuple[RunningService, httpx.AsyncClient],
+    mission_edge: tuple[RunningService, httpx.AsyncClient],
 ) -> None:
-    service, http = edge
+    service, http = mission_edge
     bad = await http.post(
         "/api/v1/human-auth/register",
         json={"email": "nope", "password": "short", "displayName": "Q"},

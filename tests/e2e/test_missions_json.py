@@ -3,7 +3,6 @@ product's paths and status codes, distances in nearby results."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,29 +11,17 @@ import pytest
 from betterworld.mission.v1 import missions_pb2 as pb
 
 from tests.support.e2e_http import json_error
-from tests.support.e2e_stack import EnvoyProcess
+from tests.support.e2e_stack import envoy_in_front
 from tests.support.missions import MissionWorld
-from tooling.edge.envoy_config import local_spec
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 async def http(mission_world: MissionWorld, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    envoy = await asyncio.to_thread(
-        EnvoyProcess.start_for,
-        lambda port, admin_port: local_spec(
-            service_ports={"mission": mission_world.service.server.port},
-            listen_port=port,
-            admin_port=admin_port,
-        ),
-        work_dir=tmp_path / "envoy",
-    )
-    try:
-        async with httpx.AsyncClient(base_url=envoy.base_url, timeout=10) as client:
-            yield client
-    finally:
-        await asyncio.to_thread(envoy.stop)
+    ports = {"mission": mission_world.service.server.port}
+    async with envoy_in_front(ports, tmp_path / "envoy") as client:
+        yield client
 
 
 async def test_missions_and_claims_over_json(
@@ -108,5 +95,10 @@ async def test_missions_and_claims_over_json(
         headers=human,
     )
     assert gave_up.status_code == 200 and gave_up.json()["status"] == "ABANDONED"
+    plan = await http.post(
+        f"/api/v1/solutions/{solution_id}:decompose", json={}, headers=agent_auth
+    )
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["planner"] == "offline" and len(plan.json()["suggestions"]) >= 3
     archived = await http.delete(f"/api/v1/missions/{mission['missionId']}", headers=agent_auth)
     assert archived.status_code == 200 and archived.json()["status"] == "ARCHIVED"

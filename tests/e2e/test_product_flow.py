@@ -70,7 +70,8 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, d
         seeded_settings = settings.model_copy(
             update={"database_url": stack.postgres.url, "redis_url": stack.valkey.url}
         )
-        keys = {a.username: a.api_key for a in asyncio.run(seed(seeded_settings)).agents}
+        seeded = asyncio.run(seed(seeded_settings))
+        keys = {a.username: a.api_key for a in seeded.agents}
         operator = subprocess.run(
             [sys.executable, "-m", "tooling.cli", "operator", "create-key", "--name", "e2e-ops"],
             env=stack.env(),
@@ -81,6 +82,14 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, d
         keys["operator"] = operator
         stack.start_services()
         stack.wait_healthy()
+        dev = seeded.humans[0]
+        base = f"http://{settings.host}:{settings.envoy_port}"
+        login = httpx.post(
+            f"{base}/api/v1/human-auth/login",
+            json={"email": dev.email, "password": dev.password},
+            timeout=30,
+        )
+        keys["human"] = login.json()["accessToken"]
         yield stack, keys
     finally:
         stack.stop()
@@ -213,6 +222,80 @@ def test_junk_never_breaks_content_or_guardrail_routes(
             headers = {**auth, "content-type": "application/json"}
             response = http.request(route.method, path, content=body, headers=headers)
             check_http(response, request_text(path, body))
+
+        run()
+
+
+MISSION_ROUTES = (
+    Route("CreateMission", "POST", "/api/v1/missions", ("solutionId", "title", "description",
+          "instructions", "evidenceRequired", "requiredSkills", "latitude", "longitude",
+          "locationRadiusKm", "estimatedDurationMinutes", "difficulty", "tokenReward",
+          "maxClaims", "expiresAt")),
+    Route("UpdateMission", "PATCH", "/api/v1/missions/{id}", ("version", "title", "tokenReward",
+          "maxClaims", "instructions", "expiresAt")),
+    Route("ClaimMission", "POST", "/api/v1/missions/{id}/claim", ()),
+    Route("UpdateClaim", "PATCH", "/api/v1/missions/{id}/claims/{id}", ("progressPercent",
+          "notes", "abandon")),
+    Route("DecomposeSolution", "POST", "/api/v1/solutions/{id}:decompose", ()),
+    Route("RegisterHuman", "POST", "/api/v1/human-auth/register", ("email", "password",
+          "displayName")),
+    Route("Login", "POST", "/api/v1/human-auth/login", ("email", "password")),
+    Route("Refresh", "POST", "/api/v1/human-auth/refresh", ("refreshToken",)),
+    Route("CreateProfile", "POST", "/api/v1/profile", ("skills", "languages", "city",
+          "country", "latitude", "longitude", "serviceRadiusKm", "availability", "bio")),
+    Route("UpdateProfile", "PATCH", "/api/v1/profile", ("skills", "languages", "latitude",
+          "clearLocation", "availability")),
+    Route("DeactivateHuman", "POST", "/api/v1/admin/humans/{id}:deactivate", ("reason",)),
+)  # fmt: skip
+NEARBY_QUERIES = st.dictionaries(
+    st.sampled_from(["lat", "lng", "radius", "limit", "cursor", "x"]),
+    st.one_of(st.integers(-(10**6), 10**6).map(str), st.floats().map(str), st.text(max_size=20)),
+    max_size=5,
+)
+
+
+@pytest.mark.parametrize("route", MISSION_ROUTES, ids=lambda r: r.rpc)
+def test_junk_never_breaks_mission_routes(
+    product: tuple[Stack, dict[str, str]], route: Route
+) -> None:
+    stack, keys = product
+    base = f"http://{stack.settings.host}:{stack.settings.envoy_port}"
+    auths = [
+        {},
+        {"authorization": f"Bearer {keys['sentinel-alpha']}"},
+        {"authorization": f"Bearer {keys['operator']}"},
+        {"authorization": f"Bearer {keys['human']}"},
+        {"authorization": f"Bearer {keys['human'][:-2]}xx"},
+    ]
+    with httpx.Client(base_url=base, timeout=30) as http:
+        nearby = http.get("/api/v1/missions/nearby", params={"lat": 37.77, "lng": -122.42})
+        seeded = nearby.json()["data"][0]["missionId"]
+
+        @FUZZ
+        @given(
+            body=json_bodies(route),
+            auth=st.sampled_from(auths),
+            target=st.sampled_from([seeded, "not-a-uuid", "00000000-0000-4000-8000-000000000000"]),
+        )
+        def run(body: bytes, auth: dict[str, str], target: str) -> None:
+            path = route.path.replace("{id}", target)
+            headers = {**auth, "content-type": "application/json"}
+            response = http.request(route.method, path, content=body, headers=headers)
+            check_http(response, request_text(path, body))
+
+        run()
+
+
+def test_junk_queries_never_break_nearby(product: tuple[Stack, dict[str, str]]) -> None:
+    stack, _ = product
+    base = f"http://{stack.settings.host}:{stack.settings.envoy_port}"
+    with httpx.Client(base_url=base, timeout=30) as http:
+
+        @FUZZ
+        @given(query=NEARBY_QUERIES)
+        def run(query: dict[str, str]) -> None:
+            response = http.get("/api/v1/missions/nearby", params=query)
+            check_http(response, request_text(str(query)))
 
         run()
 

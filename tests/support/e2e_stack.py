@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -402,3 +403,23 @@ def create_operator_key(database_url: str, name: str = "ops-e2e") -> str:
             await engine.dispose()
 
     return asyncio.run(create())
+
+
+@asynccontextmanager
+async def envoy_in_front(
+    service_ports: Mapping[str, int], work_dir: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Real Envoy routing to in-process services on these ports, and a JSON client for it."""
+    # In a thread: the services answer Envoy's health checks on this event loop meanwhile.
+    envoy = await asyncio.to_thread(
+        EnvoyProcess.start_for,
+        lambda port, admin_port: local_spec(
+            service_ports=dict(service_ports), listen_port=port, admin_port=admin_port
+        ),
+        work_dir=work_dir,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=envoy.base_url, timeout=10) as client:
+            yield client
+    finally:
+        await asyncio.to_thread(envoy.stop)

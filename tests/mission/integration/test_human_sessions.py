@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import grpc
+import jwt
 import pytest
 from betterworld.mission.v1 import mission_pb2 as pb
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from services.core.audit import audit_log
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import OPERATOR_KEY_PREFIX, generate_key
+from services.core.credentials.tokens import TokenSigner, TokenType
 from services.core.settings import Settings
 from services.mission.definition import DEFINITION as MISSION
 from tests.support.helpers import RunningService, bearer, start_service, unpack
@@ -217,3 +220,42 @@ async def test_registrations_and_logins_are_limited_per_ip(
         assert sixth.reason == "RATE_LIMITED"
     finally:
         await service.stop()
+
+
+async def test_bad_tokens_are_unauthenticated_with_a_reason(
+    humans: Humans, mission_settings: Settings
+) -> None:
+    tokens = await humans.verified("tok@example.org")
+    signer = TokenSigner(mission_settings.jwt_secret.get_secret_value())
+    claims = jwt.decode(tokens.access_token, options={"verify_signature": False})
+    expired = signer.issue(
+        human_id=claims["sub"],
+        session_id=claims["sid"],
+        type=TokenType.ACCESS,
+        lifetime=timedelta(minutes=15),
+        now=datetime.now(UTC) - timedelta(hours=1),
+    ).token
+    foreign = (
+        TokenSigner("another-secret-that-is-long-enough-0123456789")
+        .issue(
+            human_id=claims["sub"],
+            session_id=claims["sid"],
+            type=TokenType.ACCESS,
+            lifetime=timedelta(minutes=15),
+        )
+        .token
+    )
+    unsigned = jwt.encode({**claims}, key="", algorithm="none")
+    for token, reason in (
+        (tokens.refresh_token, "TOKEN_INVALID"),  # a refresh token is no access token
+        (expired, "TOKEN_EXPIRED"),
+        (foreign, "TOKEN_INVALID"),
+        (unsigned, "TOKEN_INVALID"),
+        (tokens.access_token[:-3] + "abc", "TOKEN_INVALID"),
+    ):
+        refused = unpack(await _error(_logout(humans, token)))
+        assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, reason)
+    swapped = unpack(
+        await _error(humans.auth.Refresh(pb.RefreshRequest(refresh_token=tokens.access_token)))
+    )
+    assert swapped.reason == "TOKEN_INVALID"

@@ -1059,3 +1059,128 @@ class ApplyMissionDecisionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplyMissionDecisionResponse: _TypeAlias = ApplyMissionDecisionResponse  # noqa: Y015
+
+@_typing.final
+class DecomposeSolutionRequest(_message.Message):
+    """Request of DecomposeSolution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOLUTION_ID_FIELD_NUMBER: _builtins.int
+    solution_id: _builtins.str
+    """One of the caller's APPROVED solutions."""
+    def __init__(
+        self,
+        *,
+        solution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["solution_id", b"solution_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecomposeSolutionRequest: _TypeAlias = DecomposeSolutionRequest  # noqa: Y015
+
+@_typing.final
+class MissionSuggestion(_message.Message):
+    """A suggested mission: the fields of a CreateMissionRequest, within its limits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    INSTRUCTIONS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_REQUIRED_FIELD_NUMBER: _builtins.int
+    REQUIRED_SKILLS_FIELD_NUMBER: _builtins.int
+    ESTIMATED_DURATION_MINUTES_FIELD_NUMBER: _builtins.int
+    DIFFICULTY_FIELD_NUMBER: _builtins.int
+    TOKEN_REWARD_FIELD_NUMBER: _builtins.int
+    LATITUDE_FIELD_NUMBER: _builtins.int
+    LONGITUDE_FIELD_NUMBER: _builtins.int
+    LOCATION_NAME_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """1 to 500 characters."""
+    description: _builtins.str
+    """10 to 5000 characters."""
+    estimated_duration_minutes: _builtins.int
+    """15 to 10080."""
+    difficulty: Global___Difficulty.ValueType
+    """How hard."""
+    token_reward: _builtins.int
+    """A suggested reward, 1 to 10000."""
+    latitude: _builtins.float
+    """The problem's place, when it has one."""
+    longitude: _builtins.float
+    """See `latitude`."""
+    location_name: _builtins.str
+    """The problem's place name."""
+    @_builtins.property
+    def instructions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instruction]:
+        """1 to 50 steps."""
+
+    @_builtins.property
+    def evidence_required(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceRequirement]:
+        """1 to 20 items."""
+
+    @_builtins.property
+    def required_skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 20."""
+
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        instructions: _abc.Iterable[Global___Instruction] | None = ...,
+        evidence_required: _abc.Iterable[Global___EvidenceRequirement] | None = ...,
+        required_skills: _abc.Iterable[_builtins.str] | None = ...,
+        estimated_duration_minutes: _builtins.int = ...,
+        difficulty: Global___Difficulty.ValueType = ...,
+        token_reward: _builtins.int = ...,
+        latitude: _builtins.float | None = ...,
+        longitude: _builtins.float | None = ...,
+        location_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_latitude", b"_latitude", "_longitude", b"_longitude", "latitude", b"latitude", "longitude", b"longitude"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_latitude", b"_latitude", "_longitude", b"_longitude", "description", b"description", "difficulty", b"difficulty", "estimated_duration_minutes", b"estimated_duration_minutes", "evidence_required", b"evidence_required", "instructions", b"instructions", "latitude", b"latitude", "location_name", b"location_name", "longitude", b"longitude", "required_skills", b"required_skills", "title", b"title", "token_reward", b"token_reward"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__latitude: _TypeAlias = _typing.Literal["latitude"]  # noqa: Y015
+    _WhichOneofArgType__latitude: _TypeAlias = _typing.Literal["_latitude", b"_latitude"]  # noqa: Y015
+    _WhichOneofReturnType__longitude: _TypeAlias = _typing.Literal["longitude"]  # noqa: Y015
+    _WhichOneofArgType__longitude: _TypeAlias = _typing.Literal["_longitude", b"_longitude"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__latitude) -> _WhichOneofReturnType__latitude | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__longitude) -> _WhichOneofReturnType__longitude | None: ...
+
+Global___MissionSuggestion: _TypeAlias = MissionSuggestion  # noqa: Y015
+
+@_typing.final
+class DecomposeSolutionResponse(_message.Message):
+    """Response of DecomposeSolution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    PLANNER_FIELD_NUMBER: _builtins.int
+    planner: _builtins.str
+    """Who planned them: the Claude model's name, or "offline"."""
+    @_builtins.property
+    def suggestions(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissionSuggestion]:
+        """3 to 8 suggestions."""
+
+    def __init__(
+        self,
+        *,
+        suggestions: _abc.Iterable[Global___MissionSuggestion] | None = ...,
+        planner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["planner", b"planner", "suggestions", b"suggestions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecomposeSolutionResponse: _TypeAlias = DecomposeSolutionResponse  # noqa: Y015

@@ -79,6 +79,11 @@ class MissionServiceStub:
                 request_serializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.ArchiveMissionRequest.SerializeToString,
                 response_deserializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.Mission.FromString,
                 _registered_method=True)
+        self.DecomposeSolution = channel.unary_unary(
+                '/betterworld.mission.v1.MissionService/DecomposeSolution',
+                request_serializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.DecomposeSolutionRequest.SerializeToString,
+                response_deserializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.DecomposeSolutionResponse.FromString,
+                _registered_method=True)
         self.ClaimMission = channel.unary_unary(
                 '/betterworld.mission.v1.MissionService/ClaimMission',
                 request_serializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.ClaimMissionRequest.SerializeToString,
@@ -165,6 +170,18 @@ class MissionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecomposeSolution(self, request, context):
+        """Suggests 3 to 8 missions for one of the caller's APPROVED solutions: Claude
+        when the service has an Anthropic key, otherwise an offline decomposition of
+        the solution's approach into its phases. Nothing is stored: create the ones
+        you want with CreateMission. 10 a day per agent (RESOURCE_EXHAUSTED, reason
+        DECOMPOSE_LIMIT, with RetryInfo); a planner failure is UNAVAILABLE (reason
+        DECOMPOSITION_UNAVAILABLE, with RetryInfo), never a partial answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ClaimMission(self, request, context):
         """Claims a slot of an approved, OPEN, unexpired mission (HTTP 201). A mission
         never has more active claims than `max_claims` (FAILED_PRECONDITION, reason
@@ -226,6 +243,11 @@ def add_MissionServiceServicer_to_server(servicer, server):
                     servicer.ArchiveMission,
                     request_deserializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.ArchiveMissionRequest.FromString,
                     response_serializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.Mission.SerializeToString,
+            ),
+            'DecomposeSolution': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecomposeSolution,
+                    request_deserializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.DecomposeSolutionRequest.FromString,
+                    response_serializer=betterworld_dot_mission_dot_v1_dot_missions__pb2.DecomposeSolutionResponse.SerializeToString,
             ),
             'ClaimMission': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimMission,
@@ -459,6 +481,33 @@ class MissionService:
             '/betterworld.mission.v1.MissionService/ArchiveMission',
             betterworld_dot_mission_dot_v1_dot_missions__pb2.ArchiveMissionRequest.SerializeToString,
             betterworld_dot_mission_dot_v1_dot_missions__pb2.Mission.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecomposeSolution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betterworld.mission.v1.MissionService/DecomposeSolution',
+            betterworld_dot_mission_dot_v1_dot_missions__pb2.DecomposeSolutionRequest.SerializeToString,
+            betterworld_dot_mission_dot_v1_dot_missions__pb2.DecomposeSolutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

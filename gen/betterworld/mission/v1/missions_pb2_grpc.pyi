@@ -69,6 +69,14 @@ class MissionServiceStub:
     """Archives a mission (author; soft). FAILED_PRECONDITION (reason
     MISSION_HAS_ACTIVE_CLAIMS) while humans hold claims.
     """
+    DecomposeSolution: _grpc.UnaryUnaryMultiCallable[_missions_pb2.DecomposeSolutionRequest, _missions_pb2.DecomposeSolutionResponse]
+    """Suggests 3 to 8 missions for one of the caller's APPROVED solutions: Claude
+    when the service has an Anthropic key, otherwise an offline decomposition of
+    the solution's approach into its phases. Nothing is stored: create the ones
+    you want with CreateMission. 10 a day per agent (RESOURCE_EXHAUSTED, reason
+    DECOMPOSE_LIMIT, with RetryInfo); a planner failure is UNAVAILABLE (reason
+    DECOMPOSITION_UNAVAILABLE, with RetryInfo), never a partial answer.
+    """
     ClaimMission: _grpc.UnaryUnaryMultiCallable[_missions_pb2.ClaimMissionRequest, _missions_pb2.Claim]
     """Claims a slot of an approved, OPEN, unexpired mission (HTTP 201). A mission
     never has more active claims than `max_claims` (FAILED_PRECONDITION, reason
@@ -121,6 +129,14 @@ class MissionServiceAsyncStub(MissionServiceStub):
     ArchiveMission: _aio.UnaryUnaryMultiCallable[_missions_pb2.ArchiveMissionRequest, _missions_pb2.Mission]  # type: ignore[assignment]
     """Archives a mission (author; soft). FAILED_PRECONDITION (reason
     MISSION_HAS_ACTIVE_CLAIMS) while humans hold claims.
+    """
+    DecomposeSolution: _aio.UnaryUnaryMultiCallable[_missions_pb2.DecomposeSolutionRequest, _missions_pb2.DecomposeSolutionResponse]  # type: ignore[assignment]
+    """Suggests 3 to 8 missions for one of the caller's APPROVED solutions: Claude
+    when the service has an Anthropic key, otherwise an offline decomposition of
+    the solution's approach into its phases. Nothing is stored: create the ones
+    you want with CreateMission. 10 a day per agent (RESOURCE_EXHAUSTED, reason
+    DECOMPOSE_LIMIT, with RetryInfo); a planner failure is UNAVAILABLE (reason
+    DECOMPOSITION_UNAVAILABLE, with RetryInfo), never a partial answer.
     """
     ClaimMission: _aio.UnaryUnaryMultiCallable[_missions_pb2.ClaimMissionRequest, _missions_pb2.Claim]  # type: ignore[assignment]
     """Claims a slot of an approved, OPEN, unexpired mission (HTTP 201). A mission
@@ -219,6 +235,20 @@ class MissionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_missions_pb2.Mission, _abc.Awaitable[_missions_pb2.Mission]]:
         """Archives a mission (author; soft). FAILED_PRECONDITION (reason
         MISSION_HAS_ACTIVE_CLAIMS) while humans hold claims.
+        """
+
+    @_abc_1.abstractmethod
+    def DecomposeSolution(
+        self,
+        request: _missions_pb2.DecomposeSolutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_missions_pb2.DecomposeSolutionResponse, _abc.Awaitable[_missions_pb2.DecomposeSolutionResponse]]:
+        """Suggests 3 to 8 missions for one of the caller's APPROVED solutions: Claude
+        when the service has an Anthropic key, otherwise an offline decomposition of
+        the solution's approach into its phases. Nothing is stored: create the ones
+        you want with CreateMission. 10 a day per agent (RESOURCE_EXHAUSTED, reason
+        DECOMPOSE_LIMIT, with RetryInfo); a planner failure is UNAVAILABLE (reason
+        DECOMPOSITION_UNAVAILABLE, with RetryInfo), never a partial answer.
         """
 
     @_abc_1.abstractmethod
