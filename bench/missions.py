@@ -97,7 +97,14 @@ async def load_missions(dsn: str, rows: int, cluster: int, seed: int = 7) -> dic
         }
         for name in _MISSION_INDEXES:
             await conn.execute(f"DROP INDEX IF EXISTS {name}")
-        await conn.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
+        # Binary COPY: jsonb's binary form is a version byte (1) and the JSON text.
+        await conn.set_type_codec(
+            "jsonb",
+            encoder=lambda value: b"\x01" + value.encode(),
+            decoder=lambda data: json.loads(data[1:]),
+            schema="pg_catalog",
+            format="binary",
+        )
         t0 = time.monotonic()
         chunk = 50_000
         for start in range(0, rows, chunk):

@@ -94,6 +94,14 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class Conflict(FailedPrecondition):
+    """FAILED_PRECONDITION over gRPC for a state the client raced or can wait out (a stale
+    version, a full mission); over JSON HTTP 409 rather than the mapping's 400, as REST
+    clients expect for a conflict with the resource's current state."""
+
+    http_status = 409
+
+
 class Aborted(DomainError):
     """A concurrent change won; retrying may succeed."""
 

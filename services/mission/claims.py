@@ -36,21 +36,19 @@ async def claim_mission(deps: MissionDeps, principal: Principal, mission_id: str
             if await tx.holds_live_claim(mission.id, principal.id):
                 raise AlreadyClaimed(mission.id)
             if mission.status is MissionStatus.EXPIRED or mission.fields.expires_at <= now:
-                raise errors.FailedPrecondition("the mission has expired", reason="MISSION_EXPIRED")
+                raise errors.Conflict("the mission has expired", reason="MISSION_EXPIRED")
             if mission.status is MissionStatus.FULL or (
                 mission.status is MissionStatus.OPEN
                 and mission.active_claims >= mission.fields.max_claims
             ):
-                raise errors.FailedPrecondition(
-                    "every slot of this mission is taken", reason="MISSION_FULL"
-                )
+                raise errors.Conflict("every slot of this mission is taken", reason="MISSION_FULL")
             if mission.status is not MissionStatus.OPEN:
-                raise errors.FailedPrecondition(
+                raise errors.Conflict(
                     f"the mission is {mission.status.value} and takes no claims",
                     reason="MISSION_NOT_OPEN",
                 )
             if await tx.live_claims_of(principal.id) >= MAX_LIVE_CLAIMS:
-                raise errors.FailedPrecondition(
+                raise errors.Conflict(
                     f"you hold {MAX_LIVE_CLAIMS} active claims: finish or give one up first",
                     reason="CLAIM_LIMIT",
                 )
@@ -73,9 +71,7 @@ async def update_claim(
         if claim is None or claim.human_id != principal.id or claim.mission_id != mission_id:
             raise errors.NotFound("claim", claim_id, reason="CLAIM_NOT_FOUND")
         if claim.status is not ClaimStatus.ACTIVE:
-            raise errors.FailedPrecondition(
-                f"the claim is {claim.status.value}", reason="CLAIM_NOT_ACTIVE"
-            )
+            raise errors.Conflict(f"the claim is {claim.status.value}", reason="CLAIM_NOT_ACTIVE")
         if edit.abandon:
             await tx.get(mission_id, lock=True)  # the slot count changes under its lock
             return await tx.update_claim(claim.id, status=ClaimStatus.ABANDONED, notes=edit.notes)

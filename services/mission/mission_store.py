@@ -8,6 +8,7 @@ abandons, archives and the expiry sweep never deadlock.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +81,7 @@ def _fields(row: Row[Any]) -> MissionFields:
 
 
 def _record(row: Row[Any]) -> MissionRecord:
-    meters = getattr(row, "distance_m", None)
+    meters, key = getattr(row, "distance_m", None), getattr(row, "distance_key", None)
     return MissionRecord(
         id=str(row.id),
         solution_id=str(row.solution_id),
@@ -98,6 +99,7 @@ def _record(row: Row[Any]) -> MissionRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         distance_m=meters,
+        distance_key=key,
     )
 
 
@@ -301,8 +303,11 @@ class MissionStore(SqlStore):
             )
         if query.near is not None:
             lat, lng, radius_km = query.near
-            distance, within = _distance_filter(lat, lng, radius_km)
-            statement = statement.add_columns(distance.label("distance_m")).where(within)
+            geo = _geo(lat, lng, radius_km)
+            distance = geo.key
+            statement = statement.add_columns(
+                geo.metres.label("distance_m"), geo.key.label("distance_key")
+            ).where(geo.within)
         if query.sort == "distance" and distance is not None:
             keys: tuple[ColumnElement[Any], ...] = (distance, missions.c.id)
             statement = statement.order_by(distance, missions.c.id)
@@ -339,17 +344,17 @@ class MissionStore(SqlStore):
     ) -> list[MissionRecord]:
         """Approved, OPEN, unexpired missions within `radius_km`, nearest first (keyset on
         [metres, id])."""
-        distance, within = _distance_filter(lat, lng, radius_km)
+        geo = _geo(lat, lng, radius_km)
         statement = (
-            select(missions, distance.label("distance_m"))
+            select(missions, geo.metres.label("distance_m"), geo.key.label("distance_key"))
             .where(_open_now())
-            .where(within)
-            .order_by(distance, missions.c.id)
+            .where(geo.within)
+            .order_by(geo.key, missions.c.id)
             .limit(count)
         )
         if after is not None:
             statement = statement.where(
-                tuple_(distance, missions.c.id)
+                tuple_(geo.key, missions.c.id)
                 > tuple_(literal(float(after[0]), Float), uuid.UUID(after[1]))
             )
         async with self._db.connect() as conn:
@@ -571,19 +576,30 @@ class MissionStore(SqlStore):
         )
 
 
-def _distance_filter(
-    lat: float, lng: float, radius_km: float
-) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
-    """The exact distance in metres, and the filter: an `earth_box` prefilter the GiST index
-    answers, then the exact distance (the box is a cube around the sphere's chord)."""
+@dataclass(frozen=True)
+class _Geo:
+    key: ColumnElement[Any]
+    """The straight-line (chord) distance `<->`: it orders like the distance on the sphere,
+    and the GiST index answers ORDER BY it nearest first (KNN), so a page reads only the rows
+    it returns instead of every row within the radius."""
+    metres: ColumnElement[Any]
+    """The distance on the sphere (`earth_distance`), shown to clients."""
+    within: ColumnElement[bool]
+    """An `earth_box` prefilter the index answers, then the exact distance."""
+
+
+def _geo(lat: float, lng: float, radius_km: float) -> _Geo:
     center = _earth(literal(lat, Float), literal(lng, Float))
     point = _earth(missions.c.latitude, missions.c.longitude)
     metres = radius_km * 1000
     distance = func.earth_distance(center, point)
-    within = and_(
-        missions.c.guardrail_status == APPROVED,
-        missions.c.latitude.is_not(None),
-        func.earth_box(center, literal(metres, Float)).op("@>")(point),
-        distance <= metres,
+    return _Geo(
+        key=point.op("<->", return_type=Float)(center),
+        metres=distance,
+        within=and_(
+            missions.c.guardrail_status == APPROVED,
+            missions.c.latitude.is_not(None),
+            func.earth_box(center, literal(metres, Float)).op("@>")(point),
+            distance <= metres,
+        ),
     )
-    return distance, within

@@ -115,8 +115,8 @@ async def get_mission(deps: MissionDeps, principal: Principal | None, mission_id
 def _sort_key(sort: str) -> Any:
     def key(mission: MissionRecord) -> list[Any]:
         if sort == "distance":
-            assert mission.distance_m is not None
-            return [mission.distance_m, mission.id]
+            assert mission.distance_key is not None
+            return [mission.distance_key, mission.id]
         if sort == "reward":
             return [mission.fields.token_reward, mission.id]
         return [mission.created_at.isoformat(), mission.id]
@@ -209,7 +209,7 @@ def _own(mission: MissionRecord | None, principal: Principal, mission_id: str) -
 
 def _no_active_claims(mission: MissionRecord, action: str) -> None:
     if mission.active_claims > 0:
-        raise errors.FailedPrecondition(
+        raise errors.Conflict(
             f"humans hold {mission.active_claims} active claim(s): the mission cannot be "
             f"{action} until they finish or give up",
             reason="MISSION_HAS_ACTIVE_CLAIMS",
@@ -224,13 +224,13 @@ async def update_mission(
         mission = _own(await tx.get(mission_id, lock=True), principal, mission_id)
         fields = valid_edit(edit, mission.fields, deps.clock())
         if edit.version != mission.version:
-            raise errors.FailedPrecondition(
+            raise errors.Conflict(
                 f"the mission changed since you read it (version {mission.version} now): "
                 "read it again",
                 reason="VERSION_MISMATCH",
             )
         if mission.status is MissionStatus.ARCHIVED:
-            raise errors.FailedPrecondition("the mission is archived", reason="MISSION_ARCHIVED")
+            raise errors.Conflict("the mission is archived", reason="MISSION_ARCHIVED")
         _no_active_claims(mission, "edited")
         if fields.max_claims < mission.active_claims:
             raise errors.InvalidArgument.one("max_claims", "must not be below the active claims")

@@ -220,8 +220,10 @@ class MissionRecord:
     created_at: datetime
     updated_at: datetime
     distance_m: float | None = None
-    """Metres from the query point, in nearby and distance-sorted lists (exactly as the
-    database computed it: the keyset cursor compares it)."""
+    """Metres from the query point on the sphere, in nearby and distance-sorted lists."""
+    distance_key: float | None = None
+    """The order of those lists, exactly as the database computed it (the keyset cursor
+    compares it)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-from anthropic import AsyncAnthropic
 from betterworld.mission.v1 import (
     dashboard_pb2_grpc,
     mission_pb2_grpc,
@@ -19,7 +18,7 @@ from services.core.mail import build_dispatcher
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime, token_signer
 from services.core.settings import Settings
-from services.mission.decomposition import ClaudeDecomposer, Decomposer, OfflineDecomposer
+from services.mission.decomposition import Decomposer, OfflineDecomposer
 from services.mission.deps import MissionDeps
 from services.mission.mission_servicer import (
     DashboardServicer,
@@ -39,6 +38,10 @@ def build_decomposer(settings: Settings) -> Decomposer:
     """Claude when ANTHROPIC_API_KEY is set, else the offline decomposition."""
     if settings.anthropic_api_key is None:
         return OfflineDecomposer()
+    from anthropic import AsyncAnthropic
+
+    from services.mission.claude_planner import ClaudeDecomposer
+
     client = AsyncAnthropic(
         api_key=settings.anthropic_api_key.get_secret_value(),
         base_url=settings.anthropic_base_url,

@@ -55,6 +55,12 @@ async def test_missions_and_claims_over_json(
     assert mission["guardrailStatus"] == "PENDING" and mission["locationRadiusKm"] == 5
 
     # Literal paths are routed to their own RPCs, not read as a mission id.
+    stale = await http.patch(
+        f"/api/v1/missions/{mission['missionId']}",
+        json={"version": 7, "title": "A newer title"},
+        headers=agent_auth,
+    )
+    assert json_error(stale, 409).reason == "VERSION_MISMATCH"  # a conflict, not a bad request
     mine = await http.get("/api/v1/missions/agent", headers=agent_auth)
     assert mine.status_code == 200 and mine.json()["data"][0]["missionId"] == mission["missionId"]
     anonymous_mine = await http.get("/api/v1/missions/mine")

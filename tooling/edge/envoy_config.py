@@ -111,8 +111,11 @@ function envoy_on_response(handle)
   headers:remove("grpc-status")
   headers:remove("grpc-message")
   headers:remove("grpc-accept-encoding")
-  if marker ~= nil and headers:get(":status") == "200"
-      and string.match(marker, "^[2-5]%d%d$") ~= nil then
+  local status = headers:get(":status") or ""
+  -- A success may say which 2xx it is (201); an error may refine its 4xx (409 for a conflict).
+  if marker ~= nil and string.match(marker, "^[2-5]%d%d$") ~= nil
+      and (status == "200" or (string.sub(status, 1, 1) == "4"
+        and string.sub(marker, 1, 1) == "4")) then
     headers:replace(":status", marker)
   end
 end

@@ -14,7 +14,7 @@ from betterworld.mission.v1 import missions_pb2_grpc
 from pydantic import SecretStr
 
 from services.core.settings import Settings
-from services.mission.decomposition import TOOL_NAME
+from services.mission.claude_planner import TOOL_NAME
 from services.mission.definition import DEFINITION as MISSION
 from tests.fakes.anthropic_api import FakeAnthropicAPI, server_error, tool_use
 from tests.support.content import ContentClient
