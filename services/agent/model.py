@@ -68,16 +68,6 @@ class Registered:
 
 
 @dataclass(frozen=True)
-class VerificationCode:
-    """An agent's unused email verification code, as stored (the code itself is not)."""
-
-    id: str
-    digest: bytes
-    expires_at: datetime
-    failed_attempts: int
-
-
-@dataclass(frozen=True)
 class AgentQuery:
     """Which agents a list shows, in which order."""
 

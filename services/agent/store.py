@@ -11,15 +11,17 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from services.agent.model import AgentQuery, AgentRecord, NewAgent, ProfileChanges, VerificationCode
+from services.agent.model import AgentQuery, AgentRecord, NewAgent, ProfileChanges
 from services.agent.tables import agents, heartbeat_checkins, verification_codes
 from services.core import mail
+from services.core.codes import CodeTable, VerificationCode
 from services.core.credentials import store as credentials
 from services.core.credentials.keys import NewKey
 from services.core.ids import parse_uuid
 from services.core.store import SqlStore
 
 USERNAME_UNIQUE_INDEX = "uq_agents_username_lower"
+_CODES = CodeTable(verification_codes, verification_codes.c.agent_id)
 
 
 def _record(row: Row[Any]) -> AgentRecord:
@@ -191,58 +193,23 @@ class AgentStore(SqlStore):
 
     async def add_code(self, agent_id: str, digest: bytes, expires_at: datetime) -> None:
         """Stores a new code and voids the agent's older unused ones."""
-        parsed = uuid.UUID(agent_id)
         async with self._db.atomic() as conn:
-            await conn.execute(
-                update(verification_codes)
-                .where(verification_codes.c.agent_id == parsed)
-                .where(verification_codes.c.consumed_at.is_(None))
-                .values(consumed_at=func.now())
-            )
-            await conn.execute(
-                insert(verification_codes).values(
-                    agent_id=parsed, code_digest=digest, expires_at=expires_at
-                )
-            )
+            await _CODES.add(conn, agent_id, digest, expires_at)
 
     async def current_code(self, agent_id: str) -> VerificationCode | None:
         """The agent's newest unused code (read it under the agent's lock)."""
         async with self._db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(verification_codes)
-                    .where(verification_codes.c.agent_id == uuid.UUID(agent_id))
-                    .where(verification_codes.c.consumed_at.is_(None))
-                    .order_by(verification_codes.c.created_at.desc())
-                    .limit(1)
-                )
-            ).first()
-        if row is None:
-            return None
-        return VerificationCode(
-            str(row.id), bytes(row.code_digest), row.expires_at, row.failed_attempts
-        )
+            return await _CODES.current(conn, agent_id)
 
     async def record_failed_attempt(self, code_id: str, *, void: bool) -> None:
         """Counts a wrong guess; `void` consumes the code so no more guesses are possible."""
-        values: dict[str, Any] = {"failed_attempts": verification_codes.c.failed_attempts + 1}
-        if void:
-            values["consumed_at"] = func.now()
         async with self._db.connect() as conn:
-            await conn.execute(
-                update(verification_codes)
-                .where(verification_codes.c.id == uuid.UUID(code_id))
-                .values(**values)
-            )
+            await _CODES.record_failed(conn, code_id, void=void)
 
     async def consume_code(self, code_id: str) -> None:
         """Marks a code used."""
         async with self._db.connect() as conn:
-            await conn.execute(
-                update(verification_codes)
-                .where(verification_codes.c.id == uuid.UUID(code_id))
-                .values(consumed_at=func.now())
-            )
+            await _CODES.consume(conn, code_id)
 
     async def enqueue_email(self, *, recipient: str, subject: str, body: str) -> None:
         """Adds an email to the outbox (in a transaction: sent only if it commits)."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.agent.deps import AgentDeps
 from services.agent.model import CLAIM_VERIFIED
 from services.core import errors
+from services.core.codes import code_digest, new_code
 from services.core.context import Principal
 from services.core.credentials.authenticator import invalidate_cached_keys
 from services.core.logging import get_logger
@@ -30,11 +29,6 @@ class CodeSent:
     sends_remaining: int
 
 
-def _digest(agent_id: str, code: str) -> bytes:
-    # Salted by the agent id so equal codes of different agents differ in storage.
-    return hashlib.sha256(f"{agent_id}:{code}".encode()).digest()
-
-
 def mask_email(email: str) -> str:
     """'sentinel@example.org' → 's***@example.org'."""
     local, _, domain = email.partition("@")
@@ -44,7 +38,7 @@ def mask_email(email: str) -> str:
 async def request_verification(deps: AgentDeps, principal: Principal) -> CodeSent:
     """Generates a code and queues the email; RESOURCE_EXHAUSTED after 3 sends an hour."""
     now = deps.clock()
-    code = f"{secrets.randbelow(1_000_000):06d}"
+    code = new_code()
     async with deps.store.transaction() as tx:
         agent = await tx.get(principal.id, lock=True)  # one send or check at a time
         if agent is None:
@@ -69,7 +63,7 @@ async def request_verification(deps: AgentDeps, principal: Principal) -> CodeSen
                 reason="VERIFICATION_SEND_LIMIT",
             )
         expires_at = now + CODE_TTL
-        await tx.add_code(agent.id, _digest(principal.id, code), expires_at)
+        await tx.add_code(agent.id, code_digest(principal.id, code), expires_at)
         await tx.enqueue_email(
             recipient=agent.email,
             subject="Your BetterWorld verification code",
@@ -93,7 +87,7 @@ async def verify_agent(deps: AgentDeps, principal: Principal, code: str) -> str:
         current = await tx.current_code(principal.id)
         if current is None or current.expires_at <= deps.clock():
             raise invalid
-        if not hmac.compare_digest(current.digest, _digest(principal.id, code)):
+        if not hmac.compare_digest(current.digest, code_digest(principal.id, code)):
             await tx.record_failed_attempt(
                 current.id, void=current.failed_attempts + 1 >= MAX_FAILED_ATTEMPTS
             )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import uuid
 from datetime import datetime, timedelta
 
 from services.core import errors, quota
+from services.core.codes import code_digest, new_code
 from services.core.context import Principal
 from services.core.credentials import sessions
 from services.core.credentials.sessions import Rotation
@@ -35,11 +35,6 @@ REGISTERED = "Account created. We sent a 6-digit code to your email; it expires 
 CODE_SENT = "If that email has an account waiting for verification, a new code is on its way."
 
 
-def _digest(human_id: str, code: str) -> bytes:
-    # Salted by the human's id so equal codes of different humans differ in storage.
-    return hashlib.sha256(f"{human_id}:{code}".encode()).digest()
-
-
 def _email_key(email: str) -> str:
     # Rate-limit buckets name the email only by a digest: Valkey keys are not a user list.
     return hashlib.sha256(email.lower().encode()).hexdigest()[:32]
@@ -57,8 +52,8 @@ def _deactivated() -> errors.PermissionDenied:
 
 async def _send_code(store: HumanStore, human: HumanRecord, deps: MissionDeps) -> None:
     """A new code for the human and its email in the outbox, in the store's transaction."""
-    code = f"{secrets.randbelow(1_000_000):06d}"
-    await store.add_code(human.id, _digest(human.id, code), deps.clock() + CODE_TTL)
+    code = new_code()
+    await store.add_code(human.id, code_digest(human.id, code), deps.clock() + CODE_TTL)
     await store.enqueue_email(
         recipient=human.email,
         subject="Your BetterWorld verification code",
@@ -136,7 +131,7 @@ async def verify_email(deps: MissionDeps, *, email: str, code: str) -> Session:
         current = await tx.current_code(state.human.id) if state else None
         if state is None or current is None or current.expires_at <= deps.clock():
             raise _invalid_code()
-        if not hmac.compare_digest(current.digest, _digest(state.human.id, code)):
+        if not hmac.compare_digest(current.digest, code_digest(state.human.id, code)):
             await tx.record_failed_code(
                 current.id, void=current.failed_attempts + 1 >= MAX_FAILED_CODES
             )

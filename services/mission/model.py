@@ -38,16 +38,6 @@ class LoginState:
 
 
 @dataclass(frozen=True)
-class VerificationCode:
-    """A human's newest unused verification code (its digest only)."""
-
-    id: str
-    digest: bytes
-    expires_at: datetime
-    failed_attempts: int
-
-
-@dataclass(frozen=True)
 class Session:
     """A login's tokens, as the client receives them."""
 

@@ -13,14 +13,16 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from services.core import mail
+from services.core.codes import CodeTable, VerificationCode
 from services.core.credentials import sessions
 from services.core.credentials.sessions import Rotation
 from services.core.ids import parse_uuid
 from services.core.store import SqlStore
-from services.mission.model import HumanRecord, LoginState, NewHuman, VerificationCode
+from services.mission.model import HumanRecord, LoginState, NewHuman
 from services.mission.tables import human_verification_codes, humans, login_failures
 
 EMAIL_UNIQUE_INDEX = "uq_humans_email_lower"
+_CODES = CodeTable(human_verification_codes, human_verification_codes.c.human_id)
 _COLUMNS = [c for c in humans.c if c.name != "password_hash"]
 _BY_ID = select(*_COLUMNS).where(humans.c.id == bindparam("human_id"))
 
@@ -173,58 +175,23 @@ class HumanStore(SqlStore):
 
     async def add_code(self, human_id: str, digest: bytes, expires_at: datetime) -> None:
         """Stores a new code and voids the human's older unused ones."""
-        parsed = uuid.UUID(human_id)
         async with self._db.atomic() as conn:
-            await conn.execute(
-                update(human_verification_codes)
-                .where(human_verification_codes.c.human_id == parsed)
-                .where(human_verification_codes.c.consumed_at.is_(None))
-                .values(consumed_at=func.now())
-            )
-            await conn.execute(
-                insert(human_verification_codes).values(
-                    human_id=parsed, code_digest=digest, expires_at=expires_at
-                )
-            )
+            await _CODES.add(conn, human_id, digest, expires_at)
 
     async def current_code(self, human_id: str) -> VerificationCode | None:
-        """The human's newest unused code (read it under the human's row lock)."""
+        """The human's newest unused code (read it under the human's lock)."""
         async with self._db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(human_verification_codes)
-                    .where(human_verification_codes.c.human_id == uuid.UUID(human_id))
-                    .where(human_verification_codes.c.consumed_at.is_(None))
-                    .order_by(human_verification_codes.c.created_at.desc())
-                    .limit(1)
-                )
-            ).first()
-        if row is None:
-            return None
-        return VerificationCode(
-            str(row.id), bytes(row.code_digest), row.expires_at, row.failed_attempts
-        )
+            return await _CODES.current(conn, human_id)
 
     async def record_failed_code(self, code_id: str, *, void: bool) -> None:
-        """Counts a wrong code; `void` consumes it so no more guesses are possible."""
-        values: dict[str, Any] = {"failed_attempts": human_verification_codes.c.failed_attempts + 1}
-        if void:
-            values["consumed_at"] = func.now()
+        """Counts a wrong guess; `void` consumes the code so no more guesses are possible."""
         async with self._db.connect() as conn:
-            await conn.execute(
-                update(human_verification_codes)
-                .where(human_verification_codes.c.id == uuid.UUID(code_id))
-                .values(**values)
-            )
+            await _CODES.record_failed(conn, code_id, void=void)
 
     async def consume_code(self, code_id: str) -> None:
         """Marks a code used."""
         async with self._db.connect() as conn:
-            await conn.execute(
-                update(human_verification_codes)
-                .where(human_verification_codes.c.id == uuid.UUID(code_id))
-                .values(consumed_at=func.now())
-            )
+            await _CODES.consume(conn, code_id)
 
     async def enqueue_email(self, *, recipient: str, subject: str, body: str) -> None:
         """Adds an email to the outbox (in a transaction: sent only if it commits)."""
