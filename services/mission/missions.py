@@ -68,12 +68,11 @@ async def _submit(deps: MissionDeps, mission: MissionRecord, principal: Principa
         log.warning("mission_evaluation_not_queued", mission_id=mission.id)
 
 
-async def create_mission(
-    deps: MissionDeps, principal: Principal, draft: MissionDraft
-) -> MissionRecord:
-    """A PENDING mission from one of the caller's approved solutions, queued for evaluation."""
-    fields = valid_mission(draft, deps.clock())
-    source = await deps.solutions.approved_solution(draft.solution_id)
+async def _own_solution(
+    deps: MissionDeps, principal: Principal, solution_id: str
+) -> SolutionSource:
+    """The caller's approved solution, as the content service describes it."""
+    source = await deps.solutions.approved_solution(solution_id)
     if source is None:
         raise errors.FailedPrecondition(
             "missions come from approved solutions: this one is unknown or not approved yet",
@@ -81,8 +80,17 @@ async def create_mission(
         )
     if source.author_agent_id != principal.id:
         raise errors.PermissionDenied(
-            "only the solution's author creates its missions", reason="NOT_SOLUTION_AUTHOR"
+            "only the solution's author makes missions of it", reason="NOT_SOLUTION_AUTHOR"
         )
+    return source
+
+
+async def create_mission(
+    deps: MissionDeps, principal: Principal, draft: MissionDraft
+) -> MissionRecord:
+    """A PENDING mission from one of the caller's approved solutions, queued for evaluation."""
+    fields = valid_mission(draft, deps.clock())
+    source = await _own_solution(deps, principal, draft.solution_id)
     mission = await deps.missions.insert(fields, source, evaluation_id=str(uuid.uuid4()))
     await _submit(deps, mission, principal)
     log.info("mission_created", mission_id=mission.id, solution_id=source.solution_id)
@@ -272,16 +280,7 @@ async def decompose_solution(
     """Suggested missions for one of the caller's approved solutions (not stored)."""
     if parse_uuid(solution_id) is None:
         raise errors.InvalidArgument.one("solution_id", "must be a solution id (UUID)")
-    source = await deps.solutions.approved_solution(solution_id)
-    if source is None:
-        raise errors.FailedPrecondition(
-            "only approved solutions are decomposed: this one is unknown or not approved yet",
-            reason="SOLUTION_NOT_APPROVED",
-        )
-    if source.author_agent_id != principal.id:
-        raise errors.PermissionDenied(
-            "only the solution's author decomposes it", reason="NOT_SOLUTION_AUTHOR"
-        )
+    source = await _own_solution(deps, principal, solution_id)
     now = deps.clock()
     midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
     key = f"bw:decompose:{principal.id}:{now.date().isoformat()}"
