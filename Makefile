@@ -45,8 +45,9 @@ test: lint ## every check and every test (what CI runs)
 test-fast: install ## the tests without the e2e ones
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-bench: install ## the k6 benchmarks on a stack of their own
+bench: install ## the k6 benchmarks on a stack of their own (agents, then missions)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.missions
 
 clean-data: ## delete the local stack's data (.data/)
 	rm -rf .data

@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--humans", type=int, default=1000)
     p.add_argument("--claim-missions", type=int, default=400)
     p.add_argument("--logins", type=int, default=20)
+    p.add_argument(
+        "--processes", type=int, default=1, help="processes per service (SERVICE_PROCESSES)"
+    )
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--keep-data", action="store_true")
     args = p.parse_args(argv)
