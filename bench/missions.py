@@ -257,6 +257,21 @@ def measure(bench: Bench, sc: Scenario) -> dict[str, Any]:
     return result
 
 
+def profile_nearby(bench: Bench, nearby: Scenario, py_spy: str) -> dict[str, Any]:
+    """py-spy on the mission process during an unreported nearby run at 150/s."""
+    from bench.profiling import start_py_spy, summarise
+
+    raw = RESULTS / "profile-nearby.txt"
+    raw.unlink(missing_ok=True)
+    spy = start_py_spy(py_spy, bench.groups["mission"].pid, 16, raw, False)
+    try:
+        time.sleep(0.5)
+        bench.run_k6(nearby, rate=150, duration_s=20, summary_path=bench.tmp / "prof.json")
+    finally:
+        spy.communicate(timeout=30)
+    return summarise(raw) if raw.exists() else {"error": "py-spy wrote nothing"}
+
+
 def render(report: dict[str, Any]) -> str:
     """The markdown report."""
     lines = [
@@ -299,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--processes", type=int, default=1, help="processes per service (SERVICE_PROCESSES)"
     )
+    p.add_argument(
+        "--py-spy",
+        default=None,
+        help="py-spy binary: after the reported runs, profile nearby at 150/s (not reported)",
+    )
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--keep-data", action="store_true")
     args = p.parse_args(argv)
@@ -339,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"k6 {sc.name} at {sc.rate}/s for {sc.duration_s} s...", flush=True)
             report["scenarios"].append(measure(bench, sc))
         report["claims"] = asyncio.run(claim_invariants(dsn))
+        if args.py_spy:
+            report["profile"] = profile_nearby(bench, nearby, args.py_spy)
         report["login"] = asyncio.run(login_cost(bench, args.logins))
     except Interrupted:
         print("interrupted", file=sys.stderr)
