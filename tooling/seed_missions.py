@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.core.runtime import Runtime
+from services.mission.ledger_store import LedgerStore
 from services.mission.mission_store import MissionStore
 from services.mission.model import (
     Availability,
     EvidenceItem,
     MissionFields,
+    Movement,
     NewHuman,
     NewProfile,
     SolutionSource,
@@ -24,6 +26,8 @@ from services.mission.passwords import Passwords
 from services.mission.profile_store import ProfileStore
 from services.mission.store import HumanStore
 
+# The product's starting balances of its dev humans, as ledger rows.
+DEMO_BALANCES = {"dev@betterworld.ai": 100, "tester@betterworld.ai": 50}
 DEMO_HUMANS: tuple[tuple[NewHuman, NewProfile], ...] = (
     (
         NewHuman(email="dev@betterworld.ai", password="", display_name="Dev User"),
@@ -128,12 +132,22 @@ async def seed_humans(runtime: Runtime) -> list[SeededHuman]:
         time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
     )
     humans, profiles = HumanStore(runtime.engine), ProfileStore(runtime.engine)
+    ledger = LedgerStore(runtime.engine)
     seeded = []
     for new, profile in DEMO_HUMANS:
         password = _password()
         human = await humans.insert(new, password_hash=await passwords.hash(password))
         await humans.mark_verified(human.id)
         await profiles.insert(human.id, profile)
+        await ledger.post(
+            Movement(
+                human_id=human.id,
+                amount=DEMO_BALANCES[new.email],
+                type="EARN_GRANT",
+                idempotency_key="demo-balance",
+                description="Demo starting balance",
+            )
+        )
         seeded.append(SeededHuman(new.email, password))
     return seeded
 

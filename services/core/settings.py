@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     like CONTENT_INTERNAL_TARGET. `betterworld up` sets it from MISSION_PORT."""
     claim_deadline_days: int = Field(default=7, ge=1, le=90)
     """Days a human has to complete a claimed mission before the claim expires."""
+    ledger_reconcile_interval_seconds: float = Field(default=300, ge=1, le=86400)
+    """How often the worker checks every token balance against its ledger."""
     mission_expiry_interval_seconds: float = Field(default=60, ge=0.1, le=3600)
     """How often the worker expires overdue claims and missions past their expiry."""
     guardrail_decision_batch_seconds: float = Field(default=0.05, ge=0, le=5)

@@ -1,4 +1,4 @@
-"""A human's dashboard: their account, their profile's completeness and their claims."""
+"""A human's dashboard: their account, their profile's completeness, their claims and tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from services.core import errors
 from services.core.context import Principal
 from services.mission.deps import MissionDeps
-from services.mission.model import LIVE_CLAIMS, ClaimRecord, ClaimStatus, HumanRecord
+from services.mission.model import (
+    LIVE_CLAIMS,
+    BalanceRecord,
+    ClaimRecord,
+    ClaimStatus,
+    HumanRecord,
+)
 from services.mission.profiles import SUGGESTIONS, WEIGHTS, completeness
 
 CURRENT_CLAIMS = 5
@@ -24,6 +30,7 @@ class Dashboard:
     active_claims: int
     completed_claims: int
     current_claims: tuple[ClaimRecord, ...]
+    tokens: BalanceRecord
 
 
 async def get_dashboard(deps: MissionDeps, principal: Principal) -> Dashboard:
@@ -47,4 +54,5 @@ async def get_dashboard(deps: MissionDeps, principal: Principal) -> Dashboard:
         active_claims=sum(counts.get(s, 0) for s in LIVE_CLAIMS),
         completed_claims=counts.get(ClaimStatus.COMPLETED, 0),
         current_claims=tuple(live),
+        tokens=await deps.ledger.balance(principal.id),
     )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from betterworld.mission.v1 import dashboard_pb2, mission_pb2, missions_pb2, profile_pb2
+from betterworld.mission.v1 import (
+    dashboard_pb2,
+    mission_pb2,
+    missions_pb2,
+    profile_pb2,
+    tokens_pb2,
+)
 
 from services.core.definition import ServiceDefinition, lazy
 
@@ -13,6 +19,7 @@ DEFINITION = ServiceDefinition(
         *profile_pb2.DESCRIPTOR.services_by_name.values(),
         *missions_pb2.DESCRIPTOR.services_by_name.values(),
         *dashboard_pb2.DESCRIPTOR.services_by_name.values(),
+        *tokens_pb2.DESCRIPTOR.services_by_name.values(),
     ),
     port=50054,
     metrics_port=9104,
@@ -21,5 +28,5 @@ DEFINITION = ServiceDefinition(
     background=lazy("services.mission.service:background"),
     jobs=lazy("services.mission.jobs:consumers"),
 )
-"""HumanAuthService, HumanAdminService, ProfileService, MissionService, DashboardService and the
-internal MissionInternalService."""
+"""HumanAuthService, HumanAdminService, ProfileService, MissionService, DashboardService,
+TokenService, TokenAdminService and the internal MissionInternalService."""

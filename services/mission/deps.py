@@ -13,6 +13,7 @@ from services.core.credentials.tokens import TokenSigner
 from services.core.pagination import CursorCodec
 from services.core.queues import EvaluationQueue
 from services.mission.decomposition import Decomposer
+from services.mission.ledger_store import LedgerStore
 from services.mission.mission_store import MissionStore
 from services.mission.passwords import Passwords
 from services.mission.profile_store import ProfileStore
@@ -27,6 +28,7 @@ class MissionDeps:
     store: HumanStore
     profiles: ProfileStore
     missions: MissionStore
+    ledger: LedgerStore
     solutions: SolutionLookup
     evaluations: EvaluationQueue
     decomposer: Decomposer

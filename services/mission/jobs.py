@@ -1,5 +1,6 @@
 """The mission service's periodic work in the worker: expiring overdue claims and missions,
-and queueing again the evaluations of missions whose guardrail job was lost."""
+checking the ImpactToken ledger, and queueing again the evaluations of missions whose guardrail
+job was lost."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.core.logging import get_logger
 from services.mission.claims import expire_overdue
 from services.mission.deps import MissionDeps
 from services.mission.missions import evaluation_job
+from services.mission.tokens import reconcile
 
 log = get_logger(__name__)
 EXPIRED = Counter("mission_expired_total", "Claims and missions expired by the sweep", ["what"])
@@ -41,7 +43,7 @@ async def requeue_lost(deps: MissionDeps, *, older_than: timedelta) -> int:
 
 
 async def consumers(resources: WorkerResources) -> list[JobConsumer]:
-    """The expiry sweep and the lost-evaluation sweep."""
+    """The expiry sweep, the ledger reconciliation and the lost-evaluation sweep."""
     from services.mission.service import build_deps
 
     settings = resources.settings
@@ -52,6 +54,11 @@ async def consumers(resources: WorkerResources) -> list[JobConsumer]:
             "mission-expiry",
             lambda: expire_round(deps),
             interval=settings.mission_expiry_interval_seconds,
+        ),
+        PeriodicTask(
+            "ledger-reconciliation",
+            lambda: reconcile(deps),
+            interval=settings.ledger_reconcile_interval_seconds,
         ),
         PeriodicTask(
             "mission-sweep",

@@ -30,6 +30,7 @@ from services.mission.model import (
     Step,
 )
 from services.mission.servicer import human_message
+from services.mission.token_servicer import balance_message
 
 Context = grpc.aio.ServicerContext
 _SORTS = {pb.NEWEST: "newest", pb.REWARD: "reward", pb.DISTANCE: "distance"}
@@ -388,4 +389,5 @@ class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
             active_claims=board.active_claims,
             completed_claims=board.completed_claims,
             current_claims=[claim_message(c) for c in board.current_claims],
+            tokens=balance_message(board.tokens),
         )

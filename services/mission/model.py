@@ -297,3 +297,73 @@ class ClaimEdit:
     progress_percent: int | None = None
     notes: str | None = None
     abandon: bool = False
+
+
+EARN_TYPES = ("EARN_MISSION", "EARN_PEER_REVIEW", "EARN_ORIENTATION", "EARN_GRANT")
+SPEND_TYPES = ("SPEND_VOTE", "SPEND_CIRCLE", "SPEND_ANALYTICS")
+
+
+@dataclass(frozen=True)
+class BalanceRecord:
+    """A human's tokens."""
+
+    balance: int
+    total_earned: int
+    total_spent: int
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A ledger row to write: positive amounts earn, negative ones spend."""
+
+    human_id: str
+    amount: int
+    type: str
+    idempotency_key: str
+    reference_id: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    """One ledger row."""
+
+    id: str
+    human_id: str
+    amount: int
+    balance_before: int
+    balance_after: int
+    type: str
+    reference_id: str
+    description: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What posting a movement did: the row (new, or the earlier one of the same key) and
+    the balance after it."""
+
+    transaction: TransactionRecord
+    balance: BalanceRecord
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A cached balance that is not the sum of its ledger rows."""
+
+    human_id: str
+    balance: int
+    ledger_sum: int
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """The reconciliation's result."""
+
+    balances: int
+    transactions: int
+    tokens_outstanding: int
+    drifts: tuple[Drift, ...]
+    checked_at: datetime

@@ -12,6 +12,7 @@ from betterworld.mission.v1 import (
     mission_pb2_grpc,
     missions_pb2_grpc,
     profile_pb2_grpc,
+    tokens_pb2_grpc,
 )
 
 from services.core.mail import build_dispatcher
@@ -20,6 +21,7 @@ from services.core.runtime import Runtime, token_signer
 from services.core.settings import Settings
 from services.mission.decomposition import Decomposer, OfflineDecomposer
 from services.mission.deps import MissionDeps
+from services.mission.ledger_store import LedgerStore
 from services.mission.mission_servicer import (
     DashboardServicer,
     MissionInternalServicer,
@@ -32,6 +34,7 @@ from services.mission.profile_store import ProfileStore
 from services.mission.servicer import HumanAdminServicer, HumanAuthServicer
 from services.mission.solutions import ContentSolutions
 from services.mission.store import HumanStore
+from services.mission.token_servicer import TokenAdminServicer, TokenServicer
 
 
 def build_decomposer(settings: Settings) -> Decomposer:
@@ -58,6 +61,7 @@ def build_deps(runtime: Runtime) -> MissionDeps:
         store=HumanStore(runtime.engine),
         profiles=ProfileStore(runtime.engine),
         missions=MissionStore(runtime.engine),
+        ledger=LedgerStore(runtime.engine),
         solutions=ContentSolutions(
             runtime.channel(settings.content_internal_target),
             settings.internal_service_token.get_secret_value(),
@@ -93,3 +97,5 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         MissionInternalServicer(deps), server
     )
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardServicer(deps), server)
+    tokens_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(deps), server)
+    tokens_pb2_grpc.add_TokenAdminServiceServicer_to_server(TokenAdminServicer(deps), server)

@@ -8,6 +8,7 @@ authenticator reads them on every request.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -186,4 +187,51 @@ mission_claims = Table(
         "deadline_at",
         postgresql_where=text("status = 'active'"),
     ),
+)
+
+# ImpactTokens. A human's balance row is locked for every movement; the ledger is append-only
+# (the migration adds a trigger refusing UPDATE and DELETE) and its CHECKs make a row that does
+# not add up, or that would leave a negative balance, impossible to write.
+token_balances = Table(
+    "token_balances",
+    metadata,
+    Column(
+        "human_id",
+        UUID(as_uuid=True),
+        ForeignKey("humans.id", ondelete="RESTRICT"),
+        primary_key=True,
+    ),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("total_earned", BigInteger, nullable=False, server_default="0"),
+    Column("total_spent", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("balance >= 0", name="balance_not_negative"),
+    CheckConstraint("balance = total_earned - total_spent", name="balance_is_totals"),
+)
+
+token_ledger = Table(
+    "token_ledger",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column(
+        "human_id",
+        UUID(as_uuid=True),
+        ForeignKey("humans.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_before", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("reference_id", String(64), nullable=False, server_default=""),
+    Column("description", String(500), nullable=False, server_default=""),
+    Column("idempotency_key", String(128), nullable=False),
+    # SHA-256 of what the request asked for: a replay with another body is refused.
+    Column("request_digest", LargeBinary(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("amount <> 0", name="amount_not_zero"),
+    CheckConstraint("balance_after = balance_before + amount", name="adds_up"),
+    CheckConstraint("balance_after >= 0", name="never_negative"),
+    Index("uq_token_ledger_key", "human_id", "idempotency_key", unique=True),
+    Index("ix_token_ledger_human", "human_id", "created_at", "id"),
 )

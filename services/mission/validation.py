@@ -16,6 +16,7 @@ from services.core.errors import clip
 from services.core.ids import parse_uuid
 from services.core.validation import Violations, check_required_text, check_text
 from services.mission.model import (
+    SPEND_TYPES,
     Availability,
     ClaimEdit,
     EvidenceItem,
@@ -493,3 +494,24 @@ def valid_claim_edit(edit: ClaimEdit) -> ClaimEdit:
         out.add("progress_percent", "cannot be sent with abandon")
     out.raise_if_any()
     return edit
+
+
+MAX_SPEND = 1_000_000
+
+
+def valid_spend(
+    amount: int, type: str, reference_id: str, description: str, idempotency_key: str
+) -> None:
+    """SpendTokens' fields."""
+    out = Violations()
+    if not 1 <= amount <= MAX_SPEND:
+        out.add("amount", f"must be between 1 and {MAX_SPEND}")
+    if type not in SPEND_TYPES:
+        out.add("type", f"must be one of {', '.join(SPEND_TYPES)}")
+    check_text(reference_id, out, "reference_id", 64)
+    check_text(description, out, "description", 500)
+    if not 1 <= len(idempotency_key) <= 64:
+        out.add("idempotency_key", "must be 1 to 64 characters")
+    else:
+        check_text(idempotency_key, out, "idempotency_key", 64)
+    out.raise_if_any()

@@ -246,6 +246,9 @@ MISSION_ROUTES = (
     Route("UpdateProfile", "PATCH", "/api/v1/profile", ("skills", "languages", "latitude",
           "clearLocation", "availability")),
     Route("DeactivateHuman", "POST", "/api/v1/admin/humans/{id}:deactivate", ("reason",)),
+    Route("SpendTokens", "POST", "/api/v1/tokens/spend", ("amount", "type", "referenceId",
+          "description", "idempotencyKey")),
+    Route("ClaimOrientationReward", "POST", "/api/v1/tokens/orientation-reward", ()),
 )  # fmt: skip
 NEARBY_QUERIES = st.dictionaries(
     st.sampled_from(["lat", "lng", "radius", "limit", "cursor", "x"]),

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from betterworld.common.v1 import policy_pb2 as betterworld_dot_common_dot_v1_dot_policy__pb2
 from betterworld.mission.v1 import mission_pb2 as betterworld_dot_mission_dot_v1_dot_mission__pb2
 from betterworld.mission.v1 import missions_pb2 as betterworld_dot_mission_dot_v1_dot_missions__pb2
+from betterworld.mission.v1 import tokens_pb2 as betterworld_dot_mission_dot_v1_dot_tokens__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&betterworld/mission/v1/dashboard.proto\x12\x16\x62\x65tterworld.mission.v1\x1a\"betterworld/common/v1/policy.proto\x1a$betterworld/mission/v1/mission.proto\x1a%betterworld/mission/v1/missions.proto\x1a\x1cgoogle/api/annotations.proto\"\x15\n\x13GetDashboardRequest\"\xf0\x01\n\tDashboard\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x1d.betterworld.mission.v1.Human\x12\x13\n\x0bhas_profile\x18\x02 \x01(\x08\x12\x1c\n\x14profile_completeness\x18\x03 \x01(\x05\x12\x1b\n\x13profile_suggestions\x18\x04 \x03(\t\x12\x15\n\ractive_claims\x18\x05 \x01(\x05\x12\x18\n\x10\x63ompleted_claims\x18\x06 \x01(\x05\x12\x35\n\x0e\x63urrent_claims\x18\x07 \x03(\x0b\x32\x1d.betterworld.mission.v1.Claim2\x93\x01\n\x10\x44\x61shboardService\x12\x7f\n\x0cGetDashboard\x12+.betterworld.mission.v1.GetDashboardRequest\x1a!.betterworld.mission.v1.Dashboard\"\x1f\x8a\xb5\x18\x02\x08\x05\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/dashboardb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&betterworld/mission/v1/dashboard.proto\x12\x16\x62\x65tterworld.mission.v1\x1a\"betterworld/common/v1/policy.proto\x1a$betterworld/mission/v1/mission.proto\x1a%betterworld/mission/v1/missions.proto\x1a#betterworld/mission/v1/tokens.proto\x1a\x1cgoogle/api/annotations.proto\"\x15\n\x13GetDashboardRequest\"\xa1\x02\n\tDashboard\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x1d.betterworld.mission.v1.Human\x12\x13\n\x0bhas_profile\x18\x02 \x01(\x08\x12\x1c\n\x14profile_completeness\x18\x03 \x01(\x05\x12\x1b\n\x13profile_suggestions\x18\x04 \x03(\t\x12\x15\n\ractive_claims\x18\x05 \x01(\x05\x12\x18\n\x10\x63ompleted_claims\x18\x06 \x01(\x05\x12\x35\n\x0e\x63urrent_claims\x18\x07 \x03(\x0b\x32\x1d.betterworld.mission.v1.Claim\x12/\n\x06tokens\x18\x08 \x01(\x0b\x32\x1f.betterworld.mission.v1.Balance2\x93\x01\n\x10\x44\x61shboardService\x12\x7f\n\x0cGetDashboard\x12+.betterworld.mission.v1.GetDashboardRequest\x1a!.betterworld.mission.v1.Dashboard\"\x1f\x8a\xb5\x18\x02\x08\x05\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/dashboardb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DASHBOARDSERVICE'].methods_by_name['GetDashboard']._loaded_options = None
   _globals['_DASHBOARDSERVICE'].methods_by_name['GetDashboard']._serialized_options = b'\212\265\030\002\010\005\202\323\344\223\002\023\022\021/api/v1/dashboard'
-  _globals['_GETDASHBOARDREQUEST']._serialized_start=209
-  _globals['_GETDASHBOARDREQUEST']._serialized_end=230
-  _globals['_DASHBOARD']._serialized_start=233
-  _globals['_DASHBOARD']._serialized_end=473
-  _globals['_DASHBOARDSERVICE']._serialized_start=476
-  _globals['_DASHBOARDSERVICE']._serialized_end=623
+  _globals['_GETDASHBOARDREQUEST']._serialized_start=246
+  _globals['_GETDASHBOARDREQUEST']._serialized_end=267
+  _globals['_DASHBOARD']._serialized_start=270
+  _globals['_DASHBOARD']._serialized_end=559
+  _globals['_DASHBOARDSERVICE']._serialized_start=562
+  _globals['_DASHBOARDSERVICE']._serialized_end=709
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from betterworld.mission.v1 import mission_pb2 as _mission_pb2
 from betterworld.mission.v1 import missions_pb2 as _missions_pb2
+from betterworld.mission.v1 import tokens_pb2 as _tokens_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -50,6 +51,7 @@ class Dashboard(_message.Message):
     ACTIVE_CLAIMS_FIELD_NUMBER: _builtins.int
     COMPLETED_CLAIMS_FIELD_NUMBER: _builtins.int
     CURRENT_CLAIMS_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
     has_profile: _builtins.bool
     """Whether the caller has created a profile (CreateProfile)."""
     profile_completeness: _builtins.int
@@ -70,6 +72,10 @@ class Dashboard(_message.Message):
     def current_claims(self) -> _containers.RepeatedCompositeFieldContainer[_missions_pb2.Claim]:
         """The live claims, newest first (at most 5)."""
 
+    @_builtins.property
+    def tokens(self) -> _tokens_pb2.Balance:
+        """The caller's ImpactTokens."""
+
     def __init__(
         self,
         *,
@@ -80,10 +86,11 @@ class Dashboard(_message.Message):
         active_claims: _builtins.int = ...,
         completed_claims: _builtins.int = ...,
         current_claims: _abc.Iterable[_missions_pb2.Claim] | None = ...,
+        tokens: _tokens_pb2.Balance | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tokens", b"tokens", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_claims", b"active_claims", "completed_claims", b"completed_claims", "current_claims", b"current_claims", "has_profile", b"has_profile", "profile_completeness", b"profile_completeness", "profile_suggestions", b"profile_suggestions", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_claims", b"active_claims", "completed_claims", b"completed_claims", "current_claims", b"current_claims", "has_profile", b"has_profile", "profile_completeness", b"profile_completeness", "profile_suggestions", b"profile_suggestions", "tokens", b"tokens", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

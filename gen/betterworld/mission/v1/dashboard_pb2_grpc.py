@@ -47,8 +47,8 @@ class DashboardServiceServicer:
     """
 
     def GetDashboard(self, request, context):
-        """The caller, how complete their profile is, and their claims. (ImpactToken
-        balance and recent activity join it with the token ledger.)
+        """The caller, how complete their profile is, their claims and their
+        ImpactTokens.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

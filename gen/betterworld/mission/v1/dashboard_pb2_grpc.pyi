@@ -34,8 +34,8 @@ class DashboardServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DashboardServiceAsyncStub: ...
     GetDashboard: _grpc.UnaryUnaryMultiCallable[_dashboard_pb2.GetDashboardRequest, _dashboard_pb2.Dashboard]
-    """The caller, how complete their profile is, and their claims. (ImpactToken
-    balance and recent activity join it with the token ledger.)
+    """The caller, how complete their profile is, their claims and their
+    ImpactTokens.
     """
 
 @_typing.type_check_only
@@ -44,8 +44,8 @@ class DashboardServiceAsyncStub(DashboardServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetDashboard: _aio.UnaryUnaryMultiCallable[_dashboard_pb2.GetDashboardRequest, _dashboard_pb2.Dashboard]  # type: ignore[assignment]
-    """The caller, how complete their profile is, and their claims. (ImpactToken
-    balance and recent activity join it with the token ledger.)
+    """The caller, how complete their profile is, their claims and their
+    ImpactTokens.
     """
 
 class DashboardServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -57,8 +57,8 @@ class DashboardServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _dashboard_pb2.GetDashboardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_dashboard_pb2.Dashboard, _abc.Awaitable[_dashboard_pb2.Dashboard]]:
-        """The caller, how complete their profile is, and their claims. (ImpactToken
-        balance and recent activity join it with the token ledger.)
+        """The caller, how complete their profile is, their claims and their
+        ImpactTokens.
         """
 
 def add_DashboardServiceServicer_to_server(servicer: DashboardServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,207 @@
+"""The ImpactToken ledger (`LedgerStore`): balances and their append-only history.
+
+Every movement runs in one transaction that holds the human's balance row locked: the
+idempotency key is looked up, the new row is written with `balance_before` read under the lock,
+and the balance follows. Concurrent movements of one human therefore queue on that row, and the
+table's CHECKs refuse whatever would not add up or go below zero, even from a bug.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+
+from services.core.store import SqlStore
+from services.mission.model import (
+    BalanceRecord,
+    Drift,
+    LedgerCheck,
+    Movement,
+    Posted,
+    TransactionRecord,
+)
+from services.mission.tables import token_balances, token_ledger
+
+
+class InsufficientBalance(Exception):
+    """A spend larger than the balance."""
+
+    def __init__(self, balance: int) -> None:
+        super().__init__(balance)
+        self.balance = balance
+
+
+class KeyReused(Exception):
+    """The idempotency key was used for a different movement."""
+
+
+def request_digest(movement: Movement) -> bytes:
+    """What a movement asked for, to tell a retry from a different request with the same key."""
+    parts = (movement.amount, movement.type, movement.reference_id, movement.description)
+    return hashlib.sha256(repr(parts).encode()).digest()
+
+
+def _transaction(row: Row[Any]) -> TransactionRecord:
+    return TransactionRecord(
+        id=str(row.id),
+        human_id=str(row.human_id),
+        amount=row.amount,
+        balance_before=row.balance_before,
+        balance_after=row.balance_after,
+        type=row.type,
+        reference_id=row.reference_id,
+        description=row.description,
+        created_at=row.created_at,
+    )
+
+
+def _balance(row: Row[Any] | None) -> BalanceRecord:
+    if row is None:
+        return BalanceRecord(0, 0, 0)
+    return BalanceRecord(row.balance, row.total_earned, row.total_spent)
+
+
+class LedgerStore(SqlStore):
+    """Balances and ledger rows. Call `post` outside a transaction: it opens its own."""
+
+    async def balance(self, human_id: str) -> BalanceRecord:
+        """The human's balance (zero before their first movement)."""
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(token_balances).where(token_balances.c.human_id == uuid.UUID(human_id))
+                )
+            ).first()
+        return _balance(row)
+
+    async def post(self, movement: Movement) -> Posted:
+        """Writes the movement once per idempotency key. Raises InsufficientBalance when a
+        spend exceeds the balance and KeyReused when the key named another movement; in both
+        cases nothing is written."""
+        human = uuid.UUID(movement.human_id)
+        digest = request_digest(movement)
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                pg_insert(token_balances).values(human_id=human).on_conflict_do_nothing()
+            )
+            locked = (
+                await conn.execute(
+                    select(token_balances)
+                    .where(token_balances.c.human_id == human)
+                    .with_for_update()
+                )
+            ).one()
+            earlier = (
+                await conn.execute(
+                    select(token_ledger)
+                    .where(token_ledger.c.human_id == human)
+                    .where(token_ledger.c.idempotency_key == movement.idempotency_key)
+                )
+            ).first()
+            if earlier is not None:
+                if bytes(earlier.request_digest) != digest:
+                    raise KeyReused(movement.idempotency_key)
+                return Posted(_transaction(earlier), _balance(locked), replayed=True)
+            after = locked.balance + movement.amount
+            if after < 0:
+                raise InsufficientBalance(locked.balance)
+            row = (
+                await conn.execute(
+                    insert(token_ledger)
+                    .values(
+                        human_id=human,
+                        amount=movement.amount,
+                        balance_before=locked.balance,
+                        balance_after=after,
+                        type=movement.type,
+                        reference_id=movement.reference_id,
+                        description=movement.description,
+                        idempotency_key=movement.idempotency_key,
+                        request_digest=digest,
+                    )
+                    .returning(token_ledger)
+                )
+            ).one()
+            earned = max(movement.amount, 0)
+            spent = max(-movement.amount, 0)
+            balance = (
+                await conn.execute(
+                    update(token_balances)
+                    .where(token_balances.c.human_id == human)
+                    .values(
+                        balance=after,
+                        total_earned=token_balances.c.total_earned + earned,
+                        total_spent=token_balances.c.total_spent + spent,
+                        updated_at=func.now(),
+                    )
+                    .returning(token_balances)
+                )
+            ).one()
+        return Posted(_transaction(row), _balance(balance), replayed=False)
+
+    async def page(
+        self, human_id: str, *, after: list[Any] | None, count: int
+    ) -> list[TransactionRecord]:
+        """The human's rows, newest first, after the key [created_at ISO, id]."""
+        query = select(token_ledger).where(token_ledger.c.human_id == uuid.UUID(human_id))
+        if after is not None:
+            created, last = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+            query = query.where(
+                or_(
+                    token_ledger.c.created_at < created,
+                    and_(token_ledger.c.created_at == created, token_ledger.c.id < last),
+                )
+            )
+        query = query.order_by(token_ledger.c.created_at.desc(), token_ledger.c.id.desc())
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query.limit(count))).all()
+        return [_transaction(row) for row in rows]
+
+    async def check(self, *, at_most: int = 100) -> LedgerCheck:
+        """Every cached balance against the sum of its ledger rows (read in one snapshot)."""
+        sums = (
+            select(
+                token_ledger.c.human_id,
+                func.sum(token_ledger.c.amount).label("ledger_sum"),
+            )
+            .group_by(token_ledger.c.human_id)
+            .subquery()
+        )
+        drifting = (
+            select(
+                token_balances.c.human_id,
+                token_balances.c.balance,
+                func.coalesce(sums.c.ledger_sum, 0).label("ledger_sum"),
+            )
+            .select_from(
+                token_balances.outerjoin(sums, sums.c.human_id == token_balances.c.human_id)
+            )
+            .where(token_balances.c.balance != func.coalesce(sums.c.ledger_sum, 0))
+            .limit(at_most)
+        )
+        async with self._db.engine.connect() as conn:
+            # One snapshot for all the reads, so movements meanwhile cannot look like drift.
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                drifts = [
+                    Drift(str(r.human_id), int(r.balance), int(r.ledger_sum))
+                    for r in (await conn.execute(drifting)).all()
+                ]
+                balances, outstanding = (
+                    await conn.execute(
+                        select(
+                            func.count(), func.coalesce(func.sum(token_balances.c.balance), 0)
+                        ).select_from(token_balances)
+                    )
+                ).one()
+                transactions = (
+                    await conn.execute(select(func.count()).select_from(token_ledger))
+                ).scalar_one()
+                now = (await conn.execute(select(func.now()))).scalar_one()
+        return LedgerCheck(int(balances), int(transactions), int(outstanding), tuple(drifts), now)
