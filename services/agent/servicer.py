@@ -15,16 +15,10 @@ from services.agent import accounts, admin, heartbeat, verification
 from services.agent.deps import AgentDeps
 from services.agent.model import AgentRecord
 from services.core import errors
-from services.core.context import Principal, current_principal, set_response_header
+from services.core.context import caller, current_principal, set_response_header
 from services.core.convert import domain_name, enum_name, page_meta, timestamp
 
 Context = grpc.aio.ServicerContext
-
-
-def _principal() -> Principal:
-    principal = current_principal()
-    assert principal is not None, "the access policy guarantees a principal here"
-    return principal
 
 
 def _enum_name(enum: object, value: int) -> str:
@@ -114,7 +108,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         )
 
     async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.Agent:  # noqa: N802
-        agent = await accounts.get_me(self._deps, _principal())
+        agent = await accounts.get_me(self._deps, caller())
         return agent_message(agent, self._deps)
 
     async def UpdateMe(  # noqa: N802
@@ -125,7 +119,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
 
         agent = await accounts.update_me(
             self._deps,
-            _principal(),
+            caller(),
             display_name=sent("display_name"),
             email=sent("email"),
             soul_summary=sent("soul_summary"),
@@ -162,7 +156,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     async def RotateApiKey(  # noqa: N802
         self, request: pb.RotateApiKeyRequest, context: Context
     ) -> pb.RotateApiKeyResponse:
-        api_key, expires_at = await accounts.rotate_api_key(self._deps, _principal())
+        api_key, expires_at = await accounts.rotate_api_key(self._deps, caller())
         return pb.RotateApiKeyResponse(
             api_key=api_key, previous_key_expires_at=timestamp(expires_at)
         )
@@ -170,7 +164,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     async def RequestVerification(  # noqa: N802
         self, request: pb.RequestVerificationRequest, context: Context
     ) -> pb.RequestVerificationResponse:
-        sent = await verification.request_verification(self._deps, _principal())
+        sent = await verification.request_verification(self._deps, caller())
         return pb.RequestVerificationResponse(
             sent_to=sent.sent_to,
             expires_at=timestamp(sent.expires_at),
@@ -180,9 +174,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     async def VerifyAgent(  # noqa: N802
         self, request: pb.VerifyAgentRequest, context: Context
     ) -> pb.VerifyAgentResponse:
-        status = await verification.verify_agent(
-            self._deps, _principal(), request.verification_code
-        )
+        status = await verification.verify_agent(self._deps, caller(), request.verification_code)
         return pb.VerifyAgentResponse(claim_status=pb.ClaimStatus.Value(status))
 
 
@@ -195,7 +187,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     async def GetHeartbeatInstructions(  # noqa: N802
         self, request: pb.GetHeartbeatInstructionsRequest, context: Context
     ) -> pb.GetHeartbeatInstructionsResponse:
-        signed = heartbeat.instructions(self._deps, _principal())
+        signed = heartbeat.instructions(self._deps, caller())
         return pb.GetHeartbeatInstructionsResponse(
             payload=signed.payload,
             signature=signed.signature,
@@ -208,7 +200,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     ) -> pb.CheckinResponse:
         accepted = await heartbeat.checkin(
             self._deps,
-            _principal(),
+            caller(),
             timestamp=_fromtimestamp(request, "timestamp"),
             instructions_version=request.instructions_version,
             activity=json_format.MessageToDict(
@@ -248,7 +240,7 @@ class AgentAdminServicer(pb_grpc.AgentAdminServiceServicer):
     ) -> pb.Agent:
         agent = await admin.set_verification_status(
             self._deps,
-            _principal(),
+            caller(),
             request.agent_id,
             _enum_name(pb.ClaimStatus, request.claim_status).upper(),
         )
@@ -258,14 +250,14 @@ class AgentAdminServicer(pb_grpc.AgentAdminServiceServicer):
         self, request: pb.SetRateLimitRequest, context: Context
     ) -> pb.Agent:
         limit = request.limit_per_minute if request.HasField("limit_per_minute") else None
-        agent = await admin.set_rate_limit(self._deps, _principal(), request.agent_id, limit)
+        agent = await admin.set_rate_limit(self._deps, caller(), request.agent_id, limit)
         return agent_message(agent, self._deps)
 
     async def DeactivateAgent(  # noqa: N802
         self, request: pb.DeactivateAgentRequest, context: Context
     ) -> pb.Agent:
         agent = await admin.set_active(
-            self._deps, _principal(), request.agent_id, active=False, reason=request.reason
+            self._deps, caller(), request.agent_id, active=False, reason=request.reason
         )
         return agent_message(agent, self._deps)
 
@@ -273,6 +265,6 @@ class AgentAdminServicer(pb_grpc.AgentAdminServiceServicer):
         self, request: pb.ReactivateAgentRequest, context: Context
     ) -> pb.Agent:
         agent = await admin.set_active(
-            self._deps, _principal(), request.agent_id, active=True, reason=request.reason
+            self._deps, caller(), request.agent_id, active=True, reason=request.reason
         )
         return agent_message(agent, self._deps)

@@ -82,6 +82,13 @@ def current_principal() -> Principal | None:
     return state.principal if state else None
 
 
+def caller() -> Principal:
+    """The authenticated caller, in an RPC whose access policy requires one."""
+    principal = current_principal()
+    assert principal is not None, "the access policy guarantees a principal here"
+    return principal
+
+
 def set_response_header(name: str, value: str) -> None:
     """Adds a header (gRPC metadata) to the current response, success or error."""
     state = _state.get()

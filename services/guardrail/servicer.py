@@ -7,7 +7,7 @@ from betterworld.common.v1 import common_pb2
 from betterworld.guardrail.v1 import guardrail_pb2 as pb
 from betterworld.guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 
-from services.core.context import Principal, current_principal
+from services.core.context import caller, current_principal
 from services.core.convert import (
     content_kind_name,
     content_kind_value,
@@ -21,12 +21,6 @@ from services.guardrail.evaluations import PendingEvaluation
 from services.guardrail.records import EvaluationRecord, FlaggedRecord
 
 Context = grpc.aio.ServicerContext
-
-
-def _principal() -> Principal:
-    principal = current_principal()
-    assert principal is not None, "the access policy guarantees a principal here"
-    return principal
 
 
 def evaluation_message(row: EvaluationRecord | PendingEvaluation) -> pb.Evaluation:
@@ -150,7 +144,7 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     async def ClaimFlagged(  # noqa: N802
         self, request: pb.ClaimFlaggedRequest, context: Context
     ) -> pb.FlaggedItem:
-        row = await review.claim_flagged(self._deps, _principal(), request.flagged_id)
+        row = await review.claim_flagged(self._deps, caller(), request.flagged_id)
         return flagged_message(row)
 
     async def ReviewFlagged(  # noqa: N802
@@ -161,7 +155,7 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
             pb.ReviewFlaggedRequest.REJECT: "REJECT",
         }.get(request.decision, "")
         row = await review.review_flagged(
-            self._deps, _principal(), request.flagged_id, decision, request.notes
+            self._deps, caller(), request.flagged_id, decision, request.notes
         )
         return flagged_message(row)
 

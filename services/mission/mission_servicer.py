@@ -11,7 +11,7 @@ from betterworld.mission.v1 import missions_pb2 as pb
 from betterworld.mission.v1 import missions_pb2_grpc as pb_grpc
 
 from services.core import errors
-from services.core.context import Principal, current_principal, set_response_header
+from services.core.context import caller, current_principal, set_response_header
 from services.core.convert import domain_value, enum_name, page_meta, timestamp
 from services.mission import claims, dashboard, missions
 from services.mission.decomposition import Suggestion
@@ -34,12 +34,6 @@ from services.mission.token_servicer import balance_message
 
 Context = grpc.aio.ServicerContext
 _SORTS = {pb.NEWEST: "newest", pb.REWARD: "reward", pb.DISTANCE: "distance"}
-
-
-def _principal() -> Principal:
-    principal = current_principal()
-    assert principal is not None, "the access policy guarantees a principal here"
-    return principal
 
 
 def _lower(enum: object, value: int) -> str:
@@ -217,7 +211,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
             max_claims=request.max_claims,
             expires_at=_time(request, "expires_at"),
         )
-        mission = await missions.create_mission(self._deps, _principal(), draft)
+        mission = await missions.create_mission(self._deps, caller(), draft)
         set_response_header("x-http-status", "201")
         return mission_message(mission, exact=True, author=True)
 
@@ -272,7 +266,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
         self, request: pb.ListAgentMissionsRequest, context: Context
     ) -> pb.ListMissionsResponse:
         page = await missions.list_agent_missions(
-            self._deps, _principal(), cursor=request.cursor, limit=request.limit
+            self._deps, caller(), cursor=request.cursor, limit=request.limit
         )
         return pb.ListMissionsResponse(
             data=[mission_message(m, exact=True, author=True) for m in page.items],
@@ -297,20 +291,20 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
             max_claims=sent("max_claims"),  # type: ignore[arg-type]
             expires_at=_time(request, "expires_at"),
         )
-        mission = await missions.update_mission(self._deps, _principal(), request.mission_id, edit)
+        mission = await missions.update_mission(self._deps, caller(), request.mission_id, edit)
         return mission_message(mission, exact=True, author=True)
 
     async def ArchiveMission(  # noqa: N802
         self, request: pb.ArchiveMissionRequest, context: Context
     ) -> pb.Mission:
-        mission = await missions.archive_mission(self._deps, _principal(), request.mission_id)
+        mission = await missions.archive_mission(self._deps, caller(), request.mission_id)
         return mission_message(mission, exact=True, author=True)
 
     async def DecomposeSolution(  # noqa: N802
         self, request: pb.DecomposeSolutionRequest, context: Context
     ) -> pb.DecomposeSolutionResponse:
         source, suggestions = await missions.decompose_solution(
-            self._deps, _principal(), request.solution_id
+            self._deps, caller(), request.solution_id
         )
         return pb.DecomposeSolutionResponse(
             suggestions=[suggestion_message(s, source) for s in suggestions],
@@ -320,7 +314,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
     async def ClaimMission(  # noqa: N802
         self, request: pb.ClaimMissionRequest, context: Context
     ) -> pb.Claim:
-        claim = await claims.claim_mission(self._deps, _principal(), request.mission_id)
+        claim = await claims.claim_mission(self._deps, caller(), request.mission_id)
         set_response_header("x-http-status", "201")
         return claim_message(claim)
 
@@ -335,7 +329,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
             abandon=request.abandon,
         )
         claim = await claims.update_claim(
-            self._deps, _principal(), request.mission_id, request.claim_id, edit
+            self._deps, caller(), request.mission_id, request.claim_id, edit
         )
         return claim_message(claim)
 
@@ -345,7 +339,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
         name = _known(pb.Claim.Status, request.status, "status")
         status = ClaimStatus(name) if name else None
         page = await claims.list_my_claims(
-            self._deps, _principal(), status=status, cursor=request.cursor, limit=request.limit
+            self._deps, caller(), status=status, cursor=request.cursor, limit=request.limit
         )
         return pb.ListMyClaimsResponse(
             data=[claim_message(c) for c in page.items], meta=page_meta(page)
@@ -380,7 +374,7 @@ class DashboardServicer(dashboard_pb2_grpc.DashboardServiceServicer):
     async def GetDashboard(  # noqa: N802
         self, request: dashboard_pb2.GetDashboardRequest, context: Context
     ) -> dashboard_pb2.Dashboard:
-        board = await dashboard.get_dashboard(self._deps, _principal())
+        board = await dashboard.get_dashboard(self._deps, caller())
         return dashboard_pb2.Dashboard(
             user=human_message(board.human),
             has_profile=board.has_profile,

@@ -8,19 +8,13 @@ import grpc
 from betterworld.mission.v1 import profile_pb2 as pb
 from betterworld.mission.v1 import profile_pb2_grpc as pb_grpc
 
-from services.core.context import Principal, current_principal, set_response_header
+from services.core.context import caller, set_response_header
 from services.core.convert import timestamp
 from services.mission import profiles
 from services.mission.deps import MissionDeps
 from services.mission.model import Availability, ProfileRecord
 
 Context = grpc.aio.ServicerContext
-
-
-def _principal() -> Principal:
-    principal = current_principal()
-    assert principal is not None, "the access policy guarantees a principal here"
-    return principal
 
 
 def _sent(message: Any, name: str) -> Any:
@@ -76,7 +70,7 @@ class ProfileServicer(pb_grpc.ProfileServiceServicer):
     ) -> pb.Profile:
         profile = await profiles.create_profile(
             self._deps,
-            _principal(),
+            caller(),
             skills=list(request.skills),
             languages=list(request.languages),
             city=request.city,
@@ -93,7 +87,7 @@ class ProfileServicer(pb_grpc.ProfileServiceServicer):
     async def GetProfile(  # noqa: N802
         self, request: pb.GetProfileRequest, context: Context
     ) -> pb.Profile:
-        profile = await profiles.get_profile(self._deps, _principal())
+        profile = await profiles.get_profile(self._deps, caller())
         return profile_message(profile)
 
     async def UpdateProfile(  # noqa: N802
@@ -102,7 +96,7 @@ class ProfileServicer(pb_grpc.ProfileServiceServicer):
         # Empty lists of skills or languages go through as they are: "not sent" (see the proto).
         profile = await profiles.update_profile(
             self._deps,
-            _principal(),
+            caller(),
             skills=list(request.skills),
             languages=list(request.languages),
             city=_sent(request, "city"),

@@ -6,19 +6,13 @@ import grpc
 from betterworld.mission.v1 import mission_pb2 as pb
 from betterworld.mission.v1 import mission_pb2_grpc as pb_grpc
 
-from services.core.context import Principal, current_principal, set_response_header
+from services.core.context import caller, set_response_header
 from services.core.convert import page_meta, timestamp
 from services.mission import admin, humans
 from services.mission.deps import MissionDeps
 from services.mission.model import HumanRecord, Session
 
 Context = grpc.aio.ServicerContext
-
-
-def _principal() -> Principal:
-    principal = current_principal()
-    assert principal is not None, "the access policy guarantees a principal here"
-    return principal
 
 
 def human_message(human: HumanRecord) -> pb.Human:
@@ -86,7 +80,7 @@ class HumanAuthServicer(pb_grpc.HumanAuthServiceServicer):
     async def Logout(  # noqa: N802
         self, request: pb.LogoutRequest, context: Context
     ) -> pb.LogoutResponse:
-        await humans.logout(self._deps, _principal())
+        await humans.logout(self._deps, caller())
         return pb.LogoutResponse()
 
 
@@ -108,7 +102,7 @@ class HumanAdminServicer(pb_grpc.HumanAdminServiceServicer):
         self, request: pb.DeactivateHumanRequest, context: Context
     ) -> pb.Human:
         human = await admin.set_active(
-            self._deps, _principal(), request.human_id, active=False, reason=request.reason
+            self._deps, caller(), request.human_id, active=False, reason=request.reason
         )
         return human_message(human)
 
@@ -116,6 +110,6 @@ class HumanAdminServicer(pb_grpc.HumanAdminServiceServicer):
         self, request: pb.ReactivateHumanRequest, context: Context
     ) -> pb.Human:
         human = await admin.set_active(
-            self._deps, _principal(), request.human_id, active=True, reason=request.reason
+            self._deps, caller(), request.human_id, active=True, reason=request.reason
         )
         return human_message(human)

@@ -7,19 +7,13 @@ from betterworld.mission.v1 import tokens_pb2 as pb
 from betterworld.mission.v1 import tokens_pb2_grpc as pb_grpc
 
 from services.core import errors
-from services.core.context import Principal, current_principal, set_response_header
+from services.core.context import caller, set_response_header
 from services.core.convert import enum_name, page_meta, timestamp
 from services.mission import tokens
 from services.mission.deps import MissionDeps
 from services.mission.model import BalanceRecord, TransactionRecord
 
 Context = grpc.aio.ServicerContext
-
-
-def _principal() -> Principal:
-    principal = current_principal()
-    assert principal is not None, "the access policy guarantees a principal here"
-    return principal
 
 
 def balance_message(balance: BalanceRecord) -> pb.Balance:
@@ -54,13 +48,13 @@ class TokenServicer(pb_grpc.TokenServiceServicer):
     async def GetBalance(  # noqa: N802
         self, request: pb.GetBalanceRequest, context: Context
     ) -> pb.Balance:
-        return balance_message(await tokens.get_balance(self._deps, _principal()))
+        return balance_message(await tokens.get_balance(self._deps, caller()))
 
     async def ListTransactions(  # noqa: N802
         self, request: pb.ListTransactionsRequest, context: Context
     ) -> pb.ListTransactionsResponse:
         page = await tokens.list_transactions(
-            self._deps, _principal(), cursor=request.cursor, limit=request.limit
+            self._deps, caller(), cursor=request.cursor, limit=request.limit
         )
         return pb.ListTransactionsResponse(
             data=[transaction_message(t) for t in page.items], meta=page_meta(page)
@@ -74,7 +68,7 @@ class TokenServicer(pb_grpc.TokenServiceServicer):
             raise errors.InvalidArgument.one("type", "is not a known value")
         posted = await tokens.spend(
             self._deps,
-            _principal(),
+            caller(),
             amount=request.amount,
             type=kind,
             reference_id=request.reference_id,
@@ -92,7 +86,7 @@ class TokenServicer(pb_grpc.TokenServiceServicer):
     async def ClaimOrientationReward(  # noqa: N802
         self, request: pb.ClaimOrientationRewardRequest, context: Context
     ) -> pb.Transaction:
-        row = await tokens.claim_orientation_reward(self._deps, _principal())
+        row = await tokens.claim_orientation_reward(self._deps, caller())
         set_response_header("x-http-status", "201")
         return transaction_message(row)
 
