@@ -166,6 +166,18 @@ class Settings(BaseSettings):
     like CONTENT_INTERNAL_TARGET. `betterworld up` sets it from MISSION_PORT."""
     claim_deadline_days: int = Field(default=7, ge=1, le=90)
     """Days a human has to complete a claimed mission before the claim expires."""
+    evidence_storage: Literal["local", "s3"] = "local"
+    """Where evidence files go: `local` (under DATA_DIR/evidence) or `s3` (S3_* below)."""
+    s3_bucket: str = "betterworld-evidence"
+    """The evidence bucket (private: downloads stream through the service)."""
+    s3_endpoint_url: str | None = None
+    """S3-compatible endpoint (R2, MinIO); unset means AWS S3."""
+    s3_region: str = "auto"
+    """The bucket's region (`auto` for R2)."""
+    s3_access_key_id: SecretStr | None = None
+    """Access key of the evidence bucket."""
+    s3_secret_access_key: SecretStr | None = None
+    """Secret key of the evidence bucket."""
     ledger_reconcile_interval_seconds: float = Field(default=300, ge=1, le=86400)
     """How often the worker checks every token balance against its ledger."""
     mission_expiry_interval_seconds: float = Field(default=60, ge=0.1, le=3600)

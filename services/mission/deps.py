@@ -13,6 +13,7 @@ from services.core.credentials.tokens import TokenSigner
 from services.core.pagination import CursorCodec
 from services.core.queues import EvaluationQueue
 from services.mission.decomposition import Decomposer
+from services.mission.files import FileStore
 from services.mission.ledger_store import LedgerStore
 from services.mission.mission_store import MissionStore
 from services.mission.passwords import Passwords
@@ -29,6 +30,8 @@ class MissionDeps:
     profiles: ProfileStore
     missions: MissionStore
     ledger: LedgerStore
+    files: FileStore
+    """Evidence files (local disk or S3)."""
     solutions: SolutionLookup
     evaluations: EvaluationQueue
     decomposer: Decomposer

@@ -14,6 +14,7 @@ from betterworld.mission.v1 import (
     profile_pb2_grpc,
     tokens_pb2_grpc,
 )
+from pydantic import SecretStr
 
 from services.core.mail import build_dispatcher
 from services.core.pagination import CursorCodec
@@ -21,6 +22,7 @@ from services.core.runtime import Runtime, token_signer
 from services.core.settings import Settings
 from services.mission.decomposition import Decomposer, OfflineDecomposer
 from services.mission.deps import MissionDeps
+from services.mission.files import FileStore, LocalFileStore, S3FileStore, S3Settings
 from services.mission.ledger_store import LedgerStore
 from services.mission.mission_servicer import (
     DashboardServicer,
@@ -54,6 +56,26 @@ def build_decomposer(settings: Settings) -> Decomposer:
     return ClaudeDecomposer(client, model=settings.decomposition_model)
 
 
+def build_file_store(settings: Settings) -> FileStore:
+    """Evidence files on the local disk, or in the S3-compatible bucket of the settings."""
+    if settings.evidence_storage == "local":
+        return LocalFileStore(settings.data_dir / "evidence")
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return S3FileStore(
+        S3Settings(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=secret(settings.s3_access_key_id),
+            secret_access_key=secret(settings.s3_secret_access_key),
+        ),
+        spool_dir=settings.data_dir / "evidence-spool",
+    )
+
+
 def build_deps(runtime: Runtime) -> MissionDeps:
     """The mission domain's dependencies from the process runtime."""
     settings = runtime.settings
@@ -62,6 +84,7 @@ def build_deps(runtime: Runtime) -> MissionDeps:
         profiles=ProfileStore(runtime.engine),
         missions=MissionStore(runtime.engine),
         ledger=LedgerStore(runtime.engine),
+        files=build_file_store(settings),
         solutions=ContentSolutions(
             runtime.channel(settings.content_internal_target),
             settings.internal_service_token.get_secret_value(),
