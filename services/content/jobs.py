@@ -4,7 +4,6 @@ the sweep that keeps nothing pending forever; and the factory the worker builds 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from concurrent.futures import Executor
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from services.core.jobs import (
     JOBS_COMPLETED,
     JOBS_FAILED,
     JobConsumer,
+    PeriodicTask,
     WorkerResources,
     publish_queue_sizes,
 )
@@ -98,16 +98,10 @@ class EmbeddingWorker:
             self.executor.shutdown(wait=not force)
 
 
-class ContentSweep:
+class ContentSweep(PeriodicTask):
     """Every SWEEP_INTERVAL_SECONDS: re-queues content whose evaluation was lost, and (when the
     machine is calm) embeds what still has no vector from the current model; every few seconds
-    it publishes the embedding queue's size.
-
-    Stopping lets a round in progress finish (up to STOP_WAIT_SECONDS) rather than cancelling it
-    in the middle of a database or Redis call.
-    """
-
-    STOP_WAIT_SECONDS = 30.0
+    it publishes the embedding queue's size."""
 
     def __init__(
         self,
@@ -118,56 +112,34 @@ class ContentSweep:
         pending_after: timedelta,
         deferral: Deferral,
     ) -> None:
+        super().__init__("sweep", self._tick, interval=min(interval, _GAUGE_INTERVAL_SECONDS))
         self._content = content
         self._redis_url = redis_url
-        self._interval = interval
+        self._sweep_interval = interval
         self._pending_after = pending_after
         self._deferral = deferral
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._evaluations: Queue | None = None
+        self._last_sweep = 0.0
 
-    async def _round(self, evaluations: Queue, last_sweep: float) -> float:
-        loop = asyncio.get_running_loop()
+    async def _tick(self) -> None:
         if self._content.embeddings is not None:
             await publish_queue_sizes(self._content.embeddings.queue)
-        if loop.time() - last_sweep < self._interval:
-            return last_sweep
-        await requeue_lost(self._content, evaluations, older_than=self._pending_after)
+        now = asyncio.get_running_loop().time()
+        if self._last_sweep and now - self._last_sweep < self._sweep_interval:
+            return
+        if self._evaluations is None:
+            self._evaluations = Queue(GUARDRAIL_QUEUE, {"connection": self._redis_url})
+        await requeue_lost(self._content, self._evaluations, older_than=self._pending_after)
         if not self._deferral.deferring:  # catch-up work waits for calm
             await backfill(self._content, unchanged_for=self._pending_after, limit=_BACKFILL_ROUND)
-        return loop.time()
-
-    async def _run(self) -> None:
-        evaluations = Queue(GUARDRAIL_QUEUE, {"connection": self._redis_url})
-        last_sweep = 0.0
-        try:
-            while not self._stopping.is_set():
-                try:
-                    last_sweep = await self._round(evaluations, last_sweep)
-                except Exception:  # a failed round must not stop future ones
-                    log.warning("sweep_failed")
-                pause = min(self._interval, _GAUGE_INTERVAL_SECONDS)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), pause)
-        finally:
-            await evaluations.close()
-
-    def start(self) -> None:
-        """Starts the periodic sweep."""
-        self._task = asyncio.create_task(self._run(), name="sweep")
+        # Only a round that finished counts: a failed one is tried again at the next tick.
+        self._last_sweep = asyncio.get_running_loop().time()
 
     async def stop(self, *, force: bool = False) -> None:
-        """Stops after the round in progress (cancels it when `force` or when it overruns)."""
-        self._stopping.set()
-        task = self._task
-        if task is None:
-            return
-        if not force:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), self.STOP_WAIT_SECONDS)
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        """Stops after the round in progress, then closes the queue connection."""
+        await super().stop(force=force)
+        if self._evaluations is not None:
+            await self._evaluations.close()
 
 
 async def consumers(resources: WorkerResources) -> list[JobConsumer]:
