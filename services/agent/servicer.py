@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC as _UTC
-from datetime import datetime
-
 import grpc
 from betterworld.agent.v1 import agent_pb2 as pb
 from betterworld.agent.v1 import agent_pb2_grpc as pb_grpc
@@ -14,9 +11,8 @@ from google.protobuf import json_format
 from services.agent import accounts, admin, heartbeat, verification
 from services.agent.deps import AgentDeps
 from services.agent.model import AgentRecord
-from services.core import errors
 from services.core.context import caller, current_principal, set_response_header
-from services.core.convert import domain_name, enum_name, page_meta, timestamp
+from services.core.convert import datetime_field, domain_name, enum_name, page_meta, timestamp
 
 Context = grpc.aio.ServicerContext
 
@@ -28,16 +24,6 @@ def _enum_name(enum: object, value: int) -> str:
 
 def _domains(values: list[int]) -> list[str]:
     return [domain_name(v) or "?" for v in values]
-
-
-def _fromtimestamp(message: object, name: str) -> datetime | None:
-    if not message.HasField(name):  # type: ignore[attr-defined]
-        return None
-    try:
-        value: datetime = getattr(message, name).ToDatetime(tzinfo=_UTC)
-        return value
-    except (ValueError, OverflowError, OSError):
-        raise errors.InvalidArgument.one(name, "is not a valid timestamp") from None
 
 
 def agent_message(agent: AgentRecord, deps: AgentDeps) -> pb.Agent:
@@ -201,7 +187,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         accepted = await heartbeat.checkin(
             self._deps,
             caller(),
-            timestamp=_fromtimestamp(request, "timestamp"),
+            timestamp=datetime_field(request, "timestamp"),
             instructions_version=request.instructions_version,
             activity=json_format.MessageToDict(
                 request.activity_summary,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from betterworld.common.v1 import common_pb2
@@ -11,6 +11,7 @@ from google.api import httpbody_pb2
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
+from services.core import errors
 from services.core.pagination import Page
 
 
@@ -21,6 +22,18 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value)
     return stamp
+
+
+def datetime_field(message: Any, name: str) -> datetime | None:
+    """A request's Timestamp field as an aware datetime; None when not sent; INVALID_ARGUMENT
+    naming the field when it is out of range."""
+    if not message.HasField(name):
+        return None
+    try:
+        value: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
+        return value
+    except (ValueError, OverflowError, OSError):
+        raise errors.InvalidArgument.one(name, "is not a valid timestamp") from None
 
 
 def json_body(message: Message) -> httpbody_pb2.HttpBody:
@@ -42,6 +55,15 @@ def enum_name(enum: Any, value: int) -> str:
     except ValueError:
         return ""
     return "" if name.endswith("_UNSPECIFIED") else name
+
+
+def known_enum_name(enum: Any, value: int, field: str) -> str:
+    """The lower-case name of a request's enum value; "" when unset; INVALID_ARGUMENT naming
+    `field` for a number the enum does not define."""
+    name = enum_name(enum, value).lower()
+    if value and not name:
+        raise errors.InvalidArgument.one(field, "is not a known value")
+    return name
 
 
 def domain_name(value: int) -> str:

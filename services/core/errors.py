@@ -24,6 +24,9 @@ class DomainError(Exception):
     """Base of every error a client may see. `reason` is a stable UPPER_SNAKE code."""
 
     reason: str = "ERROR"
+    http_status: int | None = None
+    """The JSON status when it should differ from the gRPC code's usual mapping (Envoy applies
+    it through the `x-http-status` response header)."""
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)

@@ -177,7 +177,7 @@ class RequestContextInterceptor(_UnaryInterceptor):
                 code, status = domain_error_status(
                     exc, service=self._service, request_id=request_id
                 )
-                if isinstance(exc, errors.Conflict):
+                if exc.http_status is not None:
                     state.response_headers["x-http-status"] = str(exc.http_status)
                 await self._abort(context, code, status, state.response_headers)
             except asyncio.CancelledError:

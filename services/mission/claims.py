@@ -11,7 +11,7 @@ from services.core.logging import get_logger
 from services.core.pagination import Page, paginate
 from services.mission.deps import MissionDeps
 from services.mission.mission_store import AlreadyClaimed
-from services.mission.model import ClaimEdit, ClaimRecord, ClaimStatus, MissionStatus
+from services.mission.model import APPROVED, ClaimEdit, ClaimRecord, ClaimStatus, MissionStatus
 from services.mission.validation import valid_claim_edit
 
 log = get_logger(__name__)
@@ -31,7 +31,7 @@ async def claim_mission(deps: MissionDeps, principal: Principal, mission_id: str
             if not await tx.lock_human(principal.id):
                 raise errors.Unauthenticated("the account no longer exists", reason="TOKEN_INVALID")
             mission = await tx.get(mission_id, lock=True)
-            if mission is None or mission.guardrail_status != "approved":
+            if mission is None or mission.guardrail_status != APPROVED:
                 raise _not_found(mission_id)
             if await tx.holds_live_claim(mission.id, principal.id):
                 raise AlreadyClaimed(mission.id)

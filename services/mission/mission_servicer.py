@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import grpc
 from betterworld.common.v1 import common_pb2
 from betterworld.mission.v1 import dashboard_pb2, dashboard_pb2_grpc
 from betterworld.mission.v1 import missions_pb2 as pb
 from betterworld.mission.v1 import missions_pb2_grpc as pb_grpc
 
-from services.core import errors
 from services.core.context import caller, current_principal, set_response_header
-from services.core.convert import domain_value, enum_name, page_meta, timestamp
+from services.core.convert import (
+    datetime_field,
+    domain_value,
+    enum_name,
+    known_enum_name,
+    page_meta,
+    timestamp,
+)
 from services.mission import claims, dashboard, missions
 from services.mission.decomposition import Suggestion
 from services.mission.deps import MissionDeps
@@ -38,25 +42,6 @@ _SORTS = {pb.NEWEST: "newest", pb.REWARD: "reward", pb.DISTANCE: "distance"}
 
 def _lower(enum: object, value: int) -> str:
     return enum_name(enum, value).lower()
-
-
-def _known(enum: object, value: int, field: str) -> str:
-    """The lower-case name of an enum value; "" when unset; INVALID_ARGUMENT naming `field`
-    for a number the enum does not define."""
-    name = _lower(enum, value)
-    if value and not name:
-        raise errors.InvalidArgument.one(field, "is not a known value")
-    return name
-
-
-def _time(message: object, name: str) -> datetime | None:
-    if not message.HasField(name):  # type: ignore[attr-defined]
-        return None
-    try:
-        value: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
-        return value
-    except (ValueError, OverflowError, OSError):
-        raise errors.InvalidArgument.one(name, "is not a valid timestamp") from None
 
 
 def _optional(message: object, name: str) -> float | None:
@@ -209,7 +194,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
             token_reward=request.token_reward,
             bonus_for_quality=request.bonus_for_quality,
             max_claims=request.max_claims,
-            expires_at=_time(request, "expires_at"),
+            expires_at=datetime_field(request, "expires_at"),
         )
         mission = await missions.create_mission(self._deps, caller(), draft)
         set_response_header("x-http-status", "201")
@@ -226,13 +211,15 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
     async def ListMissions(  # noqa: N802
         self, request: pb.ListMissionsRequest, context: Context
     ) -> pb.ListMissionsResponse:
-        status = MissionStatus(_known(pb.Mission.Status, request.status, "status") or "open")
-        _known(pb.MissionSort, request.sort, "sort")
+        status = MissionStatus(
+            known_enum_name(pb.Mission.Status, request.status, "status") or "open"
+        )
+        known_enum_name(pb.MissionSort, request.sort, "sort")
         query = MissionQuery(
             status=status,
-            domain=_known(common_pb2.Domain, request.domain, "domain") or None,
+            domain=known_enum_name(common_pb2.Domain, request.domain, "domain") or None,
             skills=tuple(request.skills),
-            difficulty=_known(pb.Difficulty, request.difficulty, "difficulty") or None,
+            difficulty=known_enum_name(pb.Difficulty, request.difficulty, "difficulty") or None,
             min_reward=request.min_reward,
             max_reward=request.max_reward,
             max_duration_minutes=request.max_duration_minutes,
@@ -289,7 +276,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
             estimated_duration_minutes=sent("estimated_duration_minutes"),  # type: ignore[arg-type]
             token_reward=sent("token_reward"),  # type: ignore[arg-type]
             max_claims=sent("max_claims"),  # type: ignore[arg-type]
-            expires_at=_time(request, "expires_at"),
+            expires_at=datetime_field(request, "expires_at"),
         )
         mission = await missions.update_mission(self._deps, caller(), request.mission_id, edit)
         return mission_message(mission, exact=True, author=True)
@@ -336,7 +323,7 @@ class MissionServicer(pb_grpc.MissionServiceServicer):
     async def ListMyClaims(  # noqa: N802
         self, request: pb.ListMyClaimsRequest, context: Context
     ) -> pb.ListMyClaimsResponse:
-        name = _known(pb.Claim.Status, request.status, "status")
+        name = known_enum_name(pb.Claim.Status, request.status, "status")
         status = ClaimStatus(name) if name else None
         page = await claims.list_my_claims(
             self._deps, caller(), status=status, cursor=request.cursor, limit=request.limit

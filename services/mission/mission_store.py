@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.core.ids import parse_uuid
 from services.core.store import SqlStore
 from services.mission.model import (
+    APPROVED,
     LIVE_CLAIMS,
     ClaimRecord,
     ClaimStatus,
@@ -48,7 +49,6 @@ from services.mission.model import (
 from services.mission.tables import humans, mission_claims, missions
 
 LIVE_CLAIM_INDEX = "uq_mission_claims_live"
-APPROVED = "approved"
 
 
 class AlreadyClaimed(Exception):
@@ -148,26 +148,27 @@ def _earth(latitude: Any, longitude: Any) -> ColumnElement[Any]:
 
 
 def _open_now() -> ColumnElement[bool]:
+    # Approved-only comes with the geo filter, which the partial GiST index needs anyway.
     return and_(
-        missions.c.guardrail_status == APPROVED,
         missions.c.status == MissionStatus.OPEN.value,
         missions.c.expires_at > func.now(),
     )
 
 
-# Status after `active_claims` changed: FULL at the limit, OPEN again below it (other
-# states stay).
-_STATUS_FOR_CLAIMS = case(
-    (
-        and_(
-            missions.c.status.in_([MissionStatus.OPEN.value, MissionStatus.FULL.value]),
-            missions.c.active_claims >= missions.c.max_claims,
+def _status_after(claims: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The status once `active_claims` becomes `claims`: FULL at the limit, OPEN again below
+    it (other states stay)."""
+    return case(
+        (
+            and_(
+                missions.c.status.in_([MissionStatus.OPEN.value, MissionStatus.FULL.value]),
+                claims >= missions.c.max_claims,
+            ),
+            MissionStatus.FULL.value,
         ),
-        MissionStatus.FULL.value,
-    ),
-    (missions.c.status == MissionStatus.FULL.value, MissionStatus.OPEN.value),
-    else_=missions.c.status,
-)
+        (missions.c.status == MissionStatus.FULL.value, MissionStatus.OPEN.value),
+        else_=missions.c.status,
+    )
 
 
 class MissionStore(SqlStore):
@@ -563,16 +564,11 @@ class MissionStore(SqlStore):
             return int((await conn.execute(statement)).rowcount)
 
     async def _count_claims(self, conn: Any, mission_id: str, delta: int) -> None:
-        # Statement order matters: the CASE reads the count after this update's own change.
+        claims = missions.c.active_claims + delta
         await conn.execute(
             update(missions)
             .where(missions.c.id == uuid.UUID(mission_id))
-            .values(active_claims=missions.c.active_claims + delta)
-        )
-        await conn.execute(
-            update(missions)
-            .where(missions.c.id == uuid.UUID(mission_id))
-            .values(status=_STATUS_FOR_CLAIMS, updated_at=func.now())
+            .values(active_claims=claims, status=_status_after(claims), updated_at=func.now())
         )
 
 

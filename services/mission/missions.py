@@ -18,6 +18,7 @@ from services.core.queues import EvaluationJob
 from services.mission.decomposition import Suggestion
 from services.mission.deps import MissionDeps
 from services.mission.model import (
+    APPROVED,
     MissionDraft,
     MissionEdit,
     MissionQuery,
@@ -28,7 +29,6 @@ from services.mission.model import (
 from services.mission.validation import valid_edit, valid_mission, valid_point, valid_query
 
 log = get_logger(__name__)
-APPROVED = "approved"
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ async def create_mission(
     return mission
 
 
-async def _visible(deps: MissionDeps, principal: Principal | None, mission_id: str) -> Viewed:
+async def get_mission(deps: MissionDeps, principal: Principal | None, mission_id: str) -> Viewed:
+    """An approved mission for anyone, any of theirs for its author."""
     mission = await deps.missions.get(mission_id)
     is_author = (
         principal is not None
@@ -113,11 +114,6 @@ async def _visible(deps: MissionDeps, principal: Principal | None, mission_id: s
         and await deps.missions.holds_live_claim(mission.id, principal.id)
     )
     return Viewed(mission, exact)
-
-
-async def get_mission(deps: MissionDeps, principal: Principal | None, mission_id: str) -> Viewed:
-    """An approved mission for anyone, any of theirs for its author."""
-    return await _visible(deps, principal, mission_id)
 
 
 def _sort_key(sort: str) -> Any:

@@ -128,6 +128,9 @@ class ClaimStatus(StrEnum):
     EXPIRED = "expired"
 
 
+APPROVED = "approved"
+"""The guardrail status (stored lower case) under which a mission is public."""
+
 LIVE_CLAIMS = (ClaimStatus.ACTIVE, ClaimStatus.SUBMITTED)
 """Claims that hold a slot of their mission."""
 

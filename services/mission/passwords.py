@@ -29,9 +29,7 @@ class Passwords:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
-        # Checked against when the email is unknown, so that answer costs what a wrong
-        # password costs and timing does not tell which emails have accounts.
-        self._decoy = self._hasher.hash("decoy password that matches nothing")
+        self._decoy: str | None = None
 
     async def hash(self, password: str) -> str:
         """A new argon2id hash of `password`."""
@@ -39,10 +37,17 @@ class Passwords:
 
     async def check(self, stored: str | None, password: str) -> bool:
         """Whether `password` matches `stored`; with None, spends the same time and says no."""
+        if self._decoy is None:
+            # Checked against when the email is unknown, so that answer costs what a wrong
+            # password costs and timing does not tell which emails have accounts. Made at the
+            # first check of any kind (not at start-up: the worker and the seed build this
+            # class too), so that check's extra cost tells nothing either.
+            self._decoy = await self.hash("decoy password that matches nothing")
+        decoy = self._decoy
 
         def verify() -> bool:
             try:
-                return self._hasher.verify(stored or self._decoy, password) and stored is not None
+                return self._hasher.verify(stored or decoy, password) and stored is not None
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 

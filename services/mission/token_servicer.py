@@ -6,9 +6,8 @@ import grpc
 from betterworld.mission.v1 import tokens_pb2 as pb
 from betterworld.mission.v1 import tokens_pb2_grpc as pb_grpc
 
-from services.core import errors
 from services.core.context import caller, set_response_header
-from services.core.convert import enum_name, page_meta, timestamp
+from services.core.convert import known_enum_name, page_meta, timestamp
 from services.mission import tokens
 from services.mission.deps import MissionDeps
 from services.mission.model import BalanceRecord, TransactionRecord
@@ -63,9 +62,7 @@ class TokenServicer(pb_grpc.TokenServiceServicer):
     async def SpendTokens(  # noqa: N802
         self, request: pb.SpendTokensRequest, context: Context
     ) -> pb.SpendTokensResponse:
-        kind = enum_name(pb.TransactionType, request.type)
-        if request.type and not kind:
-            raise errors.InvalidArgument.one("type", "is not a known value")
+        kind = known_enum_name(pb.TransactionType, request.type, "type").upper()
         posted = await tokens.spend(
             self._deps,
             caller(),
