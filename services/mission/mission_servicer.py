@@ -59,6 +59,21 @@ def _evidence(items: object) -> tuple[EvidenceItem, ...]:
     )
 
 
+def _instruction_messages(steps: tuple[Step, ...]) -> list[pb.Instruction]:
+    return [pb.Instruction(step=s.step, text=s.text, optional=s.optional) for s in steps]
+
+
+def _evidence_messages(items: tuple[EvidenceItem, ...]) -> list[pb.EvidenceRequirement]:
+    return [
+        pb.EvidenceRequirement(
+            type=pb.EvidenceType.Value(e.type.upper()),
+            description=e.description,
+            required=e.required,
+        )
+        for e in items
+    ]
+
+
 def mission_message(mission: MissionRecord, *, exact: bool, author: bool) -> pb.Mission:
     """A mission as this caller may see it: exact coordinates for the author and claimers,
     rounded to 2 decimals (about 1 km) for everyone else; the guardrail's explanation for
@@ -71,18 +86,8 @@ def mission_message(mission: MissionRecord, *, exact: bool, author: bool) -> pb.
         author_agent_id=mission.author_agent_id,
         title=fields.title,
         description=fields.description,
-        instructions=[
-            pb.Instruction(step=s.step, text=s.text, optional=s.optional)
-            for s in fields.instructions
-        ],
-        evidence_required=[
-            pb.EvidenceRequirement(
-                type=pb.EvidenceType.Value(e.type.upper()),
-                description=e.description,
-                required=e.required,
-            )
-            for e in fields.evidence_required
-        ],
+        instructions=_instruction_messages(fields.instructions),
+        evidence_required=_evidence_messages(fields.evidence_required),
         required_skills=list(fields.required_skills),
         location_name=fields.location_name,
         location_radius_km=fields.location_radius_km,
@@ -118,18 +123,8 @@ def suggestion_message(suggestion: Suggestion, source: SolutionSource) -> pb.Mis
     message = pb.MissionSuggestion(
         title=suggestion.title,
         description=suggestion.description,
-        instructions=[
-            pb.Instruction(step=s.step, text=s.text, optional=s.optional)
-            for s in suggestion.instructions
-        ],
-        evidence_required=[
-            pb.EvidenceRequirement(
-                type=pb.EvidenceType.Value(e.type.upper()),
-                description=e.description,
-                required=e.required,
-            )
-            for e in suggestion.evidence_required
-        ],
+        instructions=_instruction_messages(suggestion.instructions),
+        evidence_required=_evidence_messages(suggestion.evidence_required),
         required_skills=list(suggestion.required_skills),
         estimated_duration_minutes=suggestion.estimated_duration_minutes,
         difficulty=pb.Difficulty.Value(suggestion.difficulty.upper()),
