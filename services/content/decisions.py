@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.content.deps import ContentDeps
-from services.content.model import REJECTED, SEARCHABLE, Decision, Outcome
+from services.content.model import APPROVED, REJECTED, SEARCHABLE, Decision, Outcome
 from services.content.queue import EmbeddingJob
 from services.content.validation import check_decisions, check_standing_request
+from services.core.activity import publish
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,7 +40,19 @@ async def apply_decisions(
             log.info("stale_decision", kind=decision.kind, evaluation_id=decision.evaluation_id)
         elif result.applied:
             await _queue_embedding(deps, decision)
+            await _announce(deps, decision)
     return results
+
+
+async def _announce(deps: ContentDeps, decision: Decision) -> None:
+    """Tells the activity feed that content was approved (public: its kind and id)."""
+    if deps.activity is None or decision.status != APPROVED or decision.kind is None:
+        return
+    await publish(
+        deps.activity,
+        "CONTENT_APPROVED",
+        {"kind": decision.kind.value, "contentId": decision.content_id},
+    )
 
 
 async def _queue_embedding(deps: ContentDeps, decision: Decision) -> None:

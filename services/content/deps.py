@@ -10,6 +10,7 @@ from functools import partial
 from typing import Protocol
 
 import numpy as np
+from redis.asyncio import Redis
 
 from services.content.page_cache import PageCache
 from services.content.queue import EmbeddingQueue
@@ -62,6 +63,8 @@ class ContentDeps:
     item_executor: Executor | None = None
     """Where items' search vectors are computed. None (the services): the default thread pool.
     The worker passes an idle-priority pool, so bulk embedding only takes spare CPU."""
+    activity: Redis | None = None
+    """Where approvals are announced to the activity feed (None: not announced)."""
 
     async def embed_query(self, text: str) -> list[float]:
         """A search query's vector in the search space."""

@@ -47,6 +47,7 @@ def build_deps(runtime: Runtime, *, item_executor: Executor | None = None) -> Co
             stale_seconds=settings.list_cache_stale_seconds,
         ),
         item_executor=item_executor,
+        activity=runtime.redis,
     )
 
 

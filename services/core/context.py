@@ -48,6 +48,8 @@ class RequestState:
     client_ip: str = ""
     principal: Principal | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    headers_sent: bool = False
+    """True once a streaming response sent its headers (with its first message)."""
 
 
 _state: ContextVar[RequestState | None] = ContextVar("betterworld_request", default=None)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from google.api import annotations_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
 from services.core.policy import Access, MethodPolicy, method_path, policies_of
@@ -41,6 +42,10 @@ def lazy(target: str) -> Callable[..., Any]:
     return call
 
 
+MAX_MESSAGE_BYTES = 1024 * 1024 + 64 * 1024
+"""1 MiB bodies are the public limit (Envoy answers 413 above it), plus room for framing."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceDefinition:
     """One service of the mesh."""
@@ -61,11 +66,24 @@ class ServiceDefinition:
     """Long-running loops of the process (started after the server, cancelled before close)."""
     jobs: Callable[[WorkerResources], Awaitable[list[JobConsumer]]] | None = None
     """Builds its job consumers in the worker process (queues it consumes, sweeps)."""
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    """The largest request message it accepts. Raised only deliberately, for a service that
+    takes files, and matched by Envoy's body limit on the routes that carry them."""
 
     @property
     def grpc_services(self) -> tuple[str, ...]:
         """Fully-qualified names of the gRPC services it registers."""
         return tuple(service.full_name for service in self.contract)
+
+    @cached_property
+    def streaming_methods(self) -> frozenset[str]:
+        """gRPC paths of its client- or server-streaming RPCs."""
+        return frozenset(
+            method_path(service, method)
+            for service in self.contract
+            for method in service.methods
+            if method.client_streaming or method.server_streaming
+        )
 
     @cached_property
     def policies(self) -> Mapping[str, MethodPolicy]:
@@ -93,6 +111,35 @@ class ServiceDefinition:
             for path, policy in self.policies.items()
             if policy.read_only and path.split("/")[1] in routed
         )
+
+    @cached_property
+    def server_streaming_methods(self) -> tuple[str, ...]:
+        """Routed RPCs that answer with a stream (downloads, feeds): no route timeout."""
+        routed = set(self.routed_services)
+        return tuple(
+            method_path(service, method)
+            for service in self.contract
+            for method in service.methods
+            if method.server_streaming and service.full_name in routed
+        )
+
+    @cached_property
+    def upload_paths(self) -> tuple[str, ...]:
+        """HTTP paths (templates, e.g. `/api/v1/missions/{mission_id}/evidence`) whose request
+        body is a raw file (a `google.api.HttpBody` body field): they take bodies up to
+        `max_message_bytes` (less framing room) instead of the JSON limit."""
+        paths = []
+        for service in self.contract:
+            for method in service.methods:
+                rule = method.GetOptions().Extensions[annotations_pb2.http]
+                field = method.input_type.fields_by_name.get(rule.body)
+                if (
+                    field is not None
+                    and field.message_type is not None
+                    and field.message_type.full_name == "google.api.HttpBody"
+                ):
+                    paths.append(getattr(rule, rule.WhichOneof("pattern") or "post"))
+        return tuple(paths)
 
     def import_tables(self) -> None:
         """Imports its table modules, so the shared metadata describes them."""

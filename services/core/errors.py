@@ -137,6 +137,14 @@ class ResourceExhausted(DomainError):
         self.violations = list(violations or [])
 
 
+class TooLarge(DomainError):
+    """The request carries more than the RPC accepts (a file over its limit): RESOURCE_EXHAUSTED
+    over gRPC without RetryInfo, since retrying the same bytes cannot help; HTTP 413 over JSON."""
+
+    reason = "TOO_LARGE"
+    http_status = 413
+
+
 class Unavailable(DomainError):
     """A dependency is unreachable; the request may be retried (after `retry_after_seconds`,
     sent as RetryInfo, when known)."""

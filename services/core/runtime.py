@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,9 @@ class Runtime:
     authenticator: Authenticator
     limiter: RateLimiter
     evaluation_queue: EvaluationQueue
+    stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    """Set when the server starts its graceful stop: long-lived streams end at once, so their
+    clients reconnect elsewhere instead of holding the shutdown for the whole grace."""
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict, init=False, repr=False)
     _on_close: list[Callable[[], Awaitable[None]]] = field(
         default_factory=list, init=False, repr=False

@@ -26,8 +26,6 @@ from services.core.runtime import Runtime
 
 log = get_logger(__name__)
 
-# 1 MiB bodies are the public limit (Envoy answers 413 above it); leave room for framing.
-MAX_MESSAGE_BYTES = 1024 * 1024 + 64 * 1024
 MAX_METADATA_BYTES = 64 * 1024
 
 # Health is grpc's own contract; readiness declares its policy in ours.
@@ -70,14 +68,16 @@ class ServiceServer:
         self.port = 0
         settings = runtime.settings
         policies = {**_BUILTIN_POLICIES, **definition.policies}
+        streaming = definition.streaming_methods
         self.server = grpc.aio.server(
             interceptors=[
-                RequestContextInterceptor(service=definition.name),
+                RequestContextInterceptor(service=definition.name, streaming=streaming),
                 AuthInterceptor(
                     authenticator=runtime.authenticator,
                     policies=policies,
                     limiter=runtime.limiter,
                     failures_per_ip=settings.rate_limit_public_per_ip,
+                    streaming=streaming,
                 ),
                 RateLimitInterceptor(
                     limiter=runtime.limiter,
@@ -85,10 +85,11 @@ class ServiceServer:
                     auth_per_ip=settings.rate_limit_auth_per_ip,
                     public_per_ip=settings.rate_limit_public_per_ip,
                     content_per_agent=settings.rate_limit_content_per_agent,
+                    streaming=streaming,
                 ),
             ],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", definition.max_message_bytes),
                 # Envoy forwards up to 16 KiB of request headers plus x-envoy-original-path;
                 # the gRPC default (8 KiB soft, 16 KiB hard) would turn long URLs into errors.
                 ("grpc.max_metadata_size", MAX_METADATA_BYTES),
@@ -141,6 +142,7 @@ class ServiceServer:
     async def stop(self, grace_seconds: float) -> None:
         """NOT_SERVING, then let in-flight RPCs finish for up to the grace, then close."""
         await self.monitor.enter_shutdown()
+        self.runtime.stopping.set()
         await self.server.stop(grace_seconds)
         for task in self._background:
             task.cancel()

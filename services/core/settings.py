@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     """Messages API base URL override (tests, proxies); unset means the public API."""
     decomposition_model: str = "claude-haiku-5-5"
     """Claude model that suggests missions for a solution (with ANTHROPIC_API_KEY)."""
+    evidence_vision_model: str = "claude-haiku-5-5"
+    """Claude model that checks evidence photos (with ANTHROPIC_API_KEY)."""
+    evidence_vision_daily_budget_cents: float = Field(default=500.0, ge=0)
+    """Daily spend limit of the evidence check; past it, evidence goes to peer review."""
+    evidence_check_interval_seconds: float = Field(default=2.0, gt=0)
+    """How often the worker looks for evidence waiting for the automatic check."""
+    evidence_orphan_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often the worker removes stored evidence files that no row names."""
     guardrail_model: str = "claude-haiku-5-5"
     """Claude model for Layer B; a Haiku (the classifier forces a tool call)."""
     guardrail_timeout_seconds: float = Field(default=15.0, gt=0)

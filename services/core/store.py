@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core import audit
 from services.core.context import Principal
 from services.core.db import Connector
+
+S = TypeVar("S", bound="SqlStore")
 
 
 class SqlStore:
@@ -26,6 +28,11 @@ class SqlStore:
         """This store bound to one transaction, committed when the block ends normally."""
         async with self._db.engine.begin() as conn:
             yield type(self)(self._db.engine, conn)
+
+    def bound(self, store: type[S]) -> S:
+        """Another store on this one's transaction (or, outside one, on its own), so writes to
+        several stores' tables commit together."""
+        return store(self._db.engine, self._db.conn)
 
     async def audit(
         self,

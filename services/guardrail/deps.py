@@ -5,13 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bullmq import Queue
+from redis.asyncio import Redis
 
+from services.core.budget import DailyBudget
 from services.core.pagination import CursorCodec
 from services.guardrail.apply import Apply
-from services.guardrail.budget import DailyBudget
 from services.guardrail.cache import ResultCache
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.store import GuardrailStore
+
+BUDGET_PREFIX = "bw:guardrail:budget"
+"""Redis keys of the classifier's daily model budget, one counter per UTC day."""
+
+
+def classifier_budget(redis: Redis, limit_cents: float) -> DailyBudget:
+    """The classifier's daily model budget, as the worker spends it and the service reports it."""
+    return DailyBudget(redis, limit_cents=limit_cents, prefix=BUDGET_PREFIX, name="guardrail")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from services.guardrail.apply import (
 from services.guardrail.cache import ResultCache
 from services.guardrail.classifier.base import Classifier, ClassifierError
 from services.guardrail.decision import Thresholds
+from services.guardrail.deps import classifier_budget
 from services.guardrail.pipeline import Pipeline
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.store import GuardrailStore
@@ -141,7 +142,6 @@ class GuardrailWorker:
 def build_classifier(settings: Settings, runtime: Runtime) -> Classifier:
     """Claude when ANTHROPIC_API_KEY is set, else the local classifier."""
     if settings.anthropic_api_key is not None:
-        from services.guardrail.budget import DailyBudget
         from services.guardrail.classifier.claude import ClaudeClassifier, create_anthropic_client
 
         client = create_anthropic_client(
@@ -150,7 +150,7 @@ def build_classifier(settings: Settings, runtime: Runtime) -> Classifier:
             timeout_seconds=settings.guardrail_timeout_seconds,
             max_retries=settings.guardrail_max_retries,
         )
-        budget = DailyBudget(runtime.redis, limit_cents=settings.guardrail_daily_budget_cents)
+        budget = classifier_budget(runtime.redis, settings.guardrail_daily_budget_cents)
         return ClaudeClassifier(client, model=settings.guardrail_model, budget=budget)
     from services.guardrail.classifier.local import LocalClassifier
 

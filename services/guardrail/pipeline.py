@@ -8,9 +8,9 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from services.core.budget import BudgetExhausted
 from services.core.queues import EvaluationJob
 from services.guardrail.apply import Apply
-from services.guardrail.budget import BudgetExhausted
 from services.guardrail.cache import ResultCache
 from services.guardrail.classifier.base import (
     Classification,

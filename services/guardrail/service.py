@@ -9,9 +9,8 @@ from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime
 from services.core.settings import Settings
 from services.guardrail.apply import by_kind, decision_applier, mission_decision_applier
-from services.guardrail.budget import DailyBudget
 from services.guardrail.cache import ResultCache
-from services.guardrail.deps import GuardrailDeps
+from services.guardrail.deps import GuardrailDeps, classifier_budget
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.servicer import GuardrailServicer
 from services.guardrail.store import GuardrailStore
@@ -35,7 +34,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         cache=ResultCache(runtime.redis, ttl_seconds=settings.guardrail_cache_ttl_seconds),
         classifier_name=active_classifier_name(settings),
         queue=runtime.evaluation_queue.queue,
-        budget=DailyBudget(runtime.redis, limit_cents=settings.guardrail_daily_budget_cents),
+        budget=classifier_budget(runtime.redis, settings.guardrail_daily_budget_cents),
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         apply=by_kind(
             decision_applier(channel, token),

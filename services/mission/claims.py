@@ -9,6 +9,7 @@ from services.core import errors
 from services.core.context import Principal
 from services.core.logging import get_logger
 from services.core.pagination import Page, paginate
+from services.mission import feed
 from services.mission.deps import MissionDeps
 from services.mission.mission_store import AlreadyClaimed
 from services.mission.model import APPROVED, ClaimEdit, ClaimRecord, ClaimStatus, MissionStatus
@@ -39,7 +40,7 @@ async def claim_mission(deps: MissionDeps, principal: Principal, mission_id: str
                 raise errors.Conflict("the mission has expired", reason="MISSION_EXPIRED")
             if mission.status is MissionStatus.FULL or (
                 mission.status is MissionStatus.OPEN
-                and mission.active_claims >= mission.fields.max_claims
+                and mission.active_claims + mission.completed_claims >= mission.fields.max_claims
             ):
                 raise errors.Conflict("every slot of this mission is taken", reason="MISSION_FULL")
             if mission.status is not MissionStatus.OPEN:
@@ -58,6 +59,9 @@ async def claim_mission(deps: MissionDeps, principal: Principal, mission_id: str
             "you hold a claim on this mission already", reason="ALREADY_CLAIMED"
         ) from None
     log.info("mission_claimed", mission_id=claim.mission_id, claim_id=claim.id)
+    claimed = await deps.missions.get(claim.mission_id)
+    if claimed is not None:
+        await feed.mission_claimed(deps, claimed)
     return claim
 
 

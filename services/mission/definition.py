@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from betterworld.mission.v1 import (
+    activity_pb2,
     dashboard_pb2,
+    evidence_pb2,
     mission_pb2,
     missions_pb2,
     profile_pb2,
@@ -11,6 +13,10 @@ from betterworld.mission.v1 import (
 )
 
 from services.core.definition import ServiceDefinition, lazy
+
+MAX_EVIDENCE_MESSAGE_BYTES = 10 * 1024 * 1024 + 64 * 1024
+"""A 10 MiB file plus its metadata (evidence_model.MAX_EVIDENCE_BYTES, not imported here:
+definitions stay light)."""
 
 DEFINITION = ServiceDefinition(
     name="mission",
@@ -20,6 +26,8 @@ DEFINITION = ServiceDefinition(
         *missions_pb2.DESCRIPTOR.services_by_name.values(),
         *dashboard_pb2.DESCRIPTOR.services_by_name.values(),
         *tokens_pb2.DESCRIPTOR.services_by_name.values(),
+        *evidence_pb2.DESCRIPTOR.services_by_name.values(),
+        *activity_pb2.DESCRIPTOR.services_by_name.values(),
     ),
     port=50054,
     metrics_port=9104,
@@ -27,6 +35,9 @@ DEFINITION = ServiceDefinition(
     register=lazy("services.mission.service:register"),
     background=lazy("services.mission.service:background"),
     jobs=lazy("services.mission.jobs:consumers"),
+    # Evidence files (10 MiB) arrive in one SubmitEvidence message through Envoy.
+    max_message_bytes=MAX_EVIDENCE_MESSAGE_BYTES,
 )
 """HumanAuthService, HumanAdminService, ProfileService, MissionService, DashboardService,
-TokenService, TokenAdminService and the internal MissionInternalService."""
+TokenService, TokenAdminService, EvidenceService, PeerReviewService, EvidenceAdminService,
+ActivityService and the internal MissionInternalService."""

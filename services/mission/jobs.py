@@ -1,6 +1,6 @@
 """The mission service's periodic work in the worker: expiring overdue claims and missions,
-checking the ImpactToken ledger, and queueing again the evaluations of missions whose guardrail
-job was lost."""
+checking the ImpactToken ledger, queueing again the evaluations of missions whose guardrail job
+was lost, the automatic evidence check, and removing evidence files no row names."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from services.core.jobs import JobConsumer, PeriodicTask, WorkerResources
 from services.core.logging import get_logger
 from services.mission.claims import expire_overdue
 from services.mission.deps import MissionDeps
+from services.mission.files import StorageUnavailable
 from services.mission.missions import evaluation_job
+from services.mission.review import check_round
 from services.mission.tokens import reconcile
 
 log = get_logger(__name__)
@@ -20,6 +22,9 @@ EXPIRED = Counter("mission_expired_total", "Claims and missions expired by the s
 REQUEUED = Counter(
     "mission_evaluations_requeued_total", "Mission evaluations queued again by the sweep"
 )
+ORPHANS = Counter("evidence_orphan_files_removed_total", "Stored files no evidence row names")
+ORPHAN_GRACE = timedelta(hours=1)
+"""A file is stored before its row commits: younger files may still be about to be named."""
 
 
 async def expire_round(deps: MissionDeps) -> tuple[int, int]:
@@ -42,8 +47,38 @@ async def requeue_lost(deps: MissionDeps, *, older_than: timedelta) -> int:
     return requeued
 
 
+async def sweep_orphans(deps: MissionDeps, *, grace: timedelta = ORPHAN_GRACE) -> int:
+    """Removes stored evidence files older than `grace` that no evidence row names."""
+    cutoff = deps.clock() - grace
+    candidates: list[str] = []
+    removed = 0
+    try:
+        async for key, stored_at in deps.files.stored():
+            if stored_at < cutoff:
+                candidates.append(key)
+            if len(candidates) >= 500:
+                removed += await _remove_unreferenced(deps, candidates)
+                candidates = []
+        removed += await _remove_unreferenced(deps, candidates)
+    except StorageUnavailable:
+        log.warning("orphan_sweep_storage_unavailable")
+    if removed:
+        ORPHANS.inc(removed)
+        log.info("evidence_orphans_removed", count=removed)
+    return removed
+
+
+async def _remove_unreferenced(deps: MissionDeps, keys: list[str]) -> int:
+    named = await deps.evidence.referenced(keys)
+    orphans = [key for key in keys if key not in named]
+    for key in orphans:
+        await deps.files.delete(key)
+    return len(orphans)
+
+
 async def consumers(resources: WorkerResources) -> list[JobConsumer]:
-    """The expiry sweep, the ledger reconciliation and the lost-evaluation sweep."""
+    """The expiry sweep, the ledger reconciliation, the lost-evaluation sweep, the automatic
+    evidence check and the orphan-file sweep."""
     from services.mission.service import build_deps
 
     settings = resources.settings
@@ -64,5 +99,15 @@ async def consumers(resources: WorkerResources) -> list[JobConsumer]:
             "mission-sweep",
             lambda: requeue_lost(deps, older_than=pending_after),
             interval=settings.sweep_interval_seconds,
+        ),
+        PeriodicTask(
+            "evidence-check",
+            lambda: check_round(deps),
+            interval=settings.evidence_check_interval_seconds,
+        ),
+        PeriodicTask(
+            "evidence-orphans",
+            lambda: sweep_orphans(deps),
+            interval=settings.evidence_orphan_sweep_interval_seconds,
         ),
     ]

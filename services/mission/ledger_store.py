@@ -68,7 +68,8 @@ def _balance(row: Row[Any] | None) -> BalanceRecord:
 
 
 class LedgerStore(SqlStore):
-    """Balances and ledger rows. Call `post` outside a transaction: it opens its own."""
+    """Balances and ledger rows. `post` runs in its own transaction, or in the bound one (a
+    reward commits with the verdict that earns it)."""
 
     async def balance(self, human_id: str) -> BalanceRecord:
         """The human's balance (zero before their first movement)."""
@@ -86,7 +87,7 @@ class LedgerStore(SqlStore):
         cases nothing is written."""
         human = uuid.UUID(movement.human_id)
         digest = request_digest(movement)
-        async with self._db.engine.begin() as conn:
+        async with self._db.atomic() as conn:
             await conn.execute(
                 pg_insert(token_balances).values(human_id=human).on_conflict_do_nothing()
             )

@@ -63,7 +63,8 @@ def _instruction_messages(steps: tuple[Step, ...]) -> list[pb.Instruction]:
     return [pb.Instruction(step=s.step, text=s.text, optional=s.optional) for s in steps]
 
 
-def _evidence_messages(items: tuple[EvidenceItem, ...]) -> list[pb.EvidenceRequirement]:
+def evidence_messages(items: tuple[EvidenceItem, ...]) -> list[pb.EvidenceRequirement]:
+    """The proof a mission asks for."""
     return [
         pb.EvidenceRequirement(
             type=pb.EvidenceType.Value(e.type.upper()),
@@ -87,7 +88,7 @@ def mission_message(mission: MissionRecord, *, exact: bool, author: bool) -> pb.
         title=fields.title,
         description=fields.description,
         instructions=_instruction_messages(fields.instructions),
-        evidence_required=_evidence_messages(fields.evidence_required),
+        evidence_required=evidence_messages(fields.evidence_required),
         required_skills=list(fields.required_skills),
         location_name=fields.location_name,
         location_radius_km=fields.location_radius_km,
@@ -124,7 +125,7 @@ def suggestion_message(suggestion: Suggestion, source: SolutionSource) -> pb.Mis
         title=suggestion.title,
         description=suggestion.description,
         instructions=_instruction_messages(suggestion.instructions),
-        evidence_required=_evidence_messages(suggestion.evidence_required),
+        evidence_required=evidence_messages(suggestion.evidence_required),
         required_skills=list(suggestion.required_skills),
         estimated_duration_minutes=suggestion.estimated_duration_minutes,
         difficulty=pb.Difficulty.Value(suggestion.difficulty.upper()),

@@ -156,13 +156,13 @@ def _open_now() -> ColumnElement[bool]:
 
 
 def _status_after(claims: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The status once `active_claims` becomes `claims`: FULL at the limit, OPEN again below
-    it (other states stay)."""
+    """The status once `active_claims` becomes `claims`: FULL when active and completed claims
+    take every slot, OPEN again below that (other states stay)."""
     return case(
         (
             and_(
                 missions.c.status.in_([MissionStatus.OPEN.value, MissionStatus.FULL.value]),
-                claims >= missions.c.max_claims,
+                claims + missions.c.completed_claims >= missions.c.max_claims,
             ),
             MissionStatus.FULL.value,
         ),
@@ -368,7 +368,11 @@ class MissionStore(SqlStore):
         async with self._db.connect() as conn:
             row = (
                 await conn.execute(
-                    select(humans.c.id).where(humans.c.id == uuid.UUID(human_id)).with_for_update()
+                    # NO KEY UPDATE: serializes the human's claims without blocking the
+                    # foreign-key checks of rows that merely name the human (ledger, votes).
+                    select(humans.c.id)
+                    .where(humans.c.id == uuid.UUID(human_id))
+                    .with_for_update(key_share=True)
                 )
             ).first()
         return row is not None
@@ -403,6 +407,21 @@ class MissionStore(SqlStore):
                 )
             ).first()
         return row is not None
+
+    async def live_claim(self, mission_id: str, human_id: str) -> ClaimRecord | None:
+        """The human's live claim on the mission, or None."""
+        parsed = parse_uuid(mission_id)
+        if parsed is None:
+            return None
+        query = (
+            select(mission_claims)
+            .where(mission_claims.c.mission_id == parsed)
+            .where(mission_claims.c.human_id == uuid.UUID(human_id))
+            .where(mission_claims.c.status.in_([s.value for s in LIVE_CLAIMS]))
+        )
+        async with self._db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _claim(row) if row else None
 
     async def add_claim(self, mission_id: str, human_id: str, deadline: datetime) -> ClaimRecord:
         """A new active claim and one more active claim on the mission (its row must be
@@ -467,6 +486,42 @@ class MissionStore(SqlStore):
             ).one()
             if status is not None and status not in LIVE_CLAIMS:
                 await self._count_claims(conn, str(row.mission_id), -1)
+        return _claim(row)
+
+    async def complete_claim(self, claim_id: str) -> ClaimRecord:
+        """The claim is COMPLETED: its slot stays taken, as a completed one, and the mission is
+        COMPLETED once every slot is (the mission's row must be locked by the caller)."""
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    update(mission_claims)
+                    .where(mission_claims.c.id == uuid.UUID(claim_id))
+                    .values(status=ClaimStatus.COMPLETED.value, updated_at=func.now())
+                    .returning(mission_claims)
+                )
+            ).one()
+            done = missions.c.completed_claims + 1
+            await conn.execute(
+                update(missions)
+                .where(missions.c.id == row.mission_id)
+                .values(
+                    active_claims=missions.c.active_claims - 1,
+                    completed_claims=done,
+                    status=case(
+                        (
+                            and_(
+                                missions.c.status.in_(
+                                    [MissionStatus.OPEN.value, MissionStatus.FULL.value]
+                                ),
+                                done >= missions.c.max_claims,
+                            ),
+                            MissionStatus.COMPLETED.value,
+                        ),
+                        else_=missions.c.status,
+                    ),
+                    updated_at=func.now(),
+                )
+            )
         return _claim(row)
 
     async def claims_page(

@@ -15,6 +15,7 @@ from services.core.ids import parse_uuid
 from services.core.logging import get_logger
 from services.core.pagination import Page, paginate
 from services.core.queues import EvaluationJob
+from services.mission import feed
 from services.mission.decomposition import Suggestion
 from services.mission.deps import MissionDeps
 from services.mission.model import (
@@ -264,6 +265,10 @@ async def apply_decision(
     applied = await deps.missions.apply_decision(mission_id, evaluation_id, status, explanation)
     if not applied:
         log.info("stale_mission_decision", mission_id=mission_id, evaluation_id=evaluation_id)
+    elif status == APPROVED:
+        mission = await deps.missions.get(mission_id)
+        if mission is not None:
+            await feed.mission_published(deps, mission)
     return not applied
 
 

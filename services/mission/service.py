@@ -8,7 +8,9 @@ from typing import Any
 
 import grpc
 from betterworld.mission.v1 import (
+    activity_pb2_grpc,
     dashboard_pb2_grpc,
+    evidence_pb2_grpc,
     mission_pb2_grpc,
     missions_pb2_grpc,
     profile_pb2_grpc,
@@ -16,12 +18,20 @@ from betterworld.mission.v1 import (
 )
 from pydantic import SecretStr
 
+from services.core.activity import ActivityHub
 from services.core.mail import build_dispatcher
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime, token_signer
 from services.core.settings import Settings
+from services.mission.activity_servicer import ActivityServicer
 from services.mission.decomposition import Decomposer, OfflineDecomposer
 from services.mission.deps import MissionDeps
+from services.mission.evidence_servicer import (
+    EvidenceAdminServicer,
+    EvidenceServicer,
+    PeerReviewServicer,
+)
+from services.mission.evidence_store import EvidenceStore
 from services.mission.files import FileStore, LocalFileStore, S3FileStore, S3Settings
 from services.mission.ledger_store import LedgerStore
 from services.mission.mission_servicer import (
@@ -37,6 +47,7 @@ from services.mission.servicer import HumanAdminServicer, HumanAuthServicer
 from services.mission.solutions import ContentSolutions
 from services.mission.store import HumanStore
 from services.mission.token_servicer import TokenAdminServicer, TokenServicer
+from services.mission.vision import EvidenceAssessor
 
 
 def build_decomposer(settings: Settings) -> Decomposer:
@@ -54,6 +65,34 @@ def build_decomposer(settings: Settings) -> Decomposer:
         max_retries=2,
     )
     return ClaudeDecomposer(client, model=settings.decomposition_model)
+
+
+def build_assessor(runtime: Runtime) -> EvidenceAssessor | None:
+    """Claude's vision when ANTHROPIC_API_KEY is set, else None (peers review everything)."""
+    settings = runtime.settings
+    if settings.anthropic_api_key is None:
+        return None
+    from anthropic import AsyncAnthropic
+
+    from services.core.budget import DailyBudget
+    from services.mission.claude_vision import ClaudeVision
+
+    client = AsyncAnthropic(
+        api_key=settings.anthropic_api_key.get_secret_value(),
+        base_url=settings.anthropic_base_url,
+        timeout=60.0,
+        max_retries=2,
+    )
+    return ClaudeVision(
+        client,
+        model=settings.evidence_vision_model,
+        redis=runtime.redis,
+        budget=DailyBudget(
+            runtime.redis,
+            limit_cents=settings.evidence_vision_daily_budget_cents,
+            prefix="bw:vision:budget",
+        ),
+    )
 
 
 def build_file_store(settings: Settings) -> FileStore:
@@ -84,6 +123,7 @@ def build_deps(runtime: Runtime) -> MissionDeps:
         profiles=ProfileStore(runtime.engine),
         missions=MissionStore(runtime.engine),
         ledger=LedgerStore(runtime.engine),
+        evidence=EvidenceStore(runtime.engine),
         files=build_file_store(settings),
         solutions=ContentSolutions(
             runtime.channel(settings.content_internal_target),
@@ -101,6 +141,7 @@ def build_deps(runtime: Runtime) -> MissionDeps:
         access_lifetime=timedelta(seconds=settings.human_access_token_seconds),
         refresh_lifetime=timedelta(seconds=settings.human_refresh_token_seconds),
         claim_deadline=timedelta(days=settings.claim_deadline_days),
+        assessor=build_assessor(runtime),
     )
 
 
@@ -122,3 +163,13 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     dashboard_pb2_grpc.add_DashboardServiceServicer_to_server(DashboardServicer(deps), server)
     tokens_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(deps), server)
     tokens_pb2_grpc.add_TokenAdminServiceServicer_to_server(TokenAdminServicer(deps), server)
+    evidence_pb2_grpc.add_EvidenceServiceServicer_to_server(EvidenceServicer(deps), server)
+    evidence_pb2_grpc.add_PeerReviewServiceServicer_to_server(PeerReviewServicer(deps), server)
+    evidence_pb2_grpc.add_EvidenceAdminServiceServicer_to_server(
+        EvidenceAdminServicer(deps), server
+    )
+    hub = ActivityHub(runtime.redis)
+    runtime.on_close(hub.close)
+    activity_pb2_grpc.add_ActivityServiceServicer_to_server(
+        ActivityServicer(hub, runtime.stopping), server
+    )

@@ -235,3 +235,122 @@ token_ledger = Table(
     Index("uq_token_ledger_key", "human_id", "idempotency_key", unique=True),
     Index("ix_token_ledger_human", "human_id", "created_at", "id"),
 )
+
+# Evidence: a file that proves a claim. The file is stored (content-addressed by `sha256`)
+# before the row commits; the orphan sweep removes stored files no row names.
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column(
+        "mission_id",
+        UUID(as_uuid=True),
+        ForeignKey("missions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "claim_id",
+        UUID(as_uuid=True),
+        ForeignKey("mission_claims.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "human_id", UUID(as_uuid=True), ForeignKey("humans.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("status", String(16), nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("width", Integer, nullable=False, server_default="0"),
+    Column("height", Integer, nullable=False, server_default="0"),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("captured_at", DateTime(timezone=True)),
+    Column("exif_latitude", Float),
+    Column("exif_longitude", Float),
+    Column("exif_taken_at", DateTime(timezone=True)),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("pair_id", String(64), nullable=False, server_default=""),
+    Column("sequence", String(16), nullable=False, server_default="standalone"),
+    Column("final_confidence", Float),
+    Column("decided_by", String(16), nullable=False, server_default=""),
+    Column("decision_reason", Text, nullable=False, server_default=""),
+    Column("dispute_reason", String(32), nullable=False, server_default=""),
+    Column("reward", BigInteger, nullable=False, server_default="0"),
+    Column("appealed", Boolean, nullable=False, server_default=text("false")),
+    Column("appeal_reason", Text, nullable=False, server_default=""),
+    Column("check_attempts", Integer, nullable=False, server_default="0"),
+    Column("submitted_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="location_both_or_neither"),
+    CheckConstraint(
+        "final_confidence IS NULL OR (final_confidence >= 0 AND final_confidence <= 1)",
+        name="confidence_in_range",
+    ),
+    CheckConstraint("reward >= 0", name="reward_not_negative"),
+    Index("ix_evidence_mission", "mission_id", "submitted_at", "id"),
+    Index("ix_evidence_claim", "claim_id"),
+    Index("ix_evidence_sha256", "sha256"),
+    Index(
+        "ix_evidence_open",
+        "status",
+        "updated_at",
+        postgresql_where=text("status IN ('pending', 'disputed', 'appealed')"),
+    ),
+)
+
+# Peer review: one row per assigned reviewer, the vote filled in once.
+peer_reviews = Table(
+    "peer_reviews",
+    metadata,
+    Column(
+        "evidence_id",
+        UUID(as_uuid=True),
+        ForeignKey("evidence.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "reviewer_id",
+        UUID(as_uuid=True),
+        ForeignKey("humans.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("assigned_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("verdict", String(16)),
+    Column("confidence", Float),
+    Column("reasoning", Text),
+    Column("voted_at", DateTime(timezone=True)),
+    CheckConstraint(
+        "(verdict IS NULL) = (voted_at IS NULL) AND (verdict IS NULL) = (confidence IS NULL)",
+        name="vote_complete",
+    ),
+    CheckConstraint("confidence IS NULL OR (confidence >= 0 AND confidence <= 1)", name="conf"),
+    Index("ix_peer_reviews_reviewer", "reviewer_id", "voted_at"),
+    Index(
+        "ix_peer_reviews_waiting",
+        "reviewer_id",
+        "assigned_at",
+        postgresql_where=text("verdict IS NULL"),
+    ),
+)
+
+# Every step of a piece of evidence, with who and when: submission, the automatic check,
+# assignments, votes, decisions, the appeal and the operator's resolution.
+evidence_history = Table(
+    "evidence_history",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column(
+        "evidence_id",
+        UUID(as_uuid=True),
+        ForeignKey("evidence.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("actor_kind", String(16), nullable=False),
+    Column("actor_id", String(64), nullable=False, server_default=""),
+    Column("action", String(32), nullable=False),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Index("ix_evidence_history_evidence", "evidence_id", "created_at"),
+)

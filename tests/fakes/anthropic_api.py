@@ -75,6 +75,22 @@ class RecordedRequest(BaseRecordedRequest):
                 )
         return "\n".join(parts)
 
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        """The `source` of every image block in the user turns, in order."""
+        sources: list[dict[str, Any]] = []
+        for message in (self.body or {}).get("messages") or []:
+            if not isinstance(message, dict) or message.get("role") != "user":
+                continue
+            content = message.get("content")
+            if isinstance(content, list):
+                sources.extend(
+                    b.get("source") or {}
+                    for b in content
+                    if isinstance(b, dict) and b.get("type") == "image"
+                )
+        return sources
+
     def untrusted_payload(self) -> dict[str, Any] | None:
         """The JSON between the <untrusted_content> tags of the user turn, when there is one."""
         match = re.search(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ COMMON_GRPC_SERVICES = (READINESS_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES)
 """Served by every upstream; Envoy sends them to the spec's readiness upstream."""
 
 MIB = 1024 * 1024
+UPLOAD_FRAMING_BYTES = 64 * 1024
+"""Room for a file upload's metadata within its service's message limit."""
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
 
 # Response headers the services set as metadata and browsers may read (DESIGN.md §5).
@@ -169,6 +172,8 @@ class EnvoySpec:
     """Retries for idempotent RPCs, health and reflection."""
     max_request_bytes: int = MIB
     """Largest JSON request body; larger ones get 413. gRPC limits are the services' own."""
+    upload_routes: tuple[tuple[str, int], ...] = ()
+    """(HTTP path template, body limit in bytes) of the routes whose body is a raw file."""
     access_log: bool = True
     """Write one JSON access-log line per request to Envoy's stdout."""
 
@@ -281,6 +286,14 @@ def _registry_spec(
         for name, (host, ports) in addresses.items()
     )
     idempotent = tuple(m for name in addresses for m in registry.get(name).read_only_methods)
+    streams = tuple(
+        (m, 0.0) for name in addresses for m in registry.get(name).server_streaming_methods
+    )
+    uploads = tuple(
+        (path, registry.get(name).max_message_bytes - UPLOAD_FRAMING_BYTES)
+        for name in addresses
+        for path in registry.get(name).upload_paths
+    )
     return EnvoySpec(
         listen_host=listen[0],
         listen_port=listen[1],
@@ -292,6 +305,8 @@ def _registry_spec(
         cors_allowed_origins=cors_allowed_origins,
         request_timeout_s=request_timeout_s,
         idempotent_methods=(READINESS_METHOD, *idempotent),
+        route_timeouts=streams,
+        upload_routes=uploads,
         access_log=access_log,
     )
 
@@ -560,6 +575,28 @@ def _routes(spec: EnvoySpec) -> list[dict[str, Any]]:
         _grpc_route({"prefix": f"/{service}/"}, spec.readiness_cluster, 0, retry=True, spec=spec)
         for service in (HEALTH_SERVICE, *REFLECTION_SERVICES)
     ]
+    # Raw file uploads: the same, with the buffer raised to the service's own file limit, so
+    # Envoy answers 413 as soon as a body passes it, before the service sees any of it.
+    routes += [
+        {
+            "name": f"upload:{template}",
+            "match": {
+                "safe_regex": {"regex": _template_regex(template)},
+                "headers": [_NOT_GRPC_CONTENT_TYPE],
+            },
+            "route": {
+                "cluster": spec.readiness_cluster,
+                "timeout": _duration(spec.request_timeout_s),
+            },
+            "typed_per_filter_config": {
+                "envoy.filters.http.buffer": _typed(
+                    "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+                    buffer={"max_request_bytes": limit},
+                )
+            },
+        }
+        for template, limit in spec.upload_routes
+    ]
     # Every non-gRPC request. The transcoder either rewrites it (and the router re-matches it
     # above) or rejects it (404/400), so this route never forwards anything; it exists because
     # the CORS filter only acts on a route with a route entry (not on a direct response).
@@ -583,6 +620,12 @@ def _routes(spec: EnvoySpec) -> list[dict[str, Any]]:
         }
     )
     return routes
+
+
+def _template_regex(template: str) -> str:
+    """`/api/v1/missions/{mission_id}/evidence` as a path regex (a variable is one segment)."""
+    parts = re.split(r"\{[^}]*\}", template)
+    return "^" + "[^/]+".join(re.escape(p) for p in parts) + "$"
 
 
 def _grpc_route(

@@ -31,8 +31,8 @@ from anthropic.types import (
     UserMessageParam,
 )
 
+from services.core.budget import DailyBudget
 from services.core.logging import get_logger
-from services.guardrail.budget import DailyBudget
 from services.guardrail.classifier.base import Classification, ClassifierError, ContentItem
 from services.guardrail.classifier.claude_parsing import (
     ClaudeOutputError,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from services.core.budget import KEY_TTL_SECONDS, BudgetExhausted, DailyBudget
 from services.core.domains import DOMAINS
-from services.guardrail.budget import KEY_TTL_SECONDS, BudgetExhausted, DailyBudget
 from services.guardrail.cache import ResultCache, cache_key, normalize_text
 from services.guardrail.classifier.base import (
     Classification,
@@ -462,8 +462,9 @@ async def test_exhausted_budget_stops_model_calls(
     await classifier.classify(PROBLEM)  # 0.03 cents: the call that crosses the limit completes
     assert await budget.can_spend() is False
 
-    error = await expect_error(classifier.classify(PROBLEM))
-    assert isinstance(error, BudgetExhausted)
+    with pytest.raises(BudgetExhausted) as caught:
+        await classifier.classify(PROBLEM)
+    error = caught.value
     assert error.retryable is False
     assert error.spent_cents == pytest.approx(0.03) and error.limit_cents == 0.02
     assert len(fake.requests) == 1  # the second item never reached the model

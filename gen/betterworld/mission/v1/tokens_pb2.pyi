@@ -43,6 +43,8 @@ class _TransactionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Trans
     """Creating or joining a circle."""
     SPEND_ANALYTICS: _TransactionType.ValueType  # 12
     """Analytics reports."""
+    SPEND_CUSTOM: _TransactionType.ValueType  # 13
+    """Anything else the platform offers (say what in `description`)."""
 
 class TransactionType(_TransactionType, metaclass=_TransactionTypeEnumTypeWrapper):
     """Why tokens moved."""
@@ -63,6 +65,8 @@ SPEND_CIRCLE: TransactionType.ValueType  # 11
 """Creating or joining a circle."""
 SPEND_ANALYTICS: TransactionType.ValueType  # 12
 """Analytics reports."""
+SPEND_CUSTOM: TransactionType.ValueType  # 13
+"""Anything else the platform offers (say what in `description`)."""
 Global___TransactionType: _TypeAlias = TransactionType  # noqa: Y015
 
 @_typing.final

@@ -1,11 +1,13 @@
-"""The daily model budget: cents spent per UTC day, shared by every worker through Redis.
+"""A daily model budget: cents spent per UTC day, shared by every worker through Redis.
 
-When the day's spend reaches the limit, items go to human review instead of the model. The check
-and the spend are separate steps, so concurrent workers can overshoot by at most one call each
-(a fraction of a cent with Haiku); an atomic reservation would need the cost before the call.
+Each service that pays for model calls keeps its own budget under its own key prefix (the
+guardrail's classifier, the evidence check); when the day's spend reaches the limit, the service
+sends the work to humans instead of the model. The check and the spend are separate steps, so
+concurrent workers can overshoot by at most one call each (a fraction of a cent with Haiku); an
+atomic reservation would need the cost before the call.
 
-Redis errors never fail a job: `can_spend` then answers yes (a Redis outage also stops the job
-queue, so at most the calls already in flight are unaccounted) and `record` logs and moves on.
+Redis errors never fail the caller: `can_spend` then answers yes (a Redis outage also stops the
+job queues, so at most the calls already in flight are unaccounted) and `record` logs and moves on.
 """
 
 from __future__ import annotations
@@ -18,42 +20,51 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.core.logging import get_logger
-from services.guardrail.classifier.base import ClassifierError
 
 log = get_logger(__name__)
 BUDGET_UNAVAILABLE = Counter(
-    "guardrail_budget_unavailable_total", "Budget checks or records skipped because Redis failed"
+    "model_budget_unavailable_total",
+    "Model budget checks or records skipped because Redis failed, by budget",
+    ["budget"],
 )
 KEY_TTL_SECONDS = 2 * 24 * 3600
 """A day's counter outlives its day, so yesterday's spend stays readable for stats."""
 
 
-class BudgetExhausted(ClassifierError):
-    """Today's model budget is spent; not retryable today, the item goes to human review."""
+class BudgetExhausted(Exception):
+    """Today's model budget is spent: not retryable today, the item goes to humans."""
+
+    retryable = False
+    """Retrying before the next UTC day would find the budget spent again."""
 
     def __init__(self, spent_cents: float, limit_cents: float) -> None:
         super().__init__(
-            f"daily model budget exhausted ({spent_cents:.2f} of {limit_cents:.2f} cents)",
-            retryable=False,
+            f"daily model budget exhausted ({spent_cents:.2f} of {limit_cents:.2f} cents)"
         )
         self.spent_cents = spent_cents
         self.limit_cents = limit_cents
 
 
 class DailyBudget:
-    """Tracks today's model spend against a limit in cents (0 disables model calls)."""
+    """Tracks today's model spend against a limit in cents (0 disables model calls).
+
+    `prefix` namespaces the Redis keys (`{prefix}:{YYYY-MM-DD}`); `name` labels the budget in
+    metrics and logs and defaults to the prefix's last part.
+    """
 
     def __init__(
         self,
         redis: Redis,
         *,
         limit_cents: float,
-        prefix: str = "bw:guardrail:budget",
+        prefix: str,
+        name: str | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._redis = redis
         self.limit_cents = limit_cents
         self._prefix = prefix
+        self.name = name or prefix.rsplit(":", 1)[-1]
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def key(self, day: date | None = None) -> str:
@@ -66,8 +77,7 @@ class DailyBudget:
         try:
             raw = await self._redis.get(self.key())
         except (RedisError, OSError):
-            BUDGET_UNAVAILABLE.inc()
-            log.warning("guardrail_budget_unavailable", operation="read")
+            self._unavailable("read")
             return None
         return float(raw) if raw is not None else 0.0
 
@@ -97,7 +107,10 @@ class DailyBudget:
                 pipe.expire(key, KEY_TTL_SECONDS)
                 total, _ = await pipe.execute()
         except (RedisError, OSError):
-            BUDGET_UNAVAILABLE.inc()
-            log.warning("guardrail_budget_unavailable", operation="record", cents=cents)
+            self._unavailable("record", cents=cents)
             return None
         return float(total)
+
+    def _unavailable(self, operation: str, **fields: float) -> None:
+        BUDGET_UNAVAILABLE.labels(budget=self.name).inc()
+        log.warning("model_budget_unavailable", budget=self.name, operation=operation, **fields)

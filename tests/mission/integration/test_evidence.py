@@ -1,0 +1,146 @@
+"""Evidence over real gRPC on real PostgreSQL: submissions checked before and while their bytes
+arrive, files stored without metadata, peer review to a verdict that completes the claim and
+pays once, disputes and appeals for operators, and who may see what."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import grpc
+import pytest
+from betterworld.mission.v1 import evidence_pb2 as pb
+from betterworld.mission.v1 import tokens_pb2, tokens_pb2_grpc
+from PIL import Image
+from sqlalchemy import text
+
+from tests.support.evidence import (
+    EvidenceWorld,
+    jpeg_with_gps,
+)
+from tests.support.helpers import unpack
+from tests.support.missions import MissionWorld
+
+
+@pytest.fixture
+def ew(mission_world: MissionWorld) -> EvidenceWorld:
+    return EvidenceWorld(mission_world)
+
+
+async def _error(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    return info.value
+
+
+async def _balance(ew: EvidenceWorld, human: tuple[tuple[str, str], ...]) -> int:
+    stub = tokens_pb2_grpc.TokenServiceStub(ew.world.service.channel)
+    return (await stub.GetBalance(tokens_pb2.GetBalanceRequest(), metadata=human)).balance
+
+
+async def _sql(ew: EvidenceWorld, query: str, **params: object) -> list[tuple[object, ...]]:
+    async with ew.world.service.runtime.engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(text(query), params)).all()]
+
+
+def _stored_files(ew: EvidenceWorld) -> list[Path]:
+    root = ew.world.service.runtime.settings.data_dir / "evidence"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
+    ew: EvidenceWorld,
+) -> None:
+    _, mission_id, human = await ew.claimed(token_reward=25)
+    peers = [await ew.world.human() for _ in range(4)]
+    submitted = await ew.submit(mission_id, human, jpeg_with_gps(), "image/jpeg", notes="done")
+    assert submitted.status == pb.Evidence.IN_REVIEW
+    assert submitted.media_type == "image/jpeg" and submitted.notes == "done"
+    assert (
+        round(submitted.exif_latitude, 3) == 37.802
+        and round(submitted.exif_longitude, 3) == -122.257
+    )
+    # The stored copy carries no EXIF at all, and that is what downloads return.
+    chunks = [
+        c
+        async for c in ew.evidence.DownloadEvidence(
+            pb.DownloadEvidenceRequest(evidence_id=submitted.evidence_id), metadata=human
+        )
+    ]
+    stored = b"".join(c.data for c in chunks)
+    assert chunks[0].content_type == "image/jpeg"
+    assert not Image.open(io.BytesIO(stored)).getexif()
+    assert b"Phone X" not in stored and len(stored) == submitted.size_bytes
+
+    claims = await _sql(ew, "SELECT status FROM mission_claims WHERE id = :c", c=submitted.claim_id)
+    assert claims == [("submitted",)]
+    assigned = [
+        p
+        for p in peers
+        if any(
+            t.evidence.evidence_id == submitted.evidence_id
+            for t in (
+                await ew.reviews.ListPendingPeerReviews(
+                    pb.ListPendingPeerReviewsRequest(), metadata=p
+                )
+            ).data
+        )
+    ]
+    assert len(assigned) == 3
+    task = (
+        await ew.reviews.ListPendingPeerReviews(
+            pb.ListPendingPeerReviewsRequest(), metadata=assigned[0]
+        )
+    ).data[0]
+    assert task.evidence.human_id == "" and task.mission_title.startswith("Sample the lake")
+
+    own = unpack(await _error(ew.vote(submitted.evidence_id, human)))
+    assert (own.code, own.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_ASSIGNED")
+    before = await _balance(ew, human)
+    for i, peer in enumerate(assigned):
+        answer = await ew.vote(submitted.evidence_id, peer)
+        assert answer.reward == 2
+        assert answer.evidence_status == (pb.Evidence.VERIFIED if i == 2 else pb.Evidence.IN_REVIEW)
+    again = unpack(await _error(ew.vote(submitted.evidence_id, assigned[0])))
+    assert (again.code, again.reason) == (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_VOTED")
+
+    assert await _balance(ew, human) - before == 22  # floor(25 x 0.9)
+    assert [await _balance(ew, p) for p in assigned] == [2, 2, 2]
+    final = await ew.evidence.GetEvidence(
+        pb.GetEvidenceRequest(evidence_id=submitted.evidence_id), metadata=human
+    )
+    assert (final.status, final.reward, final.decided_by) == (
+        pb.Evidence.VERIFIED,
+        22,
+        pb.Evidence.PEERS,
+    )
+    assert round(final.final_confidence, 4) == 0.9
+    rows = await _sql(
+        ew,
+        "SELECT c.status, m.active_claims, m.completed_claims, m.status FROM mission_claims c "
+        "JOIN missions m ON m.id = c.mission_id WHERE c.id = :c",
+        c=submitted.claim_id,
+    )
+    assert rows == [("completed", 0, 1, "completed")]
+    history = await _sql(
+        ew,
+        "SELECT action, actor_kind FROM evidence_history WHERE evidence_id = :e "
+        "ORDER BY created_at",
+        e=submitted.evidence_id,
+    )
+    assert [a for a, _ in history] == [
+        "submitted",
+        "assigned",
+        "voted",
+        "voted",
+        "voted",
+        "verified",
+    ]
+    status = await ew.evidence.GetEvidenceStatus(
+        pb.GetEvidenceStatusRequest(evidence_id=submitted.evidence_id), metadata=human
+    )
+    assert (status.reviewers_assigned, status.votes_cast) == (3, 3)
+    history_of_peer = await ew.reviews.ListMyPeerReviews(
+        pb.ListMyPeerReviewsRequest(), metadata=assigned[0]
+    )
+    assert [v.evidence_id for v in history_of_peer.data] == [submitted.evidence_id]
