@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class PrincipalKind(StrEnum):
@@ -96,3 +97,13 @@ def set_response_header(name: str, value: str) -> None:
     state = _state.get()
     if state is not None:
         state.response_headers[name.lower()] = value
+
+
+async def send_stream_headers(context: Any) -> None:
+    """Sends a streaming response's headers now, before its first message: a client waiting
+    for the stream to open (and Envoy, answering HTTP 200) need not wait for an event. Headers
+    set afterwards are not sent."""
+    state = _state.get()
+    if state is not None and not state.headers_sent:
+        state.headers_sent = True
+        await context.send_initial_metadata(tuple(state.response_headers.items()))

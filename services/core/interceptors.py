@@ -30,6 +30,7 @@ from services.core.context import (
     begin_request,
     current,
     new_request_id,
+    send_stream_headers,
     set_response_header,
 )
 from services.core.credentials.authenticator import Authenticator
@@ -59,10 +60,7 @@ def _writer(generator: Callable[..., Any]) -> Behavior:
 
     async def behavior(request: Any, context: grpc.aio.ServicerContext) -> None:
         async for message in generator(request, context):
-            state = current()
-            if state is not None and not state.headers_sent:
-                state.headers_sent = True
-                await context.send_initial_metadata(tuple(state.response_headers.items()))
+            await send_stream_headers(context)
             await context.write(message)
 
     return behavior

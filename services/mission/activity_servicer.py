@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 
 from services.core import errors
 from services.core.activity import ActivityEvent, ActivityHub
-from services.core.context import PrincipalKind, current_principal
+from services.core.context import PrincipalKind, current_principal, send_stream_headers
 from services.core.convert import timestamp
 
 Context = grpc.aio.ServicerContext
@@ -71,6 +71,7 @@ class ActivityServicer(pb_grpc.ActivityServiceServicer):
         following: asyncio.Future[Any] | None = None
         try:
             async with subscription as events:
+                await send_stream_headers(context)
                 iterator = aiter(events)
                 while True:
                     # The pending read survives heartbeats: it is never cancelled mid-way.

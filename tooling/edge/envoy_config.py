@@ -31,8 +31,10 @@ COMMON_GRPC_SERVICES = (READINESS_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES)
 """Served by every upstream; Envoy sends them to the spec's readiness upstream."""
 
 MIB = 1024 * 1024
-UPLOAD_FRAMING_BYTES = 64 * 1024
-"""Room for a file upload's metadata within its service's message limit."""
+UPLOAD_FRAMING_BYTES = 32 * 1024
+"""Envoy's body limit on upload routes is the service's message limit less this: a little above
+the file limit itself, which the service enforces to the byte (Envoy refuses what is clearly
+too large before the service sees it; its own accounting is a few bytes off the raw body)."""
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
 
 # Response headers the services set as metadata and browsers may read (DESIGN.md §5).
@@ -469,6 +471,10 @@ def _transcoder(spec: EnvoySpec) -> dict[str, Any]:
             "always_print_primitive_fields": True,
             "always_print_enums_as_ints": False,
             "preserve_proto_field_names": False,
+            # Server streams (the activity feed) as Server-Sent Events, which a browser follows
+            # with EventSource: `data: {json}` and a blank line per message. Raw file downloads
+            # (HttpBody) are not affected.
+            "stream_sse_style_delimited": True,
         },
         # The default: after rewriting a JSON request into a gRPC one (POST /pkg.Service/Method,
         # content-type application/grpc) the transcoder clears the route cache, so the route is

@@ -107,7 +107,9 @@ async def test_split_votes_go_to_an_operator_whose_approval_pays_the_full_reward
             )
         )
     )
-    assert set(short.field_violations) == {"reasoning"} or set(short.field_violations) == {"decision"}
+    assert set(short.field_violations) == {"reasoning"} or set(short.field_violations) == {
+        "decision"
+    }
     async with ew.world.service.runtime.engine.connect() as conn:
         audit = (
             await conn.execute(
