@@ -19,10 +19,20 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+LOOPBACK = ("127.0.0.1", "::1")
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from tooling.stack import run_stack
 
-    return run_stack(_settings(), seed_demo_data=not args.no_seed)
+    settings = _settings()
+    if (
+        settings.environment == "development"
+        and "rate_limit_auth_exempt_ips" not in settings.model_fields_set
+    ):
+        # On a laptop every user is 127.0.0.1: three sign-ups would lock out the developer.
+        settings = settings.model_copy(update={"rate_limit_auth_exempt_ips": list(LOOPBACK)})
+    return run_stack(settings, seed_demo_data=not args.no_seed)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

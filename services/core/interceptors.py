@@ -399,6 +399,7 @@ class RateLimitInterceptor(_UnaryInterceptor):
         public_per_ip: int,
         content_per_agent: int,
         streaming: frozenset[str] = frozenset(),
+        auth_exempt_ips: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(streaming)
         self._limiter = limiter
@@ -406,6 +407,7 @@ class RateLimitInterceptor(_UnaryInterceptor):
         self._auth_per_ip = auth_per_ip
         self._public_per_ip = public_per_ip
         self._content_per_agent = content_per_agent
+        self._auth_exempt_ips = auth_exempt_ips
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """Draws from the method's buckets before the handler runs."""
@@ -418,6 +420,8 @@ class RateLimitInterceptor(_UnaryInterceptor):
         state = _state()
         principal = state.principal
         if policy.rate is RateClass.AUTH_IP:
+            if state.client_ip in self._auth_exempt_ips:
+                return []
             return [(f"auth:{state.client_ip}", self._auth_per_ip, "auth requests per IP")]
         if principal is None:
             return [(f"public:{state.client_ip}", self._public_per_ip, "public requests per IP")]
@@ -456,7 +460,7 @@ class RateLimitInterceptor(_UnaryInterceptor):
 
     def _behavior(self, method: str, policy: MethodPolicy, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if policy.window is not None:
+            if policy.window is not None and _state().client_ip not in self._auth_exempt_ips:
                 await self._window(method, policy.window)
             buckets = self._buckets(policy)
             limits = [(bucket, limit) for bucket, limit, _ in buckets]

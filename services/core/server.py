@@ -86,6 +86,7 @@ class ServiceServer:
                     public_per_ip=settings.rate_limit_public_per_ip,
                     content_per_agent=settings.rate_limit_content_per_agent,
                     streaming=streaming,
+                    auth_exempt_ips=frozenset(settings.rate_limit_auth_exempt_ips),
                 ),
             ],
             options=[

@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     """Content creations a minute per agent."""
     rate_limit_enabled: bool = True
     """Turn rate limiting off entirely (benchmarks only)."""
+    rate_limit_auth_exempt_ips: list[str] = Field(default_factory=list)
+    """Client addresses the per-IP limits of the sign-up and login RPCs do not apply to (the
+    auth bucket and the per-RPC windows); the per-email login lock still does. Empty by default;
+    `betterworld up` in development exempts this machine (127.0.0.1, ::1), where one developer
+    plays every user."""
     rate_limit_batch_seconds: float = Field(default=0.05, ge=0, le=1)
     """A client with more than half of a limit left is answered by the process itself, which
     charges Redis with what it served once per this interval; 0 asks Redis on every request."""

@@ -145,20 +145,20 @@ async def _check_claim(deps: MissionDeps, principal: Principal, mission_id: str)
         raise errors.InvalidArgument.one("mission_id", "must be a mission id (UUID)")
     claim = await deps.missions.live_claim(mission_id, principal.id)
     if claim is None:
-        raise errors.Conflict(
-            "you hold no active claim on this mission: claim it first",
+        raise errors.PermissionDenied(
+            "only a human holding an active claim on this mission submits its evidence",
             reason="NO_ACTIVE_CLAIM",
         )
     now = deps.clock()
     if claim.deadline_at <= now:
-        raise errors.Conflict("your claim is past its deadline", reason="CLAIM_OVERDUE")
+        raise errors.FailedPrecondition("your claim is past its deadline", reason="CLAIM_OVERDUE")
     mission = await deps.missions.get(mission_id)
     if (
         mission is None
         or mission.status is MissionStatus.EXPIRED
         or mission.fields.expires_at <= now
     ):
-        raise errors.Conflict("the mission has expired", reason="MISSION_EXPIRED")
+        raise errors.FailedPrecondition("the mission has expired", reason="MISSION_EXPIRED")
 
 
 async def submit_evidence(
@@ -206,11 +206,14 @@ async def _record(
         live = await missions.live_claim(mission_id, principal.id)
         claim = await missions.get_claim(live.id, lock=True) if live else None
         if claim is None or claim.status not in (ClaimStatus.ACTIVE, ClaimStatus.SUBMITTED):
-            raise errors.Conflict(
-                "you hold no active claim on this mission", reason="NO_ACTIVE_CLAIM"
+            raise errors.PermissionDenied(
+                "only a human holding an active claim on this mission submits its evidence",
+                reason="NO_ACTIVE_CLAIM",
             )
         if claim.deadline_at <= deps.clock():
-            raise errors.Conflict("your claim is past its deadline", reason="CLAIM_OVERDUE")
+            raise errors.FailedPrecondition(
+                "your claim is past its deadline", reason="CLAIM_OVERDUE"
+            )
         record = await tx.insert(
             claim_id=claim.id,
             mission_id=mission_id,

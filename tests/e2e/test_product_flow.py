@@ -249,7 +249,23 @@ MISSION_ROUTES = (
     Route("SpendTokens", "POST", "/api/v1/tokens/spend", ("amount", "type", "referenceId",
           "description", "idempotencyKey")),
     Route("ClaimOrientationReward", "POST", "/api/v1/tokens/orientation-reward", ()),
+    Route("AppealEvidence", "POST", "/api/v1/evidence/{id}/appeal", ("reason",)),
+    Route("VotePeerReview", "POST", "/api/v1/peer-reviews/{id}/vote", ("verdict", "confidence",
+          "reasoning")),
+    Route("ResolveDispute", "POST", "/api/v1/admin/disputes/{id}/resolve", ("decision",
+          "reasoning")),
 )  # fmt: skip
+EVIDENCE_QUERIES = st.dictionaries(
+    st.sampled_from(["latitude", "longitude", "capturedAt", "notes", "pairId", "sequence", "x"]),
+    st.one_of(st.integers(-(10**6), 10**6).map(str), st.floats().map(str), st.text(max_size=30)),
+    max_size=5,
+)
+UPLOAD_BODIES = st.one_of(
+    st.binary(max_size=2048),
+    st.binary(max_size=512).map(lambda tail: b"\x89PNG\r\n\x1a\n" + tail),
+    st.binary(max_size=512).map(lambda tail: b"\xff\xd8\xff\xe0" + tail),
+    st.binary(max_size=512).map(lambda tail: b"\x00\x00\x00\x18ftypheic" + tail),
+)
 NEARBY_QUERIES = st.dictionaries(
     st.sampled_from(["lat", "lng", "radius", "limit", "cursor", "x"]),
     st.one_of(st.integers(-(10**6), 10**6).map(str), st.floats().map(str), st.text(max_size=20)),
@@ -285,6 +301,34 @@ def test_junk_never_breaks_mission_routes(
             headers = {**auth, "content-type": "application/json"}
             response = http.request(route.method, path, content=body, headers=headers)
             check_http(response, request_text(path, body))
+
+        run()
+
+
+def test_junk_uploads_never_break_evidence(product: tuple[Stack, dict[str, str]]) -> None:
+    stack, keys = product
+    base = f"http://{stack.settings.host}:{stack.settings.envoy_port}"
+    human = {"authorization": f"Bearer {keys['human']}"}
+    with httpx.Client(base_url=base, timeout=30) as http:
+        nearby = http.get("/api/v1/missions/nearby", params={"lat": 37.77, "lng": -122.42})
+        seeded = nearby.json()["data"][0]["missionId"]
+        http.post(f"/api/v1/missions/{seeded}/claim", json={}, headers=human)
+
+        @FUZZ
+        @given(
+            body=UPLOAD_BODIES,
+            query=EVIDENCE_QUERIES,
+            ctype=st.sampled_from(["image/png", "image/jpeg", "application/pdf", "text/plain", ""]),
+            target=st.sampled_from([seeded, "not-a-uuid"]),
+        )
+        def run(body: bytes, query: dict[str, str], ctype: str, target: str) -> None:
+            path = f"/api/v1/missions/{target}/evidence"
+            headers = {**human, "content-type": ctype} if ctype else human
+            response = http.post(path, params=query, content=body, headers=headers)
+            assert response.status_code != 201 or body[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0")
+            check_http(response, request_text(path, str(query)))
+            for read in (f"/api/v1/evidence/{target}", f"/api/v1/evidence/{target}/file"):
+                check_http(http.get(read, headers=human), request_text(read))
 
         run()
 

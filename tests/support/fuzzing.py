@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import descriptor
@@ -100,6 +102,13 @@ def assert_clean(error: grpc.aio.AioRpcError) -> None:
         assert marker not in (error.details() or ""), error.details()
 
 
+def streaming_kind(method: descriptor.MethodDescriptor) -> str:
+    """How `send_junk` must call the method: "", "server" or "client"."""
+    if method.server_streaming:
+        return "server"
+    return "client" if method.client_streaming else ""
+
+
 def methods_of(descriptors: Sequence[object]) -> list[tuple[str, descriptor.MethodDescriptor]]:
     """(service full name, method) of every RPC of the given service descriptors."""
     return [
@@ -109,6 +118,40 @@ def methods_of(descriptors: Sequence[object]) -> list[tuple[str, descriptor.Meth
     ]
 
 
+def _caller(channel: grpc.aio.Channel, path: str, streaming: str) -> Any:
+    """A callable sending one serialized request to `path` and waiting for the answer.
+    `streaming`: "" (unary), "server" (the stream is read for up to 0.5 s: a feed never ends)
+    or "client" (the request is the stream's only message)."""
+    raw: dict[str, Any] = {
+        "request_serializer": lambda data: data,
+        "response_deserializer": lambda data: data,
+    }
+    if streaming == "client":
+        upload = channel.stream_unary(path, **raw)
+
+        async def send_one(payload: bytes, **kwargs: Any) -> Any:
+            async def one() -> Any:
+                yield payload
+
+            return await upload(one(), **kwargs)
+
+        return send_one
+    if streaming == "server":
+        stream = channel.unary_stream(path, **raw)
+
+        async def read_some(payload: bytes, **kwargs: Any) -> None:
+            call = stream(payload, **kwargs)
+            try:
+                async with asyncio.timeout(0.5):
+                    async for _ in call:
+                        pass
+            except TimeoutError:
+                call.cancel()
+
+        return read_some
+    return channel.unary_unary(path, **raw)
+
+
 async def send_junk(
     channel: grpc.aio.Channel,
     path: str,
@@ -116,11 +159,10 @@ async def send_junk(
     credentials: Sequence[Sequence[tuple[str, str]]],
     *,
     examples: int = 40,
+    streaming: str = "",
 ) -> list[grpc.StatusCode]:
     """Sends generated requests with each credential choice; asserts every error is clean."""
-    call = channel.unary_unary(
-        path, request_serializer=lambda data: data, response_deserializer=lambda data: data
-    )
+    call = _caller(channel, path, streaming)
     # Hypothesis cannot drive a coroutine here, so it generates the cases and the loop sends them.
     cases: list[tuple[bytes, int]] = []
 

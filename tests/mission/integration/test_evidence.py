@@ -1,10 +1,11 @@
-"""Evidence over real gRPC on real PostgreSQL: submissions checked before and while their bytes
-arrive, files stored without metadata, peer review to a verdict that completes the claim and
-pays once, disputes and appeals for operators, and who may see what."""
+"""Evidence over real gRPC on real PostgreSQL: a photo stored without its metadata, three peers
+whose votes verify it, complete the claim and pay once, and the sweep of files no row names."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -144,3 +145,23 @@ async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
         pb.ListMyPeerReviewsRequest(), metadata=assigned[0]
     )
     assert [v.evidence_id for v in history_of_peer.data] == [submitted.evidence_id]
+
+
+async def test_the_orphan_sweep_removes_only_old_files_no_row_names(ew: EvidenceWorld) -> None:
+    from services.mission.jobs import sweep_orphans
+    from services.mission.service import build_deps
+
+    _, mission_id, human = await ew.claimed()
+    kept = await ew.submit(mission_id, human)
+    deps = build_deps(ew.world.service.runtime)
+
+    async def one(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    orphan = await deps.files.put(
+        one(b"%PDF-1.7 a file whose row never landed %%EOF"), max_bytes=1024
+    )
+    assert await sweep_orphans(deps) == 0  # within the grace: its row may be about to commit
+    assert await sweep_orphans(deps, grace=timedelta(0)) == 1
+    keys = [key async for key, _ in deps.files.stored()]
+    assert keys == [kept.sha256] and orphan.key not in keys

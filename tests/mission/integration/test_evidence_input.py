@@ -146,7 +146,7 @@ async def test_evidence_needs_a_live_claim_in_time_and_sane_metadata(ew: Evidenc
     stranger = await ew.world.human()
     no_claim = unpack(await _error(ew.submit(mission_id, stranger)))
     assert (no_claim.code, no_claim.reason) == (
-        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
         "NO_ACTIVE_CLAIM",
     )
     future = unpack(await _error(ew.submit(mission_id, human, captured_at="2999-01-01T00:00:00Z")))

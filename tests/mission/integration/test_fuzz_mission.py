@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import descriptor, symbol_database
 
 from services.mission.definition import DEFINITION
-from tests.support.fuzzing import methods_of, send_junk
+from tests.support.fuzzing import methods_of, send_junk, streaming_kind
 from tests.support.helpers import bearer
 from tests.support.missions import MissionWorld
 
@@ -64,5 +64,6 @@ async def test_generated_junk_never_causes_internal_errors(
         request_cls,
         credentials,
         examples=25,
+        streaming=streaming_kind(method),
     )
     assert grpc.StatusCode.INTERNAL not in codes

@@ -222,6 +222,32 @@ async def test_registrations_and_logins_are_limited_per_ip(
         await service.stop()
 
 
+async def test_exempt_addresses_skip_the_per_ip_sign_up_limits_but_not_the_email_lock(
+    mission_settings: Settings, clean_state: None
+) -> None:
+    settings = mission_settings.model_copy(
+        update={"rate_limit_enabled": True, "rate_limit_auth_exempt_ips": ["127.0.0.1"]}
+    )
+    service = await start_service(dataclasses.replace(MISSION, background=None), settings)
+    try:
+        humans = Humans(service)
+        for n in range(12):  # past the 3-per-window and the 10-a-minute auth bucket
+            await humans.register(f"exempt{n}@example.org")
+        await humans.verified("locked@example.org")
+        for _ in range(5):
+            await _error(
+                humans.auth.Login(pb.LoginRequest(email="locked@example.org", password="bad"))
+            )
+        locked = unpack(
+            await _error(
+                humans.auth.Login(pb.LoginRequest(email="locked@example.org", password="bad"))
+            )
+        )
+        assert locked.reason == "LOGIN_LOCKED"
+    finally:
+        await service.stop()
+
+
 async def test_bad_tokens_are_unauthenticated_with_a_reason(
     humans: Humans, mission_settings: Settings
 ) -> None:

@@ -102,7 +102,7 @@ class EvidenceServiceServicer:
         Over JSON the request body is the file itself (content type from the
         Content-Type header) and the metadata are query parameters:
         `POST /api/v1/missions/{id}/evidence?latitude=..&longitude=..&capturedAt=..`.
-        Without an active claim: FAILED_PRECONDITION (reason NO_ACTIVE_CLAIM); past
+        Without an active claim: PERMISSION_DENIED (reason NO_ACTIVE_CLAIM); past
         the claim's deadline or the mission's expiry: FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

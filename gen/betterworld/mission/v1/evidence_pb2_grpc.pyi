@@ -50,7 +50,7 @@ class EvidenceServiceStub:
     Over JSON the request body is the file itself (content type from the
     Content-Type header) and the metadata are query parameters:
     `POST /api/v1/missions/{id}/evidence?latitude=..&longitude=..&capturedAt=..`.
-    Without an active claim: FAILED_PRECONDITION (reason NO_ACTIVE_CLAIM); past
+    Without an active claim: PERMISSION_DENIED (reason NO_ACTIVE_CLAIM); past
     the claim's deadline or the mission's expiry: FAILED_PRECONDITION.
     """
     UploadEvidence: _grpc.StreamUnaryMultiCallable[_evidence_pb2.UploadEvidenceRequest, _evidence_pb2.Evidence]
@@ -96,7 +96,7 @@ class EvidenceServiceAsyncStub(EvidenceServiceStub):
     Over JSON the request body is the file itself (content type from the
     Content-Type header) and the metadata are query parameters:
     `POST /api/v1/missions/{id}/evidence?latitude=..&longitude=..&capturedAt=..`.
-    Without an active claim: FAILED_PRECONDITION (reason NO_ACTIVE_CLAIM); past
+    Without an active claim: PERMISSION_DENIED (reason NO_ACTIVE_CLAIM); past
     the claim's deadline or the mission's expiry: FAILED_PRECONDITION.
     """
     UploadEvidence: _aio.StreamUnaryMultiCallable[_evidence_pb2.UploadEvidenceRequest, _evidence_pb2.Evidence]  # type: ignore[assignment]
@@ -145,7 +145,7 @@ class EvidenceServiceServicer(metaclass=_abc_1.ABCMeta):
         Over JSON the request body is the file itself (content type from the
         Content-Type header) and the metadata are query parameters:
         `POST /api/v1/missions/{id}/evidence?latitude=..&longitude=..&capturedAt=..`.
-        Without an active claim: FAILED_PRECONDITION (reason NO_ACTIVE_CLAIM); past
+        Without an active claim: PERMISSION_DENIED (reason NO_ACTIVE_CLAIM); past
         the claim's deadline or the mission's expiry: FAILED_PRECONDITION.
         """
 
