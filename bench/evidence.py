@@ -309,29 +309,64 @@ async def _upload_round(
     return list(await asyncio.gather(*(one(*job) for job in jobs)))
 
 
+class Window:
+    """CPU over a measured window: the stack's processes, this process (the client), k6 (our
+    children), and whatever else ran on the machine meanwhile (`others`: other users' jobs on
+    the same 2 cores), in cores."""
+
+    _SHOWN = ("mission", "envoy", "postgres", "valkey")
+
+    def __init__(self, bench: Bench) -> None:
+        self._bench = bench
+        self._t0 = time.monotonic()
+        self._groups = {name: g.cpu() for name, g in bench.groups.items()}
+        self._self = resource.getrusage(resource.RUSAGE_SELF)
+        self._children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._machine = procstats.system_cpu_seconds()["process"]
+
+    def cores(self) -> dict[str, float]:
+        wall = time.monotonic() - self._t0
+        groups = {name: g.cpu() - self._groups[name] for name, g in self._bench.groups.items()}
+        me, kids = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        client = me.ru_utime + me.ru_stime - self._self.ru_utime - self._self.ru_stime
+        k6 = kids.ru_utime + kids.ru_stime - self._children.ru_utime - self._children.ru_stime
+        machine = procstats.system_cpu_seconds()["process"] - self._machine
+        out = {name: round(groups[name] / wall, 2) for name in self._SHOWN if name in groups}
+        out["client"] = round(client / wall, 2)
+        if k6 > 0:
+            out["k6"] = round(k6 / wall, 2)
+        ours = sum(groups.values()) + client + k6
+        out["others"] = round(max(0.0, machine - ours) / wall, 2)
+        return out
+
+
 def uploads(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     """Rounds of concurrent uploads through Envoy, with the mission process's RSS."""
     total = args.rounds * args.concurrency
     humans = asyncio.run(open_humans(bench, "uploader", total))
     missions = asyncio.run(claim_missions(bench.stack.postgres.dsn, [h for h, _ in humans]))
     maker = PhotoMaker(int(args.file_mb * 1_000_000))
+    # Every file is made first (the client's CPU, untimed), so the rounds run back to back.
+    files = [maker.make() for _ in range(total)]
+    sizes = [len(f) for f in files]
     group = bench.groups["mission"]
+    quiet = bench.wait_quiet(args.wait_quiet)
     before = _settled_rss(group)
     results: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
-    sizes: list[int] = []
 
     async def run() -> None:
         limits = httpx.Limits(max_connections=args.concurrency * 2)
         async with httpx.AsyncClient(base_url=bench.base_url, timeout=60, limits=limits) as client:
             for r in range(args.rounds):
-                # The files of a round are made before it starts (the client's CPU, untimed).
                 start = r * args.concurrency
                 jobs = [
-                    (humans[i][1], missions[i], maker.make())
+                    (humans[i][1], missions[i], files[i])
                     for i in range(start, start + args.concurrency)
                 ]
-                sizes.extend(len(job[2]) for job in jobs)
                 t0 = time.perf_counter()
                 done = await _upload_round(client, jobs)
                 wall = time.perf_counter() - t0
@@ -346,20 +381,17 @@ def uploads(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
                     }
                 )
                 print(f"  round {r + 1}: {rounds[-1]}", flush=True)
-                del jobs
 
     metrics_url = f"http://127.0.0.1:{bench.ports['metrics_port_mission']}/metrics"
     metrics_before = _scrape(metrics_url)
-    cpu0 = {name: bench.groups[name].cpu() for name in ("mission", "envoy")}
+    window = Window(bench)
     t0 = time.monotonic()
     with RssSampler(group) as sampler:
         asyncio.run(run())
     wall = time.monotonic() - t0
+    cpu = window.cores()
     server_side = _server_side(metrics_before, _scrape(metrics_url), "SubmitEvidence")
-    cpu = {
-        name: round((bench.groups[name].cpu() - cpu0[name]) / wall, 2)
-        for name in ("mission", "envoy")
-    }
+    files.clear()
     time.sleep(2.0)
     after = _settled_rss(group)
     peak = max(sampler.samples, default=None)
@@ -390,6 +422,7 @@ def uploads(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             "samples": len(sampler.samples),
         },
         "server_side": server_side,
+        "others_before": quiet,
         "cpu_cores": cpu,
         "wall_s": round(wall, 1),
         "checks": {
@@ -522,9 +555,7 @@ async def feed(bench: Bench, transport: str, args: argparse.Namespace) -> dict[s
                 "error_samples": errors[:3],
             }
         await asyncio.sleep(1.0)
-        cpu0 = {name: bench.groups[name].cpu() for name in ("mission", "envoy", "valkey")}
-        self0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.monotonic()
+        window = Window(bench)
         start = time.monotonic()
         for k in range(args.events):
             await publish(
@@ -535,15 +566,7 @@ async def feed(bench: Bench, transport: str, args: argparse.Namespace) -> dict[s
                 await asyncio.sleep(pause)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(complete.wait(), 5)
-        wall = time.monotonic() - t0
-        self1 = resource.getrusage(resource.RUSAGE_SELF)
-        cores = {
-            name: round((bench.groups[name].cpu() - cpu0[name]) / wall, 2)
-            for name in ("mission", "envoy", "valkey")
-        }
-        cores["client"] = round(
-            (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime) / wall, 2
-        )
+        cores = window.cores()
     finally:
         for task in tasks:
             task.cancel()
@@ -688,8 +711,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--keep-data", action="store_true")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60,
+        help="before each step, wait up to this many seconds for other processes to go quiet",
+    )
     args = p.parse_args(argv)
-    args.wait_quiet = 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -727,12 +755,17 @@ def main(argv: list[str] | None = None) -> int:
                 300, "SpendTokens", SPEND_P99_TARGET_MS,
             )  # fmt: skip
             print(f"k6 spend at {args.spend_rate}/s for {args.duration} s...", flush=True)
+            quiet = bench.wait_quiet(args.wait_quiet)
+            window = Window(bench)
             report["spend"] = measure(bench, spend)
+            report["spend"]["cpu_cores"] = window.cores()
+            report["spend"]["others_before"] = quiet
             report["ledger"] = asyncio.run(ledger_invariants(bench))
         if "feed" in steps:
             report["feed"] = []
             for transport in [t.strip() for t in args.transports.split(",") if t.strip()]:
                 print(f"feed over {transport}: {args.subscribers} subscribers...", flush=True)
+                bench.wait_quiet(args.wait_quiet)
                 report["feed"].append(asyncio.run(feed(bench, transport, args)))
                 print(f"  {report['feed'][-1].get('delay_ms') or report['feed'][-1]}", flush=True)
     except Interrupted:

@@ -13,9 +13,13 @@ import grpc
 import pytest
 from betterworld.mission.v1 import evidence_pb2 as pb
 from betterworld.mission.v1 import missions_pb2, tokens_pb2, tokens_pb2_grpc
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from services.core.context import Principal, PrincipalKind
+from services.core.settings import Settings
+from services.mission.claude_vision import TOOL_NAME as VISION_TOOL
+from services.mission.definition import DEFINITION as MISSION
 from services.mission.deps import MissionDeps
 from services.mission.evidence import submit_evidence
 from services.mission.evidence_model import EvidenceStatus, PairPosition
@@ -23,8 +27,11 @@ from services.mission.evidence_validation import valid_evidence_meta
 from services.mission.review import check_round
 from services.mission.service import build_deps
 from services.mission.vision import Assessment, AssessmentUnavailable, EvidenceCheck
+from tests.fakes.anthropic_api import FakeAnthropicAPI, tool_use
+from tests.support.content import ContentClient
 from tests.support.evidence import Auth, EvidenceWorld, operator_auth, png
-from tests.support.helpers import unpack
+from tests.support.helpers import start_service, unpack
+from tests.support.humans import Humans
 from tests.support.missions import MissionWorld
 
 REASON = "The photo does not show the sampling point the mission names."
@@ -306,3 +313,44 @@ async def test_a_check_that_keeps_failing_hands_the_evidence_to_peers(ew: Eviden
     assert await check_round(deps, lease_seconds=0) == 1
     assert (await _status(ew, evidence_id))[0] == "in_review"
     assert len(checker.checked) == 3
+
+
+async def test_with_a_key_claude_checks_new_evidence_and_its_verdict_pays(
+    content: ContentClient, mission_settings: Settings
+) -> None:
+    """The whole automatic path through the real `anthropic` client and the fake Messages API:
+    submitted evidence waits, the worker's round asks Claude once, and the answer decides."""
+    async with FakeAnthropicAPI(api_key="test-key") as fake:
+        settings = mission_settings.model_copy(
+            update={
+                "content_internal_target": content.service.address,
+                "anthropic_api_key": SecretStr("test-key"),
+                "anthropic_base_url": fake.base_url,
+            }
+        )
+        service = await start_service(dataclasses.replace(MISSION, background=None), settings)
+        try:
+            ew = EvidenceWorld(MissionWorld(content, service, Humans(service)))
+            _, mission_id, human = await ew.claimed(token_reward=50)
+            evidence = await ew.submit(mission_id, human)
+            assert evidence.status == pb.Evidence.PENDING
+            fake.script(
+                tool_use(
+                    {
+                        "confidence": 0.86,
+                        "matches_required_evidence": True,
+                        "location_plausible": True,
+                        "reasoning": "Two labelled bottles at a lake shore, as required.",
+                    },
+                    name=VISION_TOOL,
+                )
+            )
+            deps = build_deps(service.runtime)
+            assert await check_round(deps) == 1
+            assert await _status(ew, evidence.evidence_id) == ("verified", 0.86, "automatic")
+            assert await _balance(ew, human) == 43  # floor(50 x 0.86)
+            (request,) = fake.requests
+            assert request.body["tool_choice"]["name"] == VISION_TOOL
+            assert [image["media_type"] for image in request.images] == ["image/png"]
+        finally:
+            await service.stop()
