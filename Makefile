@@ -45,9 +45,10 @@ test: lint ## every check and every test (what CI runs)
 test-fast: install ## the tests without the e2e ones
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-bench: install ## the k6 benchmarks on a stack of their own (agents, then missions)
+bench: install ## the benchmarks on a stack of their own (agents, missions, evidence/tokens/feed)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.missions
+	$(BIN)/python -m bench.evidence
 
 clean-data: ## delete the local stack's data (.data/)
 	rm -rf .data

@@ -487,6 +487,7 @@ async def feed(bench: Bench, transport: str, args: argparse.Namespace) -> dict[s
     n = args.subscribers
     tag = uuid.uuid4().hex[:12]
     delays: list[float] = []
+    by_event: list[list[float]] = [[] for _ in range(args.events)]
     counts = [0] * n
     warm = [False] * n
     warmed = asyncio.Event()
@@ -505,7 +506,9 @@ async def feed(bench: Bench, transport: str, args: argparse.Namespace) -> dict[s
                 if state["warm"] == n:
                     warmed.set()
             return
-        delays.append((now - data["sentAt"]) * 1000)
+        delay = (now - data["sentAt"]) * 1000
+        delays.append(delay)
+        by_event[int(data["seq"])].append(delay)
         counts[i] += 1
         if len(delays) == expected:
             complete.set()
@@ -578,6 +581,17 @@ async def feed(bench: Bench, transport: str, args: argparse.Namespace) -> dict[s
         await redis.aclose()
     latency = _percentiles(delays)
     received = len(delays)
+    # Per event: the first and the last subscriber to get it (the fan-out's spread), and
+    # whether delays grow over the run (a backlog: something cannot keep up).
+    firsts = [min(d) for d in by_event if d]
+    lasts = [max(d) for d in by_event if d]
+    fifth = max(1, args.events // 5)
+    shape = {
+        "first_receipt_p50": _percentiles(firsts)["p50"],
+        "last_receipt_p50": _percentiles(lasts)["p50"],
+        "first_fifth_p50": _percentiles([x for d in by_event[:fifth] for x in d])["p50"],
+        "last_fifth_p50": _percentiles([x for d in by_event[-fifth:] for x in d])["p50"],
+    }
     return {
         "transport": transport,
         "subscribers": n,
@@ -590,6 +604,7 @@ async def feed(bench: Bench, transport: str, args: argparse.Namespace) -> dict[s
         "errors": len(errors),
         "error_samples": errors[:3],
         "delay_ms": latency,
+        "per_event_ms": shape,
         "cpu_cores": cores,
         "checks": {
             "p95": latency["p95"] is not None and latency["p95"] < FEED_P95_TARGET_MS,
@@ -678,8 +693,12 @@ def render(report: dict[str, Any]) -> str:
             f"to connect and warm up: received {fd['received']:,} of {fd['expected']:,} "
             f"({fd['short_subscribers']} subscribers short, {fd['errors']} stream errors); "
             f"publish-to-receipt p50 {d['p50']} ms, p95 {d['p95']} ms, p99 {d['p99']} ms, "
-            f"max {d['max']} ms. CPU (cores, `client` = the subscribers' process): "
-            f"{json.dumps(fd['cpu_cores'])}.",
+            f"max {d['max']} ms. Per event (p50 over events): first subscriber "
+            f"{fd['per_event_ms']['first_receipt_p50']} ms, last "
+            f"{fd['per_event_ms']['last_receipt_p50']} ms; all subscribers, first fifth of the "
+            f"events {fd['per_event_ms']['first_fifth_p50']} ms, last fifth "
+            f"{fd['per_event_ms']['last_fifth_p50']} ms. CPU (cores, `client` = the "
+            f"subscribers' process, `others` = not ours): {json.dumps(fd['cpu_cores'])}.",
             "",
             f"Target p95 < {FEED_P95_TARGET_MS:.0f} ms, all received: **{_verdict(fd['checks'])}**",
             "",

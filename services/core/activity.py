@@ -35,6 +35,7 @@ the feed and the backlog, fails with `ActivityUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections import deque
@@ -127,7 +128,7 @@ class ActivityEvent:
     audience: str
     """`""` for an event anyone may see, else the id of the one human who may see it."""
     data: dict[str, Any]
-    """The event's JSON payload."""
+    """The event's JSON payload (one object shared by every subscriber: do not change it)."""
     occurred_at: datetime
     """When it was written (UTC, from the milliseconds of the id)."""
     gap: bool = False
@@ -169,8 +170,8 @@ def _entries(reply: Any) -> list[tuple[Any, Any]]:
 
 
 def _trimmed_past(info: Mapping[str, Any] | None, cursor: StreamKey) -> bool:
-    """Whether entries after `cursor` may have been removed, by XINFO STREAM (None when the
-    stream does not exist)."""
+    """Whether entries after `cursor` may have been trimmed away, judged from the XINFO STREAM
+    reply `info` (None: there is no such stream)."""
     if info is None:
         # Ids come from the stream, so a stream that is gone took them with it.
         return cursor > _ZERO
@@ -260,7 +261,7 @@ class ActivityHub:
         self._queue_size = queue_size
         self._block_ms = block_ms
         self._subscriptions: set[Subscription] = set()
-        self._reader: asyncio.Task[None] | None = None
+        self._reader: _Reader | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self._starting: asyncio.Task[StreamKey] | None = None
         # The id of the last entry the reader has fanned out: every subscription registered
@@ -293,7 +294,20 @@ class ActivityHub:
             subscription._end(closed=True)
         self._subscriptions.clear()
         self._stop_reader()
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        if not self._retiring:
+            return
+        # A reader ends within one XREAD block; one stuck beyond that (a dead connection
+        # inside its socket timeout) is cancelled.
+        socket_timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        grace = self._block_ms / 1000 + (socket_timeout or 0) + 1
+        _, stuck = await asyncio.wait(set(self._retiring), timeout=grace)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            # Bounded too: the cancellation itself may be lost (see _stop_reader).
+            _, lost = await asyncio.wait(stuck, timeout=1.0)
+            if lost:
+                log.warning("activity_reader_not_stopped", stream=self._stream)
 
     async def _register(self, subscription: Subscription) -> StreamKey:
         """Adds `subscription` to the fan-out, starting the reader if it is the first one, and
@@ -314,8 +328,9 @@ class ActivityHub:
                 raise ActivityUnavailable("the activity feed is shutting down")
             if self._reader is None:
                 self._position = end
-                self._reader = asyncio.create_task(
-                    self._read(), name=f"activity-reader:{self._stream}"
+                self._reader = _Reader()
+                self._reader.task = asyncio.create_task(
+                    self._read(self._reader), name=f"activity-reader:{self._stream}"
                 )
         self._subscriptions.add(subscription)
         return self._position
@@ -326,11 +341,29 @@ class ActivityHub:
             self._stop_reader()
 
     def _stop_reader(self) -> None:
+        """Asks the reader to stop. Not by cancelling it: redis-py can lose a cancellation
+        that lands while a reply is arriving (redis/redis-py#2028), leaving the task reading
+        forever. The reader sees the flag when its XREAD returns, which CLIENT UNBLOCK makes
+        at once (or the block timeout, if the reader was not blocked yet)."""
         reader, self._reader = self._reader, None
-        if reader is not None and not reader.done():
-            reader.cancel()
-            self._retiring.add(reader)
-            reader.add_done_callback(self._retiring.discard)
+        if reader is None:
+            return
+        reader.stopping.set()
+        self._retire(reader.task)
+        if reader.client_id is not None:
+            self._retire(asyncio.create_task(self._unblock(reader.client_id)))
+
+    def _retire(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None and not task.done():
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _unblock(self, client_id: int) -> None:
+        # Cannot unblock somebody else: the reader closes its connection rather than return
+        # it to the pool open, and Redis never reuses a client id. On failure the block
+        # timeout ends the XREAD anyway.
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.client_unblock(client_id)
 
     async def _stream_end(self) -> StreamKey:
         last = await self._redis.xrevrange(self._stream, count=1)
@@ -362,17 +395,20 @@ class ActivityHub:
         entries = [(_key(entry_id), _decode(entry_id, fields)) for entry_id, fields in page]
         return entries, _trimmed_past(info, cursor)
 
-    async def _read(self) -> None:
-        """The reader: XREAD BLOCK from the last id seen, fanning out, until cancelled."""
+    async def _read(self, reader: _Reader) -> None:
+        """The reader: XREAD BLOCK from the last id seen, fanning out, until `reader` is
+        stopped."""
         client = self._redis.client()
         failures = 0
         try:
-            while True:
+            while not reader.stopping.is_set():
                 before = self._position
                 try:
-                    if failures or client.connection is None:
-                        # A new connection (the first, or one after a failure) gets its name.
+                    if reader.client_id is None:
+                        # A new connection (the first, or one after a failure): named for
+                        # CLIENT LIST, and its id known to CLIENT UNBLOCK.
                         await client.client_setname(READER_CLIENT_NAME)
+                        reader.client_id = int(await client.client_id())
                     reply = await client.xread(
                         {self._stream: f"{before[0]}-{before[1]}"},
                         # No more than a queue holds, so that one burst read at once does not cut
@@ -380,14 +416,17 @@ class ActivityHub:
                         count=self._queue_size,
                         block=self._block_ms,
                     )
-                    if failures:
+                    if failures and not reader.stopping.is_set():
                         info = await _stream_info(client, self._stream)
                         if _trimmed_past(info, before):
                             log.warning("activity_reader_gap", stream=self._stream)
                             for subscription in self._subscriptions:
                                 subscription._gap = True
                 except Exception as exc:  # the reader must outlive any failure
+                    if reader.stopping.is_set():
+                        break
                     failures += 1
+                    reader.client_id = None
                     delay = min(_BACKOFF_MIN_SECONDS * 2 ** (failures - 1), _BACKOFF_MAX_SECONDS)
                     log.warning(
                         "activity_reader_failed",
@@ -395,8 +434,11 @@ class ActivityHub:
                         error=str(exc) or type(exc).__name__,
                         retry_in_seconds=delay,
                     )
-                    await asyncio.sleep(delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(reader.stopping.wait(), delay)
                     continue
+                if reader.stopping.is_set():
+                    break  # a newer reader may own the position by now
                 if failures:
                     log.info("activity_reader_recovered", stream=self._stream)
                     failures = 0
@@ -406,8 +448,8 @@ class ActivityHub:
                     if event is not None:
                         self._fan_out(event)
         finally:
-            # The connection goes back to the shared pool: not with our name on it, nor with a
-            # reply to a cancelled XREAD still on its way.
+            # The connection goes back to the shared pool closed: not with our name on it, nor
+            # with its id still known to a pending CLIENT UNBLOCK.
             if client.connection is not None:
                 await client.connection.disconnect()
             await client.aclose()
@@ -417,6 +459,15 @@ class ActivityHub:
             if subscription._wants(event) and not subscription._offer(event):
                 log.info("activity_slow_consumer", stream=self._stream)
                 self._unregister(subscription)
+
+
+class _Reader:
+    """One run of a hub's reader: a hub starts a new one when subscribers come back."""
+
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.client_id: int | None = None
+        self.task: asyncio.Task[None] | None = None
 
 
 async def _stream_info(client: Redis, stream: str) -> dict[str, Any] | None:
@@ -439,7 +490,8 @@ class Subscription(AsyncIterator[ActivityEvent]):
     """One subscriber's view of the feed (from `ActivityHub.subscribe`): an async iterator of
     events that ends with SlowConsumer when it falls behind and ActivityUnavailable when the
     hub closes or the backlog cannot be read. Iterating registers it if `async with` did not;
-    `aclose()` (or leaving the `async with`) unregisters it."""
+    `aclose()` (or leaving the `async with`) unregisters it. A cancelled `__anext__` (a timeout
+    around it) loses nothing: the next call carries on."""
 
     def __init__(
         self,
@@ -504,7 +556,11 @@ class Subscription(AsyncIterator[ActivityEvent]):
                 elif self._backlog_done:
                     self._backlog = None
                 else:
-                    await self._fetch_page()
+                    try:
+                        await self._fetch_page()
+                    except ActivityUnavailable:
+                        self.close()
+                        raise
                 continue
             item = await self._queue.get()
             if item is None:

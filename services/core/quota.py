@@ -7,6 +7,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.core import errors
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -34,3 +35,18 @@ async def refund(redis: Redis, key: str) -> None:
         await redis.decr(key)
     except (RedisError, OSError):
         log.error("quota_refund_failed", key=key.rsplit(":", 1)[0])
+
+
+async def require(
+    redis: Redis, key: str, *, limit: int, window_seconds: int, what: str, reason: str
+) -> None:
+    """Spends one use or raises RESOURCE_EXHAUSTED (`reason`, RetryInfo, a QuotaFailure whose
+    subject is the key's second part) saying "at most `limit` `what`"."""
+    wait = await spend(redis, key, limit=limit, window_seconds=window_seconds)
+    if wait is not None:
+        raise errors.ResourceExhausted(
+            f"at most {limit} {what}",
+            retry_after_seconds=wait,
+            violations=[errors.QuotaViolation(key.split(":")[1], f"{limit} {what}")],
+            reason=reason,
+        )

@@ -52,17 +52,6 @@ def _bad_file(description: str) -> errors.InvalidArgument:
     return errors.InvalidArgument.one("file", description)
 
 
-async def _spend(deps: MissionDeps, key: str, limit: int, window: int, what: str) -> None:
-    wait = await quota.spend(deps.redis, key, limit=limit, window_seconds=window)
-    if wait is not None:
-        raise errors.ResourceExhausted(
-            f"at most {limit} {what}",
-            retry_after_seconds=wait,
-            violations=[errors.QuotaViolation(key.split(":")[1], what)],
-            reason="EVIDENCE_LIMIT",
-        )
-
-
 async def _read(chunks: AsyncIterable[bytes]) -> bytes:
     """The whole file, refused as soon as it passes the limit."""
     parts: list[bytes] = []
@@ -173,7 +162,14 @@ async def submit_evidence(
     """Stores a file for the caller's live claim on the mission and starts its verification."""
     await _check_claim(deps, principal, mission_id)
     key = f"bw:evidence:{principal.id}"
-    await _spend(deps, key, SUBMISSIONS_PER_HOUR, 3600, "evidence submissions an hour")
+    await quota.require(
+        deps.redis,
+        key,
+        limit=SUBMISSIONS_PER_HOUR,
+        window_seconds=3600,
+        what="evidence submissions an hour",
+        reason="EVIDENCE_LIMIT",
+    )
     try:
         data = await _read(chunks)
         cleaned, facts = await _prepare(deps, data, content_type)
@@ -354,7 +350,14 @@ async def appeal(
     """The submitter appeals a rejection, once: an operator decides."""
     reason = valid_long_reason(reason, "reason")
     key = f"bw:appeal:{principal.id}:{deps.clock().date().isoformat()}"
-    await _spend(deps, key, APPEALS_PER_DAY, 86400, "appeals a day")
+    await quota.require(
+        deps.redis,
+        key,
+        limit=APPEALS_PER_DAY,
+        window_seconds=86400,
+        what="appeals a day",
+        reason="APPEAL_LIMIT",
+    )
     try:
         async with deps.evidence.transaction() as tx:
             record = await tx.get(evidence_id, lock=True)

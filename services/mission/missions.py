@@ -285,19 +285,14 @@ async def decompose_solution(
     now = deps.clock()
     midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
     key = f"bw:decompose:{principal.id}:{now.date().isoformat()}"
-    wait = await quota.spend(
+    await quota.require(
         deps.redis,
         key,
         limit=DECOMPOSITIONS_PER_DAY,
         window_seconds=int((midnight - now).total_seconds()) + 1,
+        what="decompositions a day",
+        reason="DECOMPOSE_LIMIT",
     )
-    if wait is not None:
-        raise errors.ResourceExhausted(
-            f"at most {DECOMPOSITIONS_PER_DAY} decompositions a day",
-            retry_after_seconds=wait,
-            violations=[errors.QuotaViolation("decompose", f"{DECOMPOSITIONS_PER_DAY} a day")],
-            reason="DECOMPOSE_LIMIT",
-        )
     try:
         suggestions = await deps.decomposer.decompose(source)
     except errors.Unavailable:

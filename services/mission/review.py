@@ -171,14 +171,14 @@ async def vote(
     the evidence to an operator)."""
     reasoning = valid_vote(confidence, reasoning)
     key = f"bw:votes:{principal.id}"
-    wait = await quota.spend(deps.redis, key, limit=VOTES_PER_HOUR, window_seconds=3600)
-    if wait is not None:
-        raise errors.ResourceExhausted(
-            f"at most {VOTES_PER_HOUR} votes an hour",
-            retry_after_seconds=wait,
-            violations=[errors.QuotaViolation("votes", f"{VOTES_PER_HOUR} an hour")],
-            reason="VOTE_LIMIT",
-        )
+    await quota.require(
+        deps.redis,
+        key,
+        limit=VOTES_PER_HOUR,
+        window_seconds=3600,
+        what="votes an hour",
+        reason="VOTE_LIMIT",
+    )
     try:
         async with deps.evidence.transaction() as tx:
             record = await tx.get(evidence_id, lock=True)

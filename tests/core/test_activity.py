@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.core.activity import (
@@ -70,9 +71,21 @@ async def _reader_clients(redis: Redis) -> list[dict[str, str]]:
     return [c for c in await redis.client_list() if c.get("name") == READER_CLIENT_NAME]
 
 
+def _published(type: str) -> float:
+    return REGISTRY.get_sample_value("activity_events_published_total", {"type": type}) or 0.0
+
+
+async def _until(redis: Redis, *, readers: int, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(await _reader_clients(redis)) != readers:
+        assert time.monotonic() < deadline, f"never {readers} reader connection(s)"
+        await asyncio.sleep(0.02)
+
+
 async def test_a_live_subscriber_receives_a_published_event_within_a_second(
     redis: Redis, stream: str, hub: ActivityHub
 ) -> None:
+    published_before = _published("MISSION_PUBLISHED")
     async with hub.subscribe(after=None, types=ALL, viewer="") as events:
         began = time.monotonic()
         entry_id = await publish(
@@ -90,6 +103,7 @@ async def test_a_live_subscriber_receives_a_published_event_within_a_second(
     ms, _ = parse_event_id(event.id)
     assert event.occurred_at == datetime.fromtimestamp(ms / 1000, UTC)
     assert abs((datetime.now(UTC) - event.occurred_at).total_seconds()) < 5
+    assert _published("MISSION_PUBLISHED") == published_before + 1
 
 
 async def test_only_events_published_after_subscribing_are_live(
@@ -290,19 +304,15 @@ async def test_two_hundred_subscribers_share_one_reader(
         assert len(clients) - clients_before <= 3  # the reader, perhaps a pooled connection
         readers = await _reader_clients(redis)
         assert len(readers) == 1
-        assert readers[0]["cmd"] in ("xread", "client|setname")
+        assert readers[0]["cmd"] == "xread"
 
 
 async def test_the_reader_stops_with_the_last_subscriber_and_on_close(
     redis: Redis, stream: str, hub: ActivityHub
 ) -> None:
     async with hub.subscribe(after=None, types=ALL, viewer=""):
-        assert len(await _reader_clients(redis)) == 1
-    for _ in range(50):
-        if not await _reader_clients(redis):
-            break
-        await asyncio.sleep(0.02)
-    assert await _reader_clients(redis) == []
+        await _until(redis, readers=1)
+    await _until(redis, readers=0)
 
     events = hub.subscribe(after=None, types=ALL, viewer="")
     waiting = asyncio.create_task(_next(events))
@@ -365,3 +375,44 @@ async def test_the_reader_survives_its_connection_being_killed(
             # It named its new connection again.
             (renamed,) = await _reader_clients(redis)
             assert renamed["id"] != reader["id"]
+
+
+async def test_a_reader_outage_longer_than_the_retention_flags_a_gap(
+    redis: Redis, stream: str, hub: ActivityHub
+) -> None:
+    async with hub.subscribe(after=None, types=ALL, viewer="") as events:
+        first = await _publish(redis, stream, n=0)
+        assert (await _next(events)).id == first
+        (reader,) = await _reader_clients(redis)
+        await redis.client_kill_filter(_id=reader["id"])
+        # While the reader backs off (0.5 s), the stream moves on past what it had read.
+        for i in range(300):
+            await publish(redis, "T", {"n": i}, stream=stream, maxlen=10)
+        oldest = (await redis.xrange(stream, count=1))[0][0].decode()
+        resumed = await _next(events, timeout=5.0)
+        following = await _next(events)
+    assert (resumed.id, resumed.gap) == (oldest, True)
+    assert following.gap is False
+
+
+async def test_a_backlog_that_cannot_be_read_is_unavailable(
+    redis: Redis, stream: str, hub: ActivityHub
+) -> None:
+    first = await _publish(redis, stream)
+    async with hub.subscribe(after=first, types=ALL, viewer="") as events:
+        await redis.delete(stream)
+        await redis.set(stream, "not a stream")  # XRANGE now fails with WRONGTYPE
+        with pytest.raises(ActivityUnavailable):
+            await _next(events)
+        with pytest.raises(StopAsyncIteration):
+            await _next(events)
+
+
+async def test_a_timeout_around_next_loses_nothing(
+    redis: Redis, stream: str, hub: ActivityHub
+) -> None:
+    async with hub.subscribe(after=None, types=ALL, viewer="") as events:
+        with pytest.raises(TimeoutError):
+            await _next(events, timeout=0.1)
+        entry_id = await _publish(redis, stream)
+        assert (await _next(events)).id == entry_id

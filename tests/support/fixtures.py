@@ -18,6 +18,7 @@ from services.core.settings import Settings
 from services.guardrail.classifier.local import LocalClassifier
 from services.mission.definition import DEFINITION as MISSION
 from tests.support.content import ContentClient, RunningWorker, start_worker
+from tests.support.evidence import EvidenceWorld
 from tests.support.helpers import RunningService, start_service
 from tests.support.humans import Humans
 from tests.support.missions import MissionWorld
@@ -128,3 +129,9 @@ async def run_worker(
     yield start
     for worker in started:
         await worker.stop()
+
+
+@pytest.fixture
+def evidence_world(mission_world: MissionWorld) -> EvidenceWorld:
+    """The mission world with the evidence, peer review and dispute stubs."""
+    return EvidenceWorld(mission_world)

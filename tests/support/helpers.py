@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,15 @@ class RichError:
     retry_delay_seconds: float | None
     resource: tuple[str, str] | None
     trailing: dict[str, str]
+
+
+async def refused(call: Awaitable[object]) -> RichError:
+    """The rich error of a call that must fail (the test fails if it succeeds)."""
+    try:
+        answer = await call
+    except grpc.aio.AioRpcError as error:
+        return unpack(error)
+    raise AssertionError(f"the call succeeded: {str(answer)[:300]}")
 
 
 def unpack(error: grpc.aio.AioRpcError) -> RichError:

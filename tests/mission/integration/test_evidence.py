@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import grpc
-import pytest
 from betterworld.mission.v1 import evidence_pb2 as pb
 from betterworld.mission.v1 import tokens_pb2, tokens_pb2_grpc
 from PIL import Image
@@ -19,42 +18,34 @@ from tests.support.evidence import (
     EvidenceWorld,
     jpeg_with_gps,
 )
-from tests.support.helpers import unpack
-from tests.support.missions import MissionWorld
+from tests.support.helpers import refused
 
 
-@pytest.fixture
-def ew(mission_world: MissionWorld) -> EvidenceWorld:
-    return EvidenceWorld(mission_world)
-
-
-async def _error(call: object) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call  # type: ignore[misc]
-    return info.value
-
-
-async def _balance(ew: EvidenceWorld, human: tuple[tuple[str, str], ...]) -> int:
-    stub = tokens_pb2_grpc.TokenServiceStub(ew.world.service.channel)
+async def _balance(evidence_world: EvidenceWorld, human: tuple[tuple[str, str], ...]) -> int:
+    stub = tokens_pb2_grpc.TokenServiceStub(evidence_world.world.service.channel)
     return (await stub.GetBalance(tokens_pb2.GetBalanceRequest(), metadata=human)).balance
 
 
-async def _sql(ew: EvidenceWorld, query: str, **params: object) -> list[tuple[object, ...]]:
-    async with ew.world.service.runtime.engine.connect() as conn:
+async def _sql(
+    evidence_world: EvidenceWorld, query: str, **params: object
+) -> list[tuple[object, ...]]:
+    async with evidence_world.world.service.runtime.engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(text(query), params)).all()]
 
 
-def _stored_files(ew: EvidenceWorld) -> list[Path]:
-    root = ew.world.service.runtime.settings.data_dir / "evidence"
+def _stored_files(evidence_world: EvidenceWorld) -> list[Path]:
+    root = evidence_world.world.service.runtime.settings.data_dir / "evidence"
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
-    ew: EvidenceWorld,
+    evidence_world: EvidenceWorld,
 ) -> None:
-    _, mission_id, human = await ew.claimed(token_reward=25)
-    peers = [await ew.world.human() for _ in range(4)]
-    submitted = await ew.submit(mission_id, human, jpeg_with_gps(), "image/jpeg", notes="done")
+    _, mission_id, human = await evidence_world.claimed(token_reward=25)
+    peers = [await evidence_world.world.human() for _ in range(4)]
+    submitted = await evidence_world.submit(
+        mission_id, human, jpeg_with_gps(), "image/jpeg", notes="done"
+    )
     assert submitted.status == pb.Evidence.IN_REVIEW
     assert submitted.media_type == "image/jpeg" and submitted.notes == "done"
     assert (
@@ -64,7 +55,7 @@ async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
     # The stored copy carries no EXIF at all, and that is what downloads return.
     chunks = [
         c
-        async for c in ew.evidence.DownloadEvidence(
+        async for c in evidence_world.evidence.DownloadEvidence(
             pb.DownloadEvidenceRequest(evidence_id=submitted.evidence_id), metadata=human
         )
     ]
@@ -73,7 +64,9 @@ async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
     assert not Image.open(io.BytesIO(stored)).getexif()
     assert b"Phone X" not in stored and len(stored) == submitted.size_bytes
 
-    claims = await _sql(ew, "SELECT status FROM mission_claims WHERE id = :c", c=submitted.claim_id)
+    claims = await _sql(
+        evidence_world, "SELECT status FROM mission_claims WHERE id = :c", c=submitted.claim_id
+    )
     assert claims == [("submitted",)]
     assigned = [
         p
@@ -81,7 +74,7 @@ async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
         if any(
             t.evidence.evidence_id == submitted.evidence_id
             for t in (
-                await ew.reviews.ListPendingPeerReviews(
+                await evidence_world.reviews.ListPendingPeerReviews(
                     pb.ListPendingPeerReviewsRequest(), metadata=p
                 )
             ).data
@@ -89,25 +82,25 @@ async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
     ]
     assert len(assigned) == 3
     task = (
-        await ew.reviews.ListPendingPeerReviews(
+        await evidence_world.reviews.ListPendingPeerReviews(
             pb.ListPendingPeerReviewsRequest(), metadata=assigned[0]
         )
     ).data[0]
     assert task.evidence.human_id == "" and task.mission_title.startswith("Sample the lake")
 
-    own = unpack(await _error(ew.vote(submitted.evidence_id, human)))
+    own = await refused(evidence_world.vote(submitted.evidence_id, human))
     assert (own.code, own.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_ASSIGNED")
-    before = await _balance(ew, human)
+    before = await _balance(evidence_world, human)
     for i, peer in enumerate(assigned):
-        answer = await ew.vote(submitted.evidence_id, peer)
+        answer = await evidence_world.vote(submitted.evidence_id, peer)
         assert answer.reward == 2
         assert answer.evidence_status == (pb.Evidence.VERIFIED if i == 2 else pb.Evidence.IN_REVIEW)
-    again = unpack(await _error(ew.vote(submitted.evidence_id, assigned[0])))
+    again = await refused(evidence_world.vote(submitted.evidence_id, assigned[0]))
     assert (again.code, again.reason) == (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_VOTED")
 
-    assert await _balance(ew, human) - before == 22  # floor(25 x 0.9)
-    assert [await _balance(ew, p) for p in assigned] == [2, 2, 2]
-    final = await ew.evidence.GetEvidence(
+    assert await _balance(evidence_world, human) - before == 22  # floor(25 x 0.9)
+    assert [await _balance(evidence_world, p) for p in assigned] == [2, 2, 2]
+    final = await evidence_world.evidence.GetEvidence(
         pb.GetEvidenceRequest(evidence_id=submitted.evidence_id), metadata=human
     )
     assert (final.status, final.reward, final.decided_by) == (
@@ -117,14 +110,14 @@ async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
     )
     assert round(final.final_confidence, 4) == 0.9
     rows = await _sql(
-        ew,
+        evidence_world,
         "SELECT c.status, m.active_claims, m.completed_claims, m.status FROM mission_claims c "
         "JOIN missions m ON m.id = c.mission_id WHERE c.id = :c",
         c=submitted.claim_id,
     )
     assert rows == [("completed", 0, 1, "completed")]
     history = await _sql(
-        ew,
+        evidence_world,
         "SELECT action, actor_kind FROM evidence_history WHERE evidence_id = :e "
         "ORDER BY created_at",
         e=submitted.evidence_id,
@@ -137,23 +130,25 @@ async def test_a_photo_goes_to_three_peers_whose_votes_verify_it_and_pay_once(
         "voted",
         "verified",
     ]
-    status = await ew.evidence.GetEvidenceStatus(
+    status = await evidence_world.evidence.GetEvidenceStatus(
         pb.GetEvidenceStatusRequest(evidence_id=submitted.evidence_id), metadata=human
     )
     assert (status.reviewers_assigned, status.votes_cast) == (3, 3)
-    history_of_peer = await ew.reviews.ListMyPeerReviews(
+    history_of_peer = await evidence_world.reviews.ListMyPeerReviews(
         pb.ListMyPeerReviewsRequest(), metadata=assigned[0]
     )
     assert [v.evidence_id for v in history_of_peer.data] == [submitted.evidence_id]
 
 
-async def test_the_orphan_sweep_removes_only_old_files_no_row_names(ew: EvidenceWorld) -> None:
+async def test_the_orphan_sweep_removes_only_old_files_no_row_names(
+    evidence_world: EvidenceWorld,
+) -> None:
     from services.mission.jobs import sweep_orphans
     from services.mission.service import build_deps
 
-    _, mission_id, human = await ew.claimed()
-    kept = await ew.submit(mission_id, human)
-    deps = build_deps(ew.world.service.runtime)
+    _, mission_id, human = await evidence_world.claimed()
+    kept = await evidence_world.submit(mission_id, human)
+    deps = build_deps(evidence_world.world.service.runtime)
 
     async def one(data: bytes) -> AsyncIterator[bytes]:
         yield data

@@ -22,23 +22,12 @@ from services.core.settings import Settings
 from services.mission.definition import DEFINITION as MISSION
 from services.mission.evidence_model import MAX_EVIDENCE_BYTES
 from tests.support.evidence import EvidenceWorld, png, submit_request
-from tests.support.helpers import start_service, unpack
+from tests.support.helpers import refused, start_service
 from tests.support.missions import MissionWorld
 
 
-@pytest.fixture
-def ew(mission_world: MissionWorld) -> EvidenceWorld:
-    return EvidenceWorld(mission_world)
-
-
-async def _error(call: object) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call  # type: ignore[misc]
-    return info.value
-
-
-async def _rows(ew: EvidenceWorld) -> int:
-    async with ew.world.service.runtime.engine.connect() as conn:
+async def _rows(evidence_world: EvidenceWorld) -> int:
+    async with evidence_world.world.service.runtime.engine.connect() as conn:
         return int((await conn.execute(text("SELECT count(*) FROM evidence"))).scalar_one())
 
 
@@ -86,21 +75,21 @@ def _zip() -> bytes:
     ids=["text", "zip-as-jpg", "png-as-jpeg", "bomb", "truncated-png", "truncated-pdf", "empty"],
 )
 async def test_files_that_are_not_what_they_must_be_are_refused(
-    ew: EvidenceWorld, data: bytes, content_type: str, words: str
+    evidence_world: EvidenceWorld, data: bytes, content_type: str, words: str
 ) -> None:
-    _, mission_id, human = await ew.claimed()
-    error = unpack(await _error(ew.submit(mission_id, human, data, content_type)))
+    _, mission_id, human = await evidence_world.claimed()
+    error = await refused(evidence_world.submit(mission_id, human, data, content_type))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert words in error.field_violations["file"]
-    assert await _rows(ew) == 0
+    assert await _rows(evidence_world) == 0
 
 
 async def test_ten_mebibytes_and_one_byte_is_too_large_in_one_message_or_streamed(
-    ew: EvidenceWorld,
+    evidence_world: EvidenceWorld,
 ) -> None:
-    _, mission_id, human = await ew.claimed()
+    _, mission_id, human = await evidence_world.claimed()
     big = png() + b"\x00" * (MAX_EVIDENCE_BYTES + 1 - len(png()))
-    error = unpack(await _error(ew.submit(mission_id, human, big)))
+    error = await refused(evidence_world.submit(mission_id, human, big))
     assert (error.code, error.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE")
     assert error.retry_delay_seconds is None  # the same bytes will never fit
 
@@ -114,13 +103,13 @@ async def test_ten_mebibytes_and_one_byte_is_too_large_in_one_message_or_streame
             sent.append(1)
             yield pb.UploadEvidenceRequest(chunk=b"\x89PNG\r\n\x1a\n" + b"\x00" * (1024 * 1024 - 8))
 
-    streamed = unpack(await _error(ew.evidence.UploadEvidence(stream(), metadata=human)))
+    streamed = await refused(evidence_world.evidence.UploadEvidence(stream(), metadata=human))
     assert (streamed.code, streamed.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE")
-    assert await _rows(ew) == 0
+    assert await _rows(evidence_world) == 0
 
 
-async def test_a_streamed_upload_is_stored_like_a_single_one(ew: EvidenceWorld) -> None:
-    _, mission_id, human = await ew.claimed()
+async def test_a_streamed_upload_is_stored_like_a_single_one(evidence_world: EvidenceWorld) -> None:
+    _, mission_id, human = await evidence_world.claimed()
     data = png((300, 300), noise=True)
 
     async def stream() -> AsyncIterator[pb.UploadEvidenceRequest]:
@@ -130,57 +119,61 @@ async def test_a_streamed_upload_is_stored_like_a_single_one(ew: EvidenceWorld) 
         for i in range(0, len(data), 64 * 1024):
             yield pb.UploadEvidenceRequest(chunk=data[i : i + 64 * 1024])
 
-    evidence = await ew.evidence.UploadEvidence(stream(), metadata=human)
+    evidence = await evidence_world.evidence.UploadEvidence(stream(), metadata=human)
     assert evidence.media_type == "image/png" and evidence.notes == "streamed"
     assert (evidence.width, evidence.height) == (300, 300)
 
     async def no_metadata() -> AsyncIterator[pb.UploadEvidenceRequest]:
         yield pb.UploadEvidenceRequest(chunk=data[:100])
 
-    error = unpack(await _error(ew.evidence.UploadEvidence(no_metadata(), metadata=human)))
+    error = await refused(evidence_world.evidence.UploadEvidence(no_metadata(), metadata=human))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT and "metadata" in error.field_violations
 
 
-async def test_evidence_needs_a_live_claim_in_time_and_sane_metadata(ew: EvidenceWorld) -> None:
-    _, mission_id, human = await ew.claimed()
-    stranger = await ew.world.human()
-    no_claim = unpack(await _error(ew.submit(mission_id, stranger)))
+async def test_evidence_needs_a_live_claim_in_time_and_sane_metadata(
+    evidence_world: EvidenceWorld,
+) -> None:
+    _, mission_id, human = await evidence_world.claimed()
+    stranger = await evidence_world.world.human()
+    no_claim = await refused(evidence_world.submit(mission_id, stranger))
     assert (no_claim.code, no_claim.reason) == (
         grpc.StatusCode.PERMISSION_DENIED,
         "NO_ACTIVE_CLAIM",
     )
-    future = unpack(await _error(ew.submit(mission_id, human, captured_at="2999-01-01T00:00:00Z")))
+    future = await refused(
+        evidence_world.submit(mission_id, human, captured_at="2999-01-01T00:00:00Z")
+    )
     assert "future" in future.field_violations["captured_at"]
-    bad = unpack(
-        await _error(
-            ew.submit(
-                mission_id,
-                human,
-                latitude=91.0,
-                captured_at="yesterday",
-                notes="x" * 2001,
-                sequence=pb.AFTER,
-            )
+    bad = await refused(
+        evidence_world.submit(
+            mission_id,
+            human,
+            latitude=91.0,
+            captured_at="yesterday",
+            notes="x" * 2001,
+            sequence=pb.AFTER,
         )
     )
     assert set(bad.field_violations) == {"latitude", "captured_at", "notes", "pair_id"}
-    async with ew.world.service.runtime.engine.begin() as conn:
+    async with evidence_world.world.service.runtime.engine.begin() as conn:
         await conn.execute(text("UPDATE mission_claims SET deadline_at = now() - interval '1 s'"))
-    overdue = unpack(await _error(ew.submit(mission_id, human)))
+    overdue = await refused(evidence_world.submit(mission_id, human))
     assert (overdue.code, overdue.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CLAIM_OVERDUE")
-    assert await _rows(ew) == 0
+    assert await _rows(evidence_world) == 0
 
 
-async def test_ten_submissions_an_hour_refused_ones_not_counted(ew: EvidenceWorld) -> None:
-    _, mission_id, human = await ew.claimed()
+async def test_ten_submissions_an_hour_refused_ones_not_counted(
+    evidence_world: EvidenceWorld,
+) -> None:
+    _, mission_id, human = await evidence_world.claimed()
     for _ in range(3):
-        await _error(ew.submit(mission_id, human, b"junk"))
+        await refused(evidence_world.submit(mission_id, human, b"junk"))
     for _ in range(10):
-        await ew.submit(mission_id, human)
-    limited = unpack(await _error(ew.submit(mission_id, human)))
+        await evidence_world.submit(mission_id, human)
+    limited = await refused(evidence_world.submit(mission_id, human))
     assert (limited.code, limited.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "EVIDENCE_LIMIT")
     assert limited.retry_delay_seconds is not None and limited.retry_delay_seconds > 3000
-    assert await _rows(ew) == 10
+    assert await _rows(evidence_world) == 10
 
 
 async def test_an_object_store_that_is_down_is_unavailable_and_nothing_is_written(
@@ -196,15 +189,15 @@ async def test_an_object_store_that_is_down_is_unavailable_and_nothing_is_writte
     )
     down = await start_service(dataclasses.replace(MISSION, background=None), settings)
     try:
-        ew = EvidenceWorld(mission_world)
-        _, mission_id, human = await ew.claimed()
+        evidence_world = EvidenceWorld(mission_world)
+        _, mission_id, human = await evidence_world.claimed()
         stub = evidence_pb2_grpc.EvidenceServiceStub(down.channel)
-        error = unpack(
-            await _error(stub.SubmitEvidence(submit_request(mission_id, png()), metadata=human))
+        error = await refused(
+            stub.SubmitEvidence(submit_request(mission_id, png()), metadata=human)
         )
         assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE")
-        assert await _rows(ew) == 0
-        claim = await ew.world.missions.ListMyClaims(
+        assert await _rows(evidence_world) == 0
+        claim = await evidence_world.world.missions.ListMyClaims(
             missions_pb2.ListMyClaimsRequest(), metadata=human
         )
         assert claim.data[0].status == missions_pb2.Claim.ACTIVE

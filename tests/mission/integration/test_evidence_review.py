@@ -30,33 +30,24 @@ from services.mission.vision import Assessment, AssessmentUnavailable, EvidenceC
 from tests.fakes.anthropic_api import FakeAnthropicAPI, tool_use
 from tests.support.content import ContentClient
 from tests.support.evidence import Auth, EvidenceWorld, operator_auth, png
-from tests.support.helpers import start_service, unpack
+from tests.support.helpers import refused, start_service
 from tests.support.humans import Humans
 from tests.support.missions import MissionWorld
 
 REASON = "The photo does not show the sampling point the mission names."
 
 
-@pytest.fixture
-def ew(mission_world: MissionWorld) -> EvidenceWorld:
-    return EvidenceWorld(mission_world)
-
-
-async def _error(call: object) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call  # type: ignore[misc]
-    return info.value
-
-
-async def _balance(ew: EvidenceWorld, human: Auth) -> int:
-    stub = tokens_pb2_grpc.TokenServiceStub(ew.world.service.channel)
+async def _balance(evidence_world: EvidenceWorld, human: Auth) -> int:
+    stub = tokens_pb2_grpc.TokenServiceStub(evidence_world.world.service.channel)
     return (await stub.GetBalance(tokens_pb2.GetBalanceRequest(), metadata=human)).balance
 
 
-async def _assigned(ew: EvidenceWorld, evidence_id: str, peers: list[Auth]) -> list[Auth]:
+async def _assigned(
+    evidence_world: EvidenceWorld, evidence_id: str, peers: list[Auth]
+) -> list[Auth]:
     found = []
     for peer in peers:
-        tasks = await ew.reviews.ListPendingPeerReviews(
+        tasks = await evidence_world.reviews.ListPendingPeerReviews(
             pb.ListPendingPeerReviewsRequest(), metadata=peer
         )
         if any(t.evidence.evidence_id == evidence_id for t in tasks.data):
@@ -65,25 +56,29 @@ async def _assigned(ew: EvidenceWorld, evidence_id: str, peers: list[Auth]) -> l
 
 
 async def test_split_votes_go_to_an_operator_whose_approval_pays_the_full_reward(
-    ew: EvidenceWorld,
+    evidence_world: EvidenceWorld,
 ) -> None:
-    _, mission_id, human = await ew.claimed(token_reward=30)
-    peers = [await ew.world.human() for _ in range(3)]
-    evidence = await ew.submit(mission_id, human)
-    assigned = await _assigned(ew, evidence.evidence_id, peers)
-    await ew.vote(evidence.evidence_id, assigned[0], approve=True, confidence=0.9)
-    await ew.vote(evidence.evidence_id, assigned[1], approve=False, confidence=0.8)
-    last = await ew.vote(evidence.evidence_id, assigned[2], approve=True, confidence=0.4)
+    _, mission_id, human = await evidence_world.claimed(token_reward=30)
+    peers = [await evidence_world.world.human() for _ in range(3)]
+    evidence = await evidence_world.submit(mission_id, human)
+    assigned = await _assigned(evidence_world, evidence.evidence_id, peers)
+    await evidence_world.vote(evidence.evidence_id, assigned[0], approve=True, confidence=0.9)
+    await evidence_world.vote(evidence.evidence_id, assigned[1], approve=False, confidence=0.8)
+    last = await evidence_world.vote(
+        evidence.evidence_id, assigned[2], approve=True, confidence=0.4
+    )
     assert last.evidence_status == pb.Evidence.DISPUTED  # (0.9 - 0.8 + 0.4) / 3 = 0.17
-    operator = await operator_auth(ew.world)
-    disputes = await ew.admin.ListDisputes(pb.ListDisputesRequest(), metadata=operator)
+    operator = await operator_auth(evidence_world.world)
+    disputes = await evidence_world.admin.ListDisputes(pb.ListDisputesRequest(), metadata=operator)
     (dispute,) = [d for d in disputes.data if d.evidence.evidence_id == evidence.evidence_id]
     assert dispute.reason == "LOW_CONFIDENCE" and len(dispute.votes) == 3
-    denied = unpack(await _error(ew.admin.ListDisputes(pb.ListDisputesRequest(), metadata=human)))
+    denied = await refused(
+        evidence_world.admin.ListDisputes(pb.ListDisputesRequest(), metadata=human)
+    )
     assert denied.code == grpc.StatusCode.PERMISSION_DENIED
 
-    before = await _balance(ew, human)
-    resolved = await ew.admin.ResolveDispute(
+    before = await _balance(evidence_world, human)
+    resolved = await evidence_world.admin.ResolveDispute(
         pb.ResolveDisputeRequest(
             evidence_id=evidence.evidence_id, decision=pb.APPROVE, reasoning=REASON
         ),
@@ -94,30 +89,26 @@ async def test_split_votes_go_to_an_operator_whose_approval_pays_the_full_reward
         pb.Evidence.OPERATOR,
         30,
     )
-    assert await _balance(ew, human) - before == 30
-    final = unpack(
-        await _error(
-            ew.admin.ResolveDispute(
-                pb.ResolveDisputeRequest(
-                    evidence_id=evidence.evidence_id, decision=pb.REJECT, reasoning=REASON
-                ),
-                metadata=operator,
-            )
+    assert await _balance(evidence_world, human) - before == 30
+    final = await refused(
+        evidence_world.admin.ResolveDispute(
+            pb.ResolveDisputeRequest(
+                evidence_id=evidence.evidence_id, decision=pb.REJECT, reasoning=REASON
+            ),
+            metadata=operator,
         )
     )
     assert (final.code, final.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ALREADY_DECIDED")
-    short = unpack(
-        await _error(
-            ew.admin.ResolveDispute(
-                pb.ResolveDisputeRequest(evidence_id=evidence.evidence_id, reasoning="short"),
-                metadata=operator,
-            )
+    short = await refused(
+        evidence_world.admin.ResolveDispute(
+            pb.ResolveDisputeRequest(evidence_id=evidence.evidence_id, reasoning="short"),
+            metadata=operator,
         )
     )
     assert set(short.field_violations) == {"reasoning"} or set(short.field_violations) == {
         "decision"
     }
-    async with ew.world.service.runtime.engine.connect() as conn:
+    async with evidence_world.world.service.runtime.engine.connect() as conn:
         audit = (
             await conn.execute(
                 text("SELECT action FROM audit_log WHERE target_id = :e"),
@@ -127,88 +118,88 @@ async def test_split_votes_go_to_an_operator_whose_approval_pays_the_full_reward
     assert [a for (a,) in audit] == ["evidence.resolve"]
 
 
-async def test_a_rejection_is_appealed_once_and_the_claim_waits_again(ew: EvidenceWorld) -> None:
-    _, mission_id, human = await ew.claimed()
-    peers = [await ew.world.human() for _ in range(3)]
-    evidence = await ew.submit(mission_id, human)
-    for peer in await _assigned(ew, evidence.evidence_id, peers):
-        answer = await ew.vote(evidence.evidence_id, peer, approve=False, confidence=0.95)
+async def test_a_rejection_is_appealed_once_and_the_claim_waits_again(
+    evidence_world: EvidenceWorld,
+) -> None:
+    _, mission_id, human = await evidence_world.claimed()
+    peers = [await evidence_world.world.human() for _ in range(3)]
+    evidence = await evidence_world.submit(mission_id, human)
+    for peer in await _assigned(evidence_world, evidence.evidence_id, peers):
+        answer = await evidence_world.vote(
+            evidence.evidence_id, peer, approve=False, confidence=0.95
+        )
     assert answer.evidence_status == pb.Evidence.REJECTED
     # The claim is active again: the human may send better evidence while it lasts.
-    again = await ew.submit(mission_id, human)
+    again = await evidence_world.submit(mission_id, human)
     assert again.status == pb.Evidence.IN_REVIEW
 
-    short = unpack(
-        await _error(
-            ew.evidence.AppealEvidence(
-                pb.AppealEvidenceRequest(evidence_id=evidence.evidence_id, reason="no"),
-                metadata=human,
-            )
+    short = await refused(
+        evidence_world.evidence.AppealEvidence(
+            pb.AppealEvidenceRequest(evidence_id=evidence.evidence_id, reason="no"),
+            metadata=human,
         )
     )
     assert "reason" in short.field_violations
-    appealed = await ew.evidence.AppealEvidence(
+    appealed = await evidence_world.evidence.AppealEvidence(
         pb.AppealEvidenceRequest(evidence_id=evidence.evidence_id, reason=REASON), metadata=human
     )
     assert appealed.status == pb.Evidence.APPEALED and appealed.appealed
-    twice = unpack(
-        await _error(
-            ew.evidence.AppealEvidence(
-                pb.AppealEvidenceRequest(evidence_id=evidence.evidence_id, reason=REASON),
-                metadata=human,
-            )
+    twice = await refused(
+        evidence_world.evidence.AppealEvidence(
+            pb.AppealEvidenceRequest(evidence_id=evidence.evidence_id, reason=REASON),
+            metadata=human,
         )
     )
     assert (twice.code, twice.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NOT_REJECTED")
-    operator = await operator_auth(ew.world)
-    disputes = await ew.admin.ListDisputes(pb.ListDisputesRequest(), metadata=operator)
+    operator = await operator_auth(evidence_world.world)
+    disputes = await evidence_world.admin.ListDisputes(pb.ListDisputesRequest(), metadata=operator)
     assert [d.reason for d in disputes.data if d.evidence.evidence_id == evidence.evidence_id] == [
         "APPEAL"
     ]
-    rejected = await ew.admin.ResolveDispute(
+    rejected = await evidence_world.admin.ResolveDispute(
         pb.ResolveDisputeRequest(
             evidence_id=evidence.evidence_id, decision=pb.REJECT, reasoning=REASON
         ),
         metadata=operator,
     )
     assert rejected.status == pb.Evidence.REJECTED and rejected.appealed
-    final = unpack(
-        await _error(
-            ew.evidence.AppealEvidence(
-                pb.AppealEvidenceRequest(evidence_id=evidence.evidence_id, reason=REASON),
-                metadata=human,
-            )
+    final = await refused(
+        evidence_world.evidence.AppealEvidence(
+            pb.AppealEvidenceRequest(evidence_id=evidence.evidence_id, reason=REASON),
+            metadata=human,
         )
     )
     assert final.reason == "ALREADY_APPEALED"
 
 
 async def test_evidence_is_seen_only_by_its_submitter_author_operators_and_reviewers(
-    ew: EvidenceWorld,
+    evidence_world: EvidenceWorld,
 ) -> None:
-    agent, mission_id, human = await ew.claimed()
-    peers = [await ew.world.human() for _ in range(3)]
-    evidence = await ew.submit(mission_id, human)
-    stranger = await ew.world.human()
-    other_agent = await ew.world.content.agent()
+    agent, mission_id, human = await evidence_world.claimed()
+    peers = [await evidence_world.world.human() for _ in range(3)]
+    evidence = await evidence_world.submit(mission_id, human)
+    stranger = await evidence_world.world.human()
+    other_agent = await evidence_world.world.content.agent()
     request = pb.GetEvidenceRequest(evidence_id=evidence.evidence_id)
     for caller in (stranger, other_agent.auth):
-        hidden = unpack(await _error(ew.evidence.GetEvidence(request, metadata=caller)))
+        hidden = await refused(evidence_world.evidence.GetEvidence(request, metadata=caller))
         assert hidden.code == grpc.StatusCode.NOT_FOUND
-    anonymous = unpack(await _error(ew.evidence.GetEvidence(request)))
+    anonymous = await refused(evidence_world.evidence.GetEvidence(request))
     assert anonymous.code == grpc.StatusCode.UNAUTHENTICATED
-    assert (await ew.evidence.GetEvidence(request, metadata=agent.auth)).human_id
+    assert (await evidence_world.evidence.GetEvidence(request, metadata=agent.auth)).human_id
     listing = pb.ListEvidenceRequest(mission_id=mission_id)
-    assert len((await ew.evidence.ListEvidence(listing, metadata=agent.auth)).data) == 1
-    assert (await ew.evidence.ListEvidence(listing, metadata=stranger)).data == []
-    denied = unpack(await _error(ew.evidence.ListEvidence(listing, metadata=other_agent.auth)))
+    assert len((await evidence_world.evidence.ListEvidence(listing, metadata=agent.auth)).data) == 1
+    assert (await evidence_world.evidence.ListEvidence(listing, metadata=stranger)).data == []
+    denied = await refused(evidence_world.evidence.ListEvidence(listing, metadata=other_agent.auth))
     assert denied.code == grpc.StatusCode.PERMISSION_DENIED
-    reviewer = (await _assigned(ew, evidence.evidence_id, peers))[0]
+    reviewer = (await _assigned(evidence_world, evidence.evidence_id, peers))[0]
     download = pb.DownloadEvidenceRequest(evidence_id=evidence.evidence_id)
-    chunks = [c async for c in ew.evidence.DownloadEvidence(download, metadata=reviewer)]
+    chunks = [
+        c async for c in evidence_world.evidence.DownloadEvidence(download, metadata=reviewer)
+    ]
     assert b"".join(c.data for c in chunks)[:4] == b"\x89PNG"
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        _ = [c async for c in ew.evidence.DownloadEvidence(download, metadata=stranger)]
+        _ = [c async for c in evidence_world.evidence.DownloadEvidence(download, metadata=stranger)]
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -228,10 +219,12 @@ class _Scripted:
         return answer
 
 
-async def _submit_with(deps: MissionDeps, ew: EvidenceWorld, **fields: object) -> tuple[str, Auth]:
+async def _submit_with(
+    deps: MissionDeps, evidence_world: EvidenceWorld, **fields: object
+) -> tuple[str, Auth]:
     """Evidence submitted through the domain with `deps` (an automatic check configured)."""
-    _, mission_id, human = await ew.claimed(**fields)
-    claims = await ew.world.missions.ListMyClaims(
+    _, mission_id, human = await evidence_world.claimed(**fields)
+    claims = await evidence_world.world.missions.ListMyClaims(
         missions_pb2.ListMyClaimsRequest(), metadata=human
     )
     principal = Principal(kind=PrincipalKind.HUMAN, id=claims.data[0].human_id, name="h")
@@ -255,8 +248,8 @@ async def _submit_with(deps: MissionDeps, ew: EvidenceWorld, **fields: object) -
     return record.id, human
 
 
-async def _status(ew: EvidenceWorld, evidence_id: str) -> tuple[str, float | None, str]:
-    async with ew.world.service.runtime.engine.connect() as conn:
+async def _status(evidence_world: EvidenceWorld, evidence_id: str) -> tuple[str, float | None, str]:
+    async with evidence_world.world.service.runtime.engine.connect() as conn:
         row = (
             await conn.execute(
                 text("SELECT status, final_confidence, decided_by FROM evidence WHERE id = :e"),
@@ -267,23 +260,23 @@ async def _status(ew: EvidenceWorld, evidence_id: str) -> tuple[str, float | Non
 
 
 async def test_the_automatic_check_decides_by_its_bands_and_pays_once_when_run_twice(
-    ew: EvidenceWorld,
+    evidence_world: EvidenceWorld,
 ) -> None:
-    await ew.world.human()  # someone to review the middle band
+    await evidence_world.world.human()  # someone to review the middle band
     checker = _Scripted(
         Assessment(0.93, "The bottles are at the point."),
         Assessment(0.65, "Bottles, but the place is unclear."),
         Assessment(0.2, "A photo of a cat."),
     )
-    deps = dataclasses.replace(build_deps(ew.world.service.runtime), assessor=checker)
-    sure, human = await _submit_with(deps, ew, token_reward=40)
-    before = await _balance(ew, human)
+    deps = dataclasses.replace(build_deps(evidence_world.world.service.runtime), assessor=checker)
+    sure, human = await _submit_with(deps, evidence_world, token_reward=40)
+    before = await _balance(evidence_world, human)
     # Two workers at once, then a retry: one verdict, one payment.
     moved = await asyncio.gather(check_round(deps), check_round(deps))
     assert sorted(moved) == [0, 1] and await check_round(deps) == 0
-    assert await _balance(ew, human) - before == 37  # floor(40 x 0.93)
-    assert await _status(ew, sure) == ("verified", 0.93, "automatic")
-    async with ew.world.service.runtime.engine.connect() as conn:
+    assert await _balance(evidence_world, human) - before == 37  # floor(40 x 0.93)
+    assert await _status(evidence_world, sure) == ("verified", 0.93, "automatic")
+    async with evidence_world.world.service.runtime.engine.connect() as conn:
         paid = (
             await conn.execute(
                 text("SELECT count(*) FROM token_ledger WHERE idempotency_key = :k"),
@@ -293,25 +286,27 @@ async def test_the_automatic_check_decides_by_its_bands_and_pays_once_when_run_t
     assert paid == 1
     assert checker.checked[0].mission_title.startswith("Sample the lake")
 
-    middle, _ = await _submit_with(deps, ew)
+    middle, _ = await _submit_with(deps, evidence_world)
     await check_round(deps)
-    assert (await _status(ew, middle))[0] == "in_review"
-    doubtful, _ = await _submit_with(deps, ew)
+    assert (await _status(evidence_world, middle))[0] == "in_review"
+    doubtful, _ = await _submit_with(deps, evidence_world)
     await check_round(deps)
-    assert await _status(ew, doubtful) == ("rejected", 0.2, "automatic")
+    assert await _status(evidence_world, doubtful) == ("rejected", 0.2, "automatic")
 
 
-async def test_a_check_that_keeps_failing_hands_the_evidence_to_peers(ew: EvidenceWorld) -> None:
-    await ew.world.human()
+async def test_a_check_that_keeps_failing_hands_the_evidence_to_peers(
+    evidence_world: EvidenceWorld,
+) -> None:
+    await evidence_world.world.human()
     checker = _Scripted(*[AssessmentUnavailable("overloaded")] * 3)
-    deps = dataclasses.replace(build_deps(ew.world.service.runtime), assessor=checker)
-    evidence_id, _ = await _submit_with(deps, ew)
+    deps = dataclasses.replace(build_deps(evidence_world.world.service.runtime), assessor=checker)
+    evidence_id, _ = await _submit_with(deps, evidence_world)
     for _ in range(2):
         assert await check_round(deps, lease_seconds=0) == 0
-        assert (await _status(ew, evidence_id))[0] == "pending"
+        assert (await _status(evidence_world, evidence_id))[0] == "pending"
     # The third failure was the last attempt: peers take it over in the same round.
     assert await check_round(deps, lease_seconds=0) == 1
-    assert (await _status(ew, evidence_id))[0] == "in_review"
+    assert (await _status(evidence_world, evidence_id))[0] == "in_review"
     assert len(checker.checked) == 3
 
 
@@ -330,9 +325,9 @@ async def test_with_a_key_claude_checks_new_evidence_and_its_verdict_pays(
         )
         service = await start_service(dataclasses.replace(MISSION, background=None), settings)
         try:
-            ew = EvidenceWorld(MissionWorld(content, service, Humans(service)))
-            _, mission_id, human = await ew.claimed(token_reward=50)
-            evidence = await ew.submit(mission_id, human)
+            evidence_world = EvidenceWorld(MissionWorld(content, service, Humans(service)))
+            _, mission_id, human = await evidence_world.claimed(token_reward=50)
+            evidence = await evidence_world.submit(mission_id, human)
             assert evidence.status == pb.Evidence.PENDING
             fake.script(
                 tool_use(
@@ -347,8 +342,12 @@ async def test_with_a_key_claude_checks_new_evidence_and_its_verdict_pays(
             )
             deps = build_deps(service.runtime)
             assert await check_round(deps) == 1
-            assert await _status(ew, evidence.evidence_id) == ("verified", 0.86, "automatic")
-            assert await _balance(ew, human) == 43  # floor(50 x 0.86)
+            assert await _status(evidence_world, evidence.evidence_id) == (
+                "verified",
+                0.86,
+                "automatic",
+            )
+            assert await _balance(evidence_world, human) == 43  # floor(50 x 0.86)
             (request,) = fake.requests
             assert request.body["tool_choice"]["name"] == VISION_TOOL
             assert [image["media_type"] for image in request.images] == ["image/png"]

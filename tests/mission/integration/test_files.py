@@ -4,6 +4,7 @@ S3-compatible server (moto in server mode, over HTTP, through aiobotocore)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,12 @@ from pathlib import Path
 
 import boto3
 import pytest
+from betterworld.mission.v1 import evidence_pb2
 from moto.server import ThreadedMotoServer
+from pydantic import SecretStr
 
+from services.core.settings import Settings
+from services.mission.definition import DEFINITION as MISSION
 from services.mission.files import (
     FileMissing,
     FileStore,
@@ -22,6 +27,9 @@ from services.mission.files import (
     S3Settings,
     StorageUnavailable,
 )
+from tests.support.evidence import EvidenceWorld, jpeg_with_gps
+from tests.support.helpers import start_service
+from tests.support.missions import MissionWorld
 from tooling.devstack import free_port
 
 BUCKET = "betterworld-evidence"
@@ -122,3 +130,41 @@ async def test_an_unreachable_object_store_is_unavailable(tmp_path: Path) -> Non
     assert not list((tmp_path / "spool").iterdir())  # the spooled copy is gone too
     with pytest.raises(StorageUnavailable):
         await _read(store, "0" * 64)
+
+
+async def test_evidence_goes_to_the_bucket_and_comes_back_through_the_service(
+    s3_endpoint: str, mission_world: MissionWorld, mission_settings: Settings
+) -> None:
+    """The mission service with EVIDENCE_STORAGE=s3: a submission lands in the bucket under its
+    content address, without its metadata, and downloads stream it back with authorization."""
+    settings = mission_settings.model_copy(
+        update={
+            "content_internal_target": mission_world.content.service.address,
+            "evidence_storage": "s3",
+            "s3_endpoint_url": s3_endpoint,
+            "s3_bucket": BUCKET,
+            "s3_region": "us-east-1",
+            "s3_access_key_id": SecretStr("test"),
+            "s3_secret_access_key": SecretStr("test"),
+        }
+    )
+    service = await start_service(dataclasses.replace(MISSION, background=None), settings)
+    try:
+        world = EvidenceWorld(MissionWorld(mission_world.content, service, mission_world.humans))
+        _, mission_id, human = await world.claimed()
+        evidence = await world.submit(mission_id, human, jpeg_with_gps(), "image/jpeg")
+        objects = boto3.client(
+            "s3",
+            endpoint_url=s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ).list_objects_v2(Bucket=BUCKET)
+        assert any(o["Key"].endswith(evidence.sha256) for o in objects.get("Contents", []))
+        download = evidence_pb2.DownloadEvidenceRequest(evidence_id=evidence.evidence_id)
+        chunks = [c async for c in world.evidence.DownloadEvidence(download, metadata=human)]
+        stored = b"".join(c.data for c in chunks)
+        assert hashlib.sha256(stored).hexdigest() == evidence.sha256
+        assert b"Phone X" not in stored
+    finally:
+        await service.stop()
