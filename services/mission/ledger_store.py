@@ -2,8 +2,9 @@
 
 Every movement runs in one transaction that holds the human's balance row locked: the
 idempotency key is looked up, the new row is written with `balance_before` read under the lock,
-and the balance follows. Concurrent movements of one human therefore queue on that row, and the
-table's CHECKs refuse whatever would not add up or go below zero, even from a bug.
+and the balance follows, all in the database function `post_token_movement` (one round trip).
+Concurrent movements of one human therefore queue on that row, and the table's CHECKs refuse
+whatever would not add up or go below zero, even from a bug.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.engine import Row
 
 from services.core.store import SqlStore
@@ -27,6 +27,11 @@ from services.mission.model import (
     TransactionRecord,
 )
 from services.mission.tables import token_balances, token_ledger
+
+_POST = text(
+    "SELECT * FROM post_token_movement(:human, :amount, :type, :reference, :description, "
+    ":key, :digest)"
+)
 
 
 class InsufficientBalance(Exception):
@@ -84,67 +89,41 @@ class LedgerStore(SqlStore):
     async def post(self, movement: Movement) -> Posted:
         """Writes the movement once per idempotency key. Raises InsufficientBalance when a
         spend exceeds the balance and KeyReused when the key named another movement; in both
-        cases nothing is written."""
+        cases nothing is written. One statement: the database function `post_token_movement`
+        (migration 0014) does every step under the balance row's lock."""
         human = uuid.UUID(movement.human_id)
-        digest = request_digest(movement)
         async with self._db.atomic() as conn:
-            await conn.execute(
-                pg_insert(token_balances).values(human_id=human).on_conflict_do_nothing()
-            )
-            locked = (
-                await conn.execute(
-                    select(token_balances)
-                    .where(token_balances.c.human_id == human)
-                    .with_for_update()
-                )
-            ).one()
-            earlier = (
-                await conn.execute(
-                    select(token_ledger)
-                    .where(token_ledger.c.human_id == human)
-                    .where(token_ledger.c.idempotency_key == movement.idempotency_key)
-                )
-            ).first()
-            if earlier is not None:
-                if bytes(earlier.request_digest) != digest:
-                    raise KeyReused(movement.idempotency_key)
-                return Posted(_transaction(earlier), _balance(locked), replayed=True)
-            after = locked.balance + movement.amount
-            if after < 0:
-                raise InsufficientBalance(locked.balance)
             row = (
                 await conn.execute(
-                    insert(token_ledger)
-                    .values(
-                        human_id=human,
-                        amount=movement.amount,
-                        balance_before=locked.balance,
-                        balance_after=after,
-                        type=movement.type,
-                        reference_id=movement.reference_id,
-                        description=movement.description,
-                        idempotency_key=movement.idempotency_key,
-                        request_digest=digest,
-                    )
-                    .returning(token_ledger)
+                    _POST,
+                    {
+                        "human": human,
+                        "amount": movement.amount,
+                        "type": movement.type,
+                        "reference": movement.reference_id,
+                        "description": movement.description,
+                        "key": movement.idempotency_key,
+                        "digest": request_digest(movement),
+                    },
                 )
             ).one()
-            earned = max(movement.amount, 0)
-            spent = max(-movement.amount, 0)
-            balance = (
-                await conn.execute(
-                    update(token_balances)
-                    .where(token_balances.c.human_id == human)
-                    .values(
-                        balance=after,
-                        total_earned=token_balances.c.total_earned + earned,
-                        total_spent=token_balances.c.total_spent + spent,
-                        updated_at=func.now(),
-                    )
-                    .returning(token_balances)
-                )
-            ).one()
-        return Posted(_transaction(row), _balance(balance), replayed=False)
+        balance = BalanceRecord(row.r_balance, row.r_total_earned, row.r_total_spent)
+        if row.r_outcome == "insufficient":
+            raise InsufficientBalance(row.r_balance)
+        if row.r_outcome == "reused":
+            raise KeyReused(movement.idempotency_key)
+        transaction = TransactionRecord(
+            id=str(row.r_id),
+            human_id=movement.human_id,
+            amount=row.r_amount,
+            balance_before=row.r_balance_before,
+            balance_after=row.r_balance_after,
+            type=row.r_type,
+            reference_id=row.r_reference_id,
+            description=row.r_description,
+            created_at=row.r_created_at,
+        )
+        return Posted(transaction, balance, replayed=row.r_outcome == "replayed")
 
     async def page(
         self, human_id: str, *, after: list[Any] | None, count: int

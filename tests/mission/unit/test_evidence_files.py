@@ -9,6 +9,7 @@ import time
 import zipfile
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -88,3 +89,81 @@ def test_broken_and_bomb_images_are_refused_without_decoding() -> None:
     assert time.perf_counter() - started < 0.5  # refused from the header
     with pytest.raises(BadFile):
         inspect_image(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, PNG)
+
+
+def _photo(size: tuple[int, int] = (640, 480), **save: Any) -> bytes:
+    image = Image.frombytes("RGB", size, bytes(range(256)) * (size[0] * size[1] * 3 // 256 + 1))
+    exif = Image.Exif()
+    exif[0x0110] = "Phone X (camera model)"
+    exif[0x8825] = {1: "N", 2: (37.0, 48.0, 8.64), 3: "W", 4: (122.0, 15.0, 25.2)}
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif, comment=b"shot at 12 Elm Street", **save)
+    return out.getvalue()
+
+
+def _with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
+    """The JPEG with one more segment right after SOI."""
+    segment = bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_an_upright_jpeg_loses_every_metadata_segment_but_not_a_pixel(progressive: bool) -> None:
+    original = _photo(progressive=progressive)
+    xmp = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>GPS 37.8 -122.2</x:xmpmeta>"
+    mpf = b"MPF\x00secondary image follows"
+    icc = b"ICC_PROFILE\x00\x01\x01" + b"\x00" * 64
+    sent = _with_segment(_with_segment(_with_segment(original, 0xE1, xmp), 0xE2, mpf), 0xE2, icc)
+    sent += _photo((32, 32))  # an appended thumbnail with its own EXIF, as phones write
+    facts = inspect_image(sent, JPEG)
+    assert facts.latitude == pytest.approx(37.8024, abs=1e-4)
+    cleaned = facts.cleaned
+    for secret in (b"Phone X", b"Elm Street", b"xmpmeta", b"MPF\x00", b"Exif\x00"):
+        assert secret not in cleaned, secret
+    assert b"ICC_PROFILE" in cleaned  # colour, not metadata
+    stored = Image.open(io.BytesIO(cleaned))
+    assert not stored.getexif() and stored.size == (640, 480)
+    assert stored.tobytes() == Image.open(io.BytesIO(original)).tobytes()
+
+
+def test_a_rotated_photo_is_turned_upright_and_encoded_again() -> None:
+    image = Image.new("RGB", (60, 20), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    exif[0x0110] = "Phone X (camera model)"
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    facts = inspect_image(out.getvalue(), JPEG)
+    stored = Image.open(io.BytesIO(facts.cleaned))
+    assert stored.size == (20, 60) and not stored.getexif()
+
+
+def test_png_text_exif_and_time_chunks_are_dropped_and_broken_chunks_refused() -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Location", "12 Elm Street")
+    info.add_itxt("Comment", "home of the volunteer")
+    exif = Image.Exif()
+    exif[0x0110] = "Phone X (camera model)"
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (5, 100, 5)).save(out, "PNG", pnginfo=info, exif=exif)
+    sent = out.getvalue()
+    cleaned = inspect_image(sent, PNG).cleaned
+    for secret in (b"Elm Street", b"volunteer", b"Phone X", b"tEXt", b"iTXt", b"eXIf"):
+        assert secret not in cleaned
+    assert Image.open(io.BytesIO(cleaned)).tobytes() == Image.open(io.BytesIO(sent)).tobytes()
+    corrupt = bytearray(sent)
+    corrupt[20] ^= 0xFF  # inside IHDR: its CRC no longer matches
+    with pytest.raises(BadFile):
+        inspect_image(bytes(corrupt), PNG)
+    with pytest.raises(BadFile):
+        inspect_image(sent[:-12], PNG)  # no IEND
+
+
+def test_a_twelve_megapixel_upright_photo_is_cleaned_in_milliseconds() -> None:
+    big = _photo((4000, 3000))
+    started = time.perf_counter()
+    facts = inspect_image(big, JPEG)
+    assert time.perf_counter() - started < 0.1
+    assert (facts.width, facts.height) == (4000, 3000)
