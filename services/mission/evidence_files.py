@@ -134,7 +134,10 @@ def _jpeg_without_metadata(data: bytes) -> bytes:
     the primary image's end marker (phones append thumbnails and depth maps) is dropped."""
     if not data.startswith(b"\xff\xd8"):
         raise BadFile("not a JPEG")
-    out, i, size = [b"\xff\xd8"], 2, len(data)
+    # Slices of a memoryview copy nothing: the one copy is the final join.
+    view = memoryview(data)
+    out: list[bytes | memoryview] = [b"\xff\xd8"]
+    i, size = 2, len(data)
     scanning = False
     while True:
         if scanning:
@@ -145,7 +148,7 @@ def _jpeg_without_metadata(data: bytes) -> bytes:
                 j = data.find(b"\xff", j + 2)
             if j == -1 or j + 1 >= size:
                 raise BadFile("the JPEG is truncated (no end of image)")
-            out.append(data[i:j])
+            out.append(view[i:j])
             i, scanning = j, False
         if i + 2 > size or data[i] != 0xFF:
             raise BadFile("the JPEG is truncated or corrupt")
@@ -165,12 +168,11 @@ def _jpeg_without_metadata(data: bytes) -> bytes:
         end = i + 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
         if end > size or end < i + 4:
             raise BadFile("the JPEG is truncated or corrupt")
-        segment = data[i:end]
         metadata = marker == 0xFE or (0xE1 <= marker <= 0xEF and marker != 0xEE)
-        if marker == 0xE2 and segment[4:16] == b"ICC_PROFILE\x00":
+        if marker == 0xE2 and data[i + 4 : i + 16] == b"ICC_PROFILE\x00":
             metadata = False
         if not metadata:
-            out.append(segment)
+            out.append(view[i:end])
         i, scanning = end, marker == 0xDA
 
 
@@ -179,7 +181,9 @@ def _png_without_metadata(data: bytes) -> bytes:
     density), each checked whole with its CRC; text, EXIF, time and private chunks dropped."""
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise BadFile("not a PNG")
-    out, i, size = [data[:8]], 8, len(data)
+    view = memoryview(data)
+    out: list[bytes | memoryview] = [data[:8]]
+    i, size = 8, len(data)
     while True:
         if i + 12 > size:
             raise BadFile("the PNG is truncated (no IEND chunk)")
@@ -188,10 +192,10 @@ def _png_without_metadata(data: bytes) -> bytes:
         if end > size:
             raise BadFile("the PNG is truncated")
         (crc,) = struct.unpack(">I", data[end - 4 : end])
-        if zlib.crc32(data[i + 4 : end - 4]) != crc:
+        if zlib.crc32(view[i + 4 : end - 4]) != crc:
             raise BadFile(f"the PNG's {kind.decode('latin-1')} chunk is corrupt")
         if kind in _PNG_KEPT:
-            out.append(data[i:end])
+            out.append(view[i:end])
         if kind == b"IEND":
             return b"".join(out)
         i = end
