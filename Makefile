@@ -54,12 +54,13 @@ clean-data: ## delete the local stack's data (.data/)
 	rm -rf .data
 
 GUARDRAIL_SETS := tests/guardrail/sets
-GUARDRAIL_TRAIN := $(wildcard tooling/guardrail_eval/data/train-*.jsonl) $(GUARDRAIL_SETS)/v2-dev.jsonl
+GUARDRAIL_TRAIN := $(wildcard tooling/guardrail_eval/data/train-*.jsonl) $(GUARDRAIL_SETS)/v2-dev.jsonl \
+	$(GUARDRAIL_SETS)/v5-dev.jsonl
 
 # The guardrail on its labelled sets (the test sets are frozen: read, never tune).
 guardrail-eval: install ## the guardrail on its labelled sets (docs/guardrail-evaluation.md)
-	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v2-dev.jsonl \
-		--test $(GUARDRAIL_SETS)/v4-test.jsonl --out docs/guardrail-evaluation.md
+	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v5-dev.jsonl \
+		--test $(GUARDRAIL_SETS)/v5-test.jsonl --out docs/guardrail-evaluation.md
 
 # Refits the local classifier's intent head on the training posts (never the test half).
 guardrail-fit: install ## refit the local classifier's intent head

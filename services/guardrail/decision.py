@@ -90,3 +90,16 @@ def decide(
     if reasons:
         return Verdict("FLAGGED", "waiting for review: " + "; ".join(reasons))
     return Verdict("APPROVED", "")
+
+
+def confirm_rejection(categories: str, classification: Classification | None) -> Verdict:
+    """Layer A matched a harmful act; rejection is final and tells an author their work is
+    harmful, so it needs Layer B's agreement (HIGH harm). When the classifier disagrees, could
+    not run, or only sees possible harm, a person decides: the rules alone mistake reports that
+    name an act in order to fight it for the act itself."""
+    if classification is not None and classification.harm_risk is HarmRisk.HIGH:
+        return Verdict("REJECTED", f"matches forbidden categories: {categories}")
+    return Verdict(
+        "FLAGGED",
+        f"waiting for review: the rules matched {categories}, the classifier did not confirm it",
+    )

@@ -18,7 +18,7 @@ from services.guardrail.classifier.base import (
     ContentItem,
     ContentType,
 )
-from services.guardrail.decision import Thresholds, Verdict, decide, trust_tier
+from services.guardrail.decision import Thresholds, Verdict, confirm_rejection, decide, trust_tier
 from services.guardrail.records import NewEvaluation, RuleHit
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.store import GuardrailStore
@@ -67,29 +67,27 @@ class Pipeline:
         cache_hit = False
         tier = trust_tier(job.author_account_age_days, job.author_approved_items, self.thresholds)
         content_type = ContentType(job.kind)
-        if layer_a.rejected:
-            categories = ", ".join(layer_a.categories)
-            verdict = Verdict("REJECTED", f"matches forbidden categories: {categories}")
-        else:
-            item = ContentItem(content_type, job.title, job.body, job.claimed_domain)
-            b_started = time.perf_counter()
-            classification = await self.cache.get(item, self.classifier.name)
-            cache_hit = classification is not None
-            if classification is None:
-                try:
-                    classification = await self.classifier.classify(item)
-                except BudgetExhausted:
-                    classification = None
-                else:
-                    await self.cache.set(item, self.classifier.name, classification)
-            timings["layer_b"] = (time.perf_counter() - b_started) * 1000
-            LAYER_SECONDS.labels("b").observe(timings["layer_b"] / 1000)
-            if classification is None:
-                verdict = Verdict("FLAGGED", "waiting for review: the daily model budget is spent")
+        item = ContentItem(content_type, job.title, job.body, job.claimed_domain)
+        b_started = time.perf_counter()
+        classification = await self.cache.get(item, self.classifier.name)
+        cache_hit = classification is not None
+        if classification is None:
+            try:
+                classification = await self.classifier.classify(item)
+            except BudgetExhausted:
+                classification = None
             else:
-                verdict = decide(
-                    classification, content_type=content_type, tier=tier, thresholds=self.thresholds
-                )
+                await self.cache.set(item, self.classifier.name, classification)
+        timings["layer_b"] = (time.perf_counter() - b_started) * 1000
+        LAYER_SECONDS.labels("b").observe(timings["layer_b"] / 1000)
+        if layer_a.rejected:
+            verdict = confirm_rejection(", ".join(layer_a.categories), classification)
+        elif classification is None:
+            verdict = Verdict("FLAGGED", "waiting for review: the daily model budget is spent")
+        else:
+            verdict = decide(
+                classification, content_type=content_type, tier=tier, thresholds=self.thresholds
+            )
         timings["total"] = (time.perf_counter() - started) * 1000
         await self.store.record(
             NewEvaluation(

@@ -4,7 +4,8 @@ A real model cannot be called here, so the fake answers each item of the frozen 
 careful moderator would (harmful: HIGH risk; benign: aligned; off-topic: no domain). What this
 measures is everything around the model: the real `anthropic` client, the forced tool call, output
 validation, Layer A in front and the decision rule. With a moderator's answers the pipeline must
-approve every benign item Layer A passes, and never a harmful or off-topic one.
+approve every benign item Layer A passes, send the benign ones Layer A matches to a person (the
+model does not confirm the match), and never approve a harmful or off-topic one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tests.fakes.anthropic_api import FakeAnthropicAPI, RecordedRequest, tool_us
 from tests.fakes.scripted import Reply
 from tooling.guardrail_eval import dataset, report, runner
 
-TEST = Path(__file__).with_name("sets") / "v4-test.jsonl"
+TEST = Path(__file__).with_name("sets") / "v5-test.jsonl"
 API_KEY = "sk-ant-test"
 
 
@@ -64,7 +65,8 @@ async def test_the_claude_path_decides_as_its_answers_say_on_the_test_half() -> 
     for result in results:
         expected = {"harmful": "REJECTED", "off_topic": "REJECTED"}.get(result.item.label)
         if expected is None:
-            expected = "REJECTED" if result.layer_a.rejected else "APPROVED"
+            # A benign post the rules mistake for an act: the moderator disagrees, a person decides.
+            expected = "FLAGGED" if result.layer_a.rejected else "APPROVED"
         assert result.status == expected, (result.item.id, result.reason)
     measured = {t.name: t.share for t in report.targets(results)}
     assert measured["harmful APPROVED"].k == 0

@@ -1,10 +1,10 @@
 """The labelled guardrail sets: composition, the frozen test half, and what the guardrail achieves.
 
-The frozen test set (v4) was written by authors who never saw the rules, after every change it
-is measured against, and is never tuned on: its digest is pinned here, no training file may
-contain its texts, and its numbers are floors that a change of rules or model must not fall
-below (the README reports the measured values). The earlier test halves (v2-test, v3-test) were
-read while the guardrail was changed, so they are training data now.
+The frozen test half (v5-test) was written by an author who never saw the rules, split once from
+its development half (v5-dev), and is never tuned on: its digest is pinned here, no training file
+may contain its texts, and its numbers are floors that a change of rules or model must not fall
+below (the README reports the measured values). The earlier test sets (v2-test, v3-test, v4-test)
+were read while the guardrail was changed, so they are training data now.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from tooling.guardrail_eval.runner import Result
 
 SETS = Path(__file__).with_name("sets")
 DATA = Path(dataset.__file__).parent / "data"
-DEV, TEST = SETS / "v2-dev.jsonl", SETS / "v4-test.jsonl"
+DEV, TEST = SETS / "v5-dev.jsonl", SETS / "v5-test.jsonl"
+V2_DEV = SETS / "v2-dev.jsonl"  # an older development half, training data like DEV
 V2_TEST = DATA / "train-seen-v2-half.jsonl"  # the v2 split's other half, now training data
 TRAINING = sorted(DATA.glob("train-*.jsonl"))
-FROZEN = {TEST: "c1db0d95fed3105c7f93421136683cc515833b4d75e039b630f1a4c943fa363b"}
+FROZEN = {TEST: "072c7bef238266725c85ac0a91225c8944cf435a7e2816fc92e1bacfd9fe8b3e"}
 
 
 def test_the_test_sets_are_frozen() -> None:
@@ -40,7 +41,7 @@ def test_halves_are_disjoint_and_no_training_file_holds_a_test_item() -> None:
     test = {item.text for path in FROZEN for item in dataset.load(path)}
     assert not test & {item.text for item in dataset.load(DEV)}
     assert TRAINING
-    for post in fit.load_posts(TRAINING) + fit.exemplar_posts():
+    for post in fit.load_posts([*TRAINING, V2_DEV, DEV]) + fit.exemplar_posts():
         assert post.text not in test and post.body not in test
 
 
@@ -68,7 +69,7 @@ def test_a_malformed_line_is_refused_with_its_line_number(tmp_path: Path) -> Non
 
 
 def test_the_split_keeps_every_stratum_in_both_halves() -> None:
-    items = dataset.load(DEV) + dataset.load(V2_TEST)
+    items = dataset.load(V2_DEV) + dataset.load(V2_TEST)
     dev, test = dataset.split(items, seed=1)
     assert len(dev) + len(test) == len(items) and abs(len(dev) - len(test)) <= 1
     strata = Counter((i.label, i.category, i.variant) for i in items)
@@ -90,16 +91,16 @@ def test_results(classifier: LocalClassifier) -> list[Result]:
     return asyncio.run(runner.evaluate(dataset.load(TEST), default_ruleset(), classifier))
 
 
-# What the guardrail achieved on the frozen test half when it was measured (README, "Guardrail
-# quality"), as counts with at most one item of slack: a change that does worse has made the
-# guardrail worse on text it has never seen. These are not the issue's targets, some of which
-# are still missed (the README says which).
+# What the guardrail achieved on the frozen test half (v5-test, 220 posts) when it was measured
+# (README, "Guardrail quality"), as counts with at most one item of slack: a change that does
+# worse has made the guardrail worse on text it has never seen. One of the issue's targets is
+# still missed (the README says which).
 FLOORS = {
-    "harmful APPROVED": ("at_most", 8),
-    "harmful REJECTED or FLAGGED": ("at_least", 184),
-    "harmful with explicit intent REJECTED by Layer A": ("at_least", 67),
-    "benign REJECTED": ("at_most", 18),
-    "benign APPROVED": ("at_least", 175),
+    "harmful APPROVED": ("at_most", 1),
+    "harmful REJECTED or FLAGGED": ("at_least", 89),
+    "harmful with explicit intent REJECTED by Layer A": ("at_least", 45),
+    "benign REJECTED": ("at_most", 1),
+    "benign APPROVED": ("at_least", 92),
     "off-topic APPROVED": ("at_most", 0),
 }
 
@@ -122,7 +123,7 @@ def test_the_guardrail_holds_its_floors_on_the_frozen_test_set(
 def test_layer_a_alone_rejects_few_benign_texts(test_results: list[Result]) -> None:
     benign = [r for r in test_results if r.item.benign]
     rejected = [r.item.id for r in benign if r.layer_a.rejected]
-    assert len(rejected) <= 15, rejected  # 14 of 261 when measured; 17 before quoted speech
+    assert len(rejected) <= 7, rejected  # 6 of 110 when measured (each then FLAGGED, not rejected)
 
 
 def test_wilson_intervals() -> None:
@@ -138,5 +139,5 @@ def test_wilson_intervals() -> None:
 def test_the_committed_intent_head_was_fitted_on_the_committed_training_posts() -> None:
     from services.guardrail.classifier.local_intent import IntentHead
 
-    posts = fit.load_posts([*TRAINING, DEV]) + fit.exemplar_posts()
+    posts = fit.load_posts([*TRAINING, V2_DEV, DEV]) + fit.exemplar_posts()
     assert IntentHead.load().sha256 == fit.training_digest(posts), "run make guardrail-fit"

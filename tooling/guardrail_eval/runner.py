@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.guardrail.classifier.base import Classification, Classifier, ContentItem, ContentType
-from services.guardrail.decision import Thresholds, TrustTier, decide
+from services.guardrail.decision import Thresholds, TrustTier, confirm_rejection, decide
 from services.guardrail.rules.engine import LayerAResult, RuleSet
 from tooling.guardrail_eval.dataset import Item
 
@@ -25,15 +25,18 @@ class Result:
 
     @property
     def status(self) -> str:
-        """The pipeline's decision: Layer A's rejection wins, else Layer B's decision."""
-        return "REJECTED" if self.layer_a.rejected else self.layer_b_status
+        """The pipeline's decision: a Layer A match is rejected when Layer B confirms it (else a
+        person decides); without a match, Layer B's decision."""
+        if self.layer_a.rejected:
+            return confirm_rejection(", ".join(self.layer_a.categories), self.classification).status
+        return self.layer_b_status
 
     @property
     def reason(self) -> str:
         """Why the pipeline decided as it did, in a line."""
         if self.layer_a.rejected:
             blocking = ", ".join(f"{m.category}/{m.rule_id}" for m in self.layer_a.blocking)
-            return f"Layer A: {blocking}"
+            return f"Layer A: {blocking} (Layer B: harm {self.classification.harm_risk.value})"
         return f"Layer B: {self.classification.reasoning}"
 
 

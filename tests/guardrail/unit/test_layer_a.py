@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from dataclasses import FrozenInstanceError
@@ -481,15 +482,23 @@ def test_latency_p99_under_one_millisecond(rules: RuleSet, make_text: Any) -> No
     for _ in range(20):
         rules.evaluate(text)
     rounds = []
-    for _ in range(10):
-        time.sleep(0.2)
-        samples = []
-        for _ in range(200):
-            started = time.thread_time()
-            rules.evaluate(text)
-            samples.append((time.thread_time() - started) * 1000.0)
-        samples.sort()
-        rounds.append(samples[int(len(samples) * 0.99) - 1])
+    # As every service process does after start-up (`freeze_startup_objects`): what the test
+    # session loaded before (the classifier's model, other tests' objects) is not scanned by
+    # the collections Layer A's allocations trigger, which measured them instead of Layer A.
+    gc.collect()
+    gc.freeze()
+    try:
+        for _ in range(10):
+            time.sleep(0.2)
+            samples = []
+            for _ in range(200):
+                started = time.thread_time()
+                rules.evaluate(text)
+                samples.append((time.thread_time() - started) * 1000.0)
+            samples.sort()
+            rounds.append(samples[int(len(samples) * 0.99) - 1])
+    finally:
+        gc.unfreeze()
     assert min(rounds) < 1.0, rounds
 
 
