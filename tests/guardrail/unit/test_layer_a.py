@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
+import subprocess
+import sys
 import time
 from dataclasses import FrozenInstanceError
 from pathlib import Path
@@ -468,37 +469,51 @@ def _prose_with_other_characters() -> str:
     return latency_text(aligned, 2000)
 
 
+# Run in a process of its own: in the test session, threads other tests leave behind (the ONNX
+# runtime's, event loops) and a large heap share the core and its caches, and measured them.
+_MEASURE = """
+import gc, json, sys, time
+from services.guardrail.rules.engine import default_ruleset
+text = sys.stdin.read()
+rules = default_ruleset()
+for _ in range(20):
+    rules.evaluate(text)
+gc.collect()
+gc.freeze()  # as every service process does after start-up
+rounds = []
+for _ in range(10):
+    time.sleep(0.2)
+    samples = []
+    for _ in range(200):
+        started = time.thread_time()
+        rules.evaluate(text)
+        samples.append((time.thread_time() - started) * 1000.0)
+    samples.sort()
+    rounds.append(samples[int(len(samples) * 0.99) - 1])
+print(json.dumps(rounds))
+"""
+
+
 @pytest.mark.parametrize("make_text", [_ascii_prose, _prose_with_other_characters])
-def test_latency_p99_under_one_millisecond(rules: RuleSet, make_text: Any) -> None:
+def test_latency_p99_under_one_millisecond(make_text: Any) -> None:
     """p99 < 1 ms over 200 evaluations of a 2000-character text.
 
     Measured in thread CPU time and best of ten rounds a moment apart: on a shared CI machine
     wall-clock percentiles measure the neighbours, not Layer A, and even CPU time stretches
-    while a busy neighbour shares the core's caches (seen right after the tests that run the
-    classifier; the README has the numbers).
+    while a busy neighbour shares the core's caches (the README has the numbers).
     """
     text = make_text()
     assert len(text) == 2000
-    for _ in range(20):
-        rules.evaluate(text)
-    rounds = []
-    # As every service process does after start-up (`freeze_startup_objects`): what the test
-    # session loaded before (the classifier's model, other tests' objects) is not scanned by
-    # the collections Layer A's allocations trigger, which measured them instead of Layer A.
-    gc.collect()
-    gc.freeze()
-    try:
-        for _ in range(10):
-            time.sleep(0.2)
-            samples = []
-            for _ in range(200):
-                started = time.thread_time()
-                rules.evaluate(text)
-                samples.append((time.thread_time() - started) * 1000.0)
-            samples.sort()
-            rounds.append(samples[int(len(samples) * 0.99) - 1])
-    finally:
-        gc.unfreeze()
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=Path(__file__).parents[3],
+    )
+    rounds = json.loads(done.stdout)
     assert min(rounds) < 1.0, rounds
 
 

@@ -155,6 +155,7 @@ def test_service_rendered_json_follows_the_transcoders_print_options() -> None:
         "always_print_primitive_fields": True,
         "always_print_enums_as_ints": False,
         "preserve_proto_field_names": False,
+        "stream_sse_style_delimited": True,  # server streams only (the activity feed)
     }
     page = content_pb2.ListProblemsResponse(
         data=[content_pb2.Problem(problem_id="p1", severity=content_pb2.HIGH)],
@@ -515,3 +516,21 @@ async def test_smoke_through_envoy(tmp_path: Path) -> None:
         assert await _poll_health(client, 503, 8) == 503
         still_ready = await client.get("/ready")
         assert "uptimeSeconds" in still_ready.json()
+
+
+def test_file_uploads_get_the_services_body_limit_and_streams_no_timeout() -> None:
+    spec = local_spec(service_ports={"agent": 50051, "mission": 50054})
+    routes = render_envoy_config(spec)["static_resources"]["listeners"][0]["filter_chains"][0][
+        "filters"
+    ][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    uploads = [r for r in routes if r["name"].startswith("upload:")]
+    assert [r["name"] for r in uploads] == ["upload:/api/v1/missions/{mission_id}/evidence"]
+    (upload,) = uploads
+    assert upload["match"]["safe_regex"]["regex"] == "^/api/v1/missions/[^/]+/evidence$"
+    limit = upload["typed_per_filter_config"]["envoy.filters.http.buffer"]["buffer"]
+    assert limit["max_request_bytes"] == 10 * 1024 * 1024 + 32 * 1024  # just over the file limit
+    assert routes.index(upload) < next(i for i, r in enumerate(routes) if r["name"] == "json")
+    by_name = {r["name"]: r for r in routes}
+    for stream in ("WatchEvents", "DownloadEvidence"):
+        (route,) = [r for name, r in by_name.items() if name.endswith(f"/{stream}")]
+        assert route["route"]["timeout"] == "0s", stream
