@@ -355,7 +355,7 @@ class Bench:
             name: procstats.ProcessGroup(
                 name, proc.pid, with_children=name in services, rss_per_process=name in services
             )
-            for name, proc in self.stack.children
+            for name, proc in self.stack.children.items()
         }
         pm = _postmaster_pid(self.data_dir)
         if pm:

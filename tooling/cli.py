@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from services.core.settings import Settings, SettingsError
 from services.registry import REGISTRY
@@ -123,6 +124,49 @@ def _cmd_envoy_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(process: dict[str, Any], settings: Settings) -> str:
+    """SERVING / NOT_SERVING for services and the worker (gRPC health), Envoy's /health, and
+    up / down for the databases."""
+    import httpx
+
+    from tooling.healthprobe import probe
+
+    if not process["alive"]:
+        return "down (restarting)"
+    name, host = process["name"], settings.host
+    if process["kind"] == "database":
+        return "up"
+    if process["kind"] == "proxy":
+        try:
+            code = httpx.get(f"http://{host}:{settings.envoy_port}/health", timeout=2).status_code
+        except httpx.HTTPError:
+            return "unreachable"
+        return "healthy" if code == 200 else f"unhealthy ({code})"
+    port = settings.worker_port if process["kind"] == "worker" else settings.service_ports(name)[0]
+    return "SERVING" if probe(f"{host}:{port}", timeout=2) == 0 else "NOT_SERVING"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    from tooling.supervisor import read_state
+
+    settings = _settings()
+    state = read_state(settings.data_dir.resolve())
+    if state is None:
+        print(f"no stack is running from {settings.data_dir} (start it with `betterworld up`)")
+        return 1
+    now = time.time()
+    print(f"{'process':<12} {'pid':>8} {'uptime':>10} {'restarts':>9}  health")
+    for process in state["processes"]:
+        uptime = int(now - process["started_at"]) if process["alive"] else 0
+        print(
+            f"{process['name']:<12} {process['pid'] or '-':>8} {uptime:>9}s "
+            f"{process['restarts']:>9}  {_health(process, settings)}"
+        )
+    return 0
+
+
 def _cmd_health_probe(args: argparse.Namespace) -> int:
     from tooling.healthprobe import probe
 
@@ -166,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_review_parser(sub)
     sub.choices["review"].set_defaults(func=_cmd_review)
+
+    status = sub.add_parser(
+        "status", help="the local stack's processes: PID, uptime, restarts and health"
+    )
+    status.set_defaults(func=_cmd_status)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")

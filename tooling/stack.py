@@ -24,6 +24,7 @@ from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
 from tooling.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
 from tooling.process import seed
 from tooling.seed import Seeded
+from tooling.supervisor import STATE_FILE, Supervised, Supervisor
 
 _READY_TIMEOUT_SECONDS = 60
 
@@ -80,7 +81,8 @@ class Stack:
         self.data_dir = data
         self.postgres = EmbeddedPostgres(data / "postgres", port=settings.postgres_port)
         self.valkey = EmbeddedValkey(data / "valkey", port=settings.valkey_port)
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.supervisor = Supervisor(data / STATE_FILE)
 
     def env(self) -> dict[str, str]:
         """Environment of the child processes: these settings, and the embedded databases."""
@@ -102,26 +104,48 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
         self.valkey.start()
+        for name, server in (("postgres", self.postgres), ("valkey", self.valkey)):
+            self.supervisor.add(
+                Supervised(
+                    name,
+                    start=server.start,
+                    alive=server.is_running,
+                    pid=lambda server=server: server.pid,  # type: ignore[misc]
+                    kind="database",
+                )
+            )
         return self.postgres.created
 
-    def spawn(self, name: str, argv: list[str]) -> None:
-        """Starts a child in its own session, logging to data_dir/logs/NAME.log.
+    def spawn(self, name: str, argv: list[str], kind: str = "service") -> None:
+        """Starts a supervised child in its own session, logging to data_dir/logs/NAME.log.
 
         The child gets SIGTERM (and drains as usual) if this process dies without stopping it,
         even by SIGKILL: in its own session it would otherwise outlive the stack.
         """
-        logs = self.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{name}.log", "ab") as log_file:
-            proc = subprocess.Popen(
-                argv,
-                env=self.env(),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
+
+        def start() -> None:
+            logs = self.data_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            with open(logs / f"{name}.log", "ab") as log_file:
+                self.children[name] = subprocess.Popen(
+                    argv,
+                    env=self.env(),
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
+                )
+
+        start()
+        self.supervisor.add(
+            Supervised(
+                name,
+                start=start,
+                alive=lambda: self.children[name].poll() is None,
+                pid=lambda: self.children[name].pid,
+                kind=kind,
             )
-        self.children.append((name, proc))
+        )
 
     def start_services(self) -> None:
         """The services, then Envoy in front of them."""
@@ -129,12 +153,13 @@ class Stack:
         extra = ["--processes", str(processes)] if processes > 1 else []
         for service in REGISTRY.names:
             self.spawn(service, [sys.executable, "-m", "tooling.cli", "serve", service, *extra])
-        self.spawn("worker", [sys.executable, "-m", "tooling.cli", "worker"])
+        self.spawn("worker", [sys.executable, "-m", "tooling.cli", "worker"], kind="worker")
         config = self.data_dir / "envoy.json"
         config.write_text(dump(render_envoy_config(local_envoy_spec(self.settings))))
         self.spawn(
             "envoy",
             [_envoy_binary(), "-c", str(config), "--log-level", "warn", "--disable-hot-restart"],
+            kind="proxy",
         )
 
     def wait_healthy(self) -> None:
@@ -144,7 +169,7 @@ class Stack:
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         waiting_for = "Envoy's /health"
         while time.monotonic() < deadline:
-            for name, proc in self.children:
+            for name, proc in self.children.items():
                 if proc.poll() is not None:
                     raise RuntimeError(
                         f"{name} exited with {proc.returncode}; see {self.data_dir}/logs/{name}.log"
@@ -171,10 +196,10 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM to every child (services drain), then the databases."""
-        for _name, proc in reversed(self.children):
+        for proc in reversed(self.children.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in reversed(self.children):
+        for name, proc in reversed(self.children.items()):
             try:
                 proc.wait(timeout=self.settings.grace_seconds + 10)
             except subprocess.TimeoutExpired:
@@ -250,10 +275,7 @@ def run_stack(settings: Settings, *, seed_demo_data: bool = True) -> int:
         stack.wait_healthy()
         _print_endpoints(settings, seeded, stack.data_dir)
         while not stop_requested:
-            for name, proc in stack.children:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                    stop_requested = True
+            stack.supervisor.check()  # a process that died is started again, with backoff
             time.sleep(0.5)
         print("stopping...", flush=True)
         return 0

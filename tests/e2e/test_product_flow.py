@@ -109,7 +109,7 @@ def test_report_evaluate_review_publish(product: tuple[Stack, dict[str, str]]) -
     stack, keys = product
     # The stack is up only once the worker consumes: a first create is not held by its start.
     assert asyncio.run(consumer_count(stack.valkey.url, GUARDRAIL_QUEUE)) >= 1
-    worker = next(proc for name, proc in stack.children if name == "worker")
+    worker = stack.children["worker"]
     # Background work: the worker takes only CPU that request serving leaves.
     assert stack.settings.worker_idle_priority
     assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE

@@ -304,6 +304,11 @@ class EmbeddedPostgres(ManagedServer):
                 f"{(result.stderr or result.stdout).strip()}"
             )
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's PID as its pid file records it (None before the first start)."""
+        return self._postmaster_pid()
+
     def _postmaster_pid(self) -> int | None:
         try:
             first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]

@@ -31,6 +31,15 @@ COMMON_GRPC_SERVICES = (READINESS_SERVICE, HEALTH_SERVICE, *REFLECTION_SERVICES)
 """Served by every upstream; Envoy sends them to the spec's readiness upstream."""
 
 MIB = 1024 * 1024
+# On every response: an API answers JSON, files and event streams, never pages to frame or
+# scripts to run, so browsers get the strictest policy.
+SECURITY_HEADERS = {
+    "strict-transport-security": "max-age=31536000; includeSubDomains",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+}
 UPLOAD_FRAMING_BYTES = 32 * 1024
 """Envoy's body limit on upload routes is the service's message limit less this: a little above
 the file limit itself, which the service enforces to the byte (Envoy refuses what is clearly
@@ -514,6 +523,13 @@ def _route_config(spec: EnvoySpec) -> dict[str, Any]:
                     }
                 ],
                 "typed_per_filter_config": {"envoy.filters.http.cors": _cors_policy(spec)},
+                "response_headers_to_add": [
+                    {
+                        "header": {"key": name, "value": value},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                    for name, value in SECURITY_HEADERS.items()
+                ],
             }
         ],
     }

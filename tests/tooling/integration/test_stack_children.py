@@ -23,7 +23,7 @@ from tooling.stack import Stack
 settings = REGISTRY.load_settings(_env_file=None, data_dir=Path(sys.argv[1]))
 stack = Stack(settings)
 stack.spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(120)"])
-print(stack.children[0][1].pid, flush=True)
+print(stack.children["sleeper"].pid, flush=True)
 time.sleep(120)
 """
 
