@@ -167,6 +167,49 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    import json
+
+    from tooling.backup import BackupError, Backups, describe
+
+    settings = _settings()
+    backups = Backups(settings.database_url, settings.backup_dir or settings.data_dir / "backups")
+    try:
+        if args.action == "create":
+            manifest = asyncio.run(backups.create(label=args.label))
+            print(
+                f"created {manifest.name}: {manifest.size_bytes} bytes, "
+                f"{sum(manifest.tables.values())} rows in {len(manifest.tables)} tables"
+            )
+        elif args.action == "list":
+            for manifest in backups.all():
+                print(json.dumps(describe(manifest)))
+        elif args.action == "verify":
+            result = asyncio.run(backups.verify(args.name))
+            if not result.ok:
+                for difference in result.differences:
+                    print(f"  {difference}", file=sys.stderr)
+                print(f"backup {result.manifest.name} FAILED verification", file=sys.stderr)
+                return 1
+            print(
+                f"backup {result.manifest.name} restores to what its manifest says "
+                f"({sum(result.manifest.tables.values())} rows, ledger checksum equal)"
+            )
+        elif args.action == "restore":
+            if not args.yes:
+                print("restore replaces the database's contents: add --yes", file=sys.stderr)
+                return 2
+            manifest = asyncio.run(backups.restore(args.name))
+            print(f"restored {manifest.name}")
+        elif args.action == "prune":
+            for manifest in backups.prune():
+                print(f"deleted {manifest.name}")
+    except BackupError as exc:
+        print(f"betterworld backup: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_health_probe(args: argparse.Namespace) -> int:
     from tooling.healthprobe import probe
 
@@ -215,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="the local stack's processes: PID, uptime, restarts and health"
     )
     status.set_defaults(func=_cmd_status)
+
+    backup = sub.add_parser("backup", help="database backups: create, list, verify, restore")
+    backup.add_argument("action", choices=["create", "list", "verify", "restore", "prune"])
+    backup.add_argument("--name", default=None, help="the backup (default: the newest)")
+    backup.add_argument("--label", default="manual", help="create: a word in the name")
+    backup.add_argument("--yes", action="store_true", help="restore: replace the database")
+    backup.set_defaults(func=_cmd_backup)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     """Messages API base URL override (tests, proxies); unset means the public API."""
     decomposition_model: str = "claude-haiku-5-5"
     """Claude model that suggests missions for a solution (with ANTHROPIC_API_KEY)."""
+    backup_dir: Path | None = None
+    """Where `betterworld backup` keeps database backups (default: DATA_DIR/backups)."""
     evidence_vision_model: str = "claude-haiku-5-5"
     """Claude model that checks evidence photos (with ANTHROPIC_API_KEY)."""
     evidence_vision_daily_budget_cents: float = Field(default=500.0, ge=0)

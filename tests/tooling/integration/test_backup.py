@@ -1,0 +1,132 @@
+"""The restore drill on a real PostgreSQL: data loaded, backed up, destroyed, restored, compared;
+a backup that does not restore to its manifest fails verification; retention keeps 30 days and
+12 months."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import make_url
+
+from services.core.migrate import upgrade
+from services.mission.ledger_store import LedgerStore
+from services.mission.model import Movement
+from tooling.backup import Backups, Manifest, libpq_url
+from tooling.devstack import EmbeddedPostgres
+
+
+@pytest.fixture
+def drill_url(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A migrated database of its own on the session's server."""
+    name = f"bw_drill_{uuid.uuid4().hex[:8]}"
+    url = make_url(postgres.url).set(database=name).render_as_string(hide_password=False)
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(libpq_url(postgres.url))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _load(url: str) -> None:
+    """Humans with ledger movements: the money is what a restore must bring back exactly."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        for n in range(20):
+            human = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO humans (id, email, password_hash, display_name) "
+                "VALUES ($1, $2, 'x', 'H')",
+                human,
+                f"drill{n}@example.org",
+            )
+            ledger = LedgerStore(engine)
+            await ledger.post(Movement(str(human), 50 + n, "EARN_GRANT", "grant"))
+            await ledger.post(Movement(str(human), -7, "SPEND_VOTE", f"spend-{n}"))
+    finally:
+        await conn.close()
+        await engine.dispose()
+
+
+async def _destroy(url: str) -> None:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        await conn.execute("TRUNCATE token_ledger, token_balances, humans CASCADE")
+    finally:
+        await conn.close()
+
+
+def test_load_back_up_destroy_restore_compare(drill_url: str, tmp_path: Path) -> None:
+    asyncio.run(_load(drill_url))
+    backups = Backups(drill_url, tmp_path / "backups")
+    made = asyncio.run(backups.create(label="drill"))
+    assert made.tables["humans"] == 20 and made.tables["token_ledger"] == 40
+    assert made.schema_revision and made.ledger_checksum
+    verified = asyncio.run(backups.verify())
+    assert verified.ok, verified.differences
+
+    asyncio.run(_destroy(drill_url))
+    asyncio.run(backups.restore(made.name))
+    after = asyncio.run(
+        backups.create(label="after-restore", now=datetime.now(UTC) + timedelta(seconds=1))
+    )
+    assert after.tables == made.tables
+    assert after.ledger_checksum == made.ledger_checksum
+
+
+def test_a_backup_that_is_not_what_its_manifest_says_fails_verification(
+    drill_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(_load(drill_url))
+    backups = Backups(drill_url, tmp_path / "backups")
+    made = asyncio.run(backups.create())
+    path = tmp_path / "backups" / f"{made.name}.json"
+    lied = {**asdict(made), "tables": {**made.tables, "humans": 21}}
+    path.write_text(json.dumps(lied))
+    result = asyncio.run(backups.verify())
+    assert not result.ok and "humans: 20 rows, the manifest says 21" in result.differences
+    dump = tmp_path / "backups" / made.file
+    dump.write_bytes(dump.read_bytes()[:-100])
+    assert "SHA-256" in asyncio.run(backups.verify()).differences[0]
+
+
+def test_retention_keeps_the_newest_of_30_days_and_12_months(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    backups = Backups("postgresql+asyncpg://x@127.0.0.1:1/x", tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    made = []
+    for hours in range(0, 24 * 400, 12):  # two a day for 400 days
+        when = now - timedelta(hours=hours)
+        name = when.strftime("%Y%m%dT%H%M%SZ")
+        manifest = Manifest(name, when.isoformat(), f"{name}.dump", 1, "x", "r", {}, "")
+        (tmp_path / f"{name}.dump").write_bytes(b"x")
+        (tmp_path / f"{name}.json").write_text(json.dumps(asdict(manifest)))
+        made.append(manifest)
+    backups.prune(now=now)
+    kept = backups.all()
+    days = [m.created.date() for m in kept if m.created.date() > now.date() - timedelta(days=30)]
+    assert len(days) == len(set(days)) == 30  # the newest of each of the last 30 days
+    months = [m.created.strftime("%Y-%m") for m in kept if m.created.date() not in days]
+    assert len(set(months)) == len(months)  # one per older month
+    assert {m.created.strftime("%Y-%m") for m in kept} == {f"2026-{mo:02d}" for mo in range(1, 13)}
+    assert all((tmp_path / m.file).exists() for m in kept)
+    assert len(list(tmp_path.glob("*.dump"))) == len(kept)
