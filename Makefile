@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/node_modules/.bin/buf
 
-.PHONY: help dev up install gen lint test test-fast bench clean-data guardrail-eval guardrail-fit
+.PHONY: help dev up install gen lint test test-fast bench clean-data guardrail-eval guardrail-fit ops-tools
 
 help: ## this list
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,7 +39,13 @@ lint: install ## ruff, ruff format, mypy, buf lint, buf format, buf breaking
 	$(BUF) format -d --exit-code
 	scripts/buf_breaking.sh
 
-test: lint ## every check and every test (what CI runs)
+# Prometheus's promtool and Alertmanager's amtool (Debian's packages): the alert rules' tests.
+ops-tools: ## install promtool and amtool (Debian packages; needs root)
+	@command -v promtool >/dev/null && command -v amtool >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+
+test: lint ops-tools ## every check and every test (what CI runs)
 	$(BIN)/python -m pytest -q
 
 test-fast: install ## the tests without the e2e ones

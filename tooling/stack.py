@@ -169,19 +169,24 @@ class Stack:
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         waiting_for = "Envoy's /health"
         while time.monotonic() < deadline:
-            for name, proc in self.children.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited with {proc.returncode}; see {self.data_dir}/logs/{name}.log"
-                    )
+            # A process that dies while the stack starts is started again like later on; one
+            # that keeps dying shows in the timeout's message.
+            self.supervisor.check()
             if self._envoy_healthy():
                 waiting_for = "the worker to consume the guardrail queue"
                 if self._worker_consuming():
                     return
             time.sleep(0.2)
+        crashing = [
+            f"{p.name} (restarted {p.restarts} times, see {self.data_dir}/logs/{p.name}.log)"
+            for p in self.supervisor.processes
+            if p.restarts or p.retry_at is not None
+        ]
         raise RuntimeError(
             f"the stack did not become healthy within {_READY_TIMEOUT_SECONDS} s "
-            f"(waiting for {waiting_for}); see the logs in {self.data_dir}/logs"
+            f"(waiting for {waiting_for})"
+            + (f"; crashing: {', '.join(crashing)}" if crashing else "")
+            + f"; see the logs in {self.data_dir}/logs"
         )
 
     def _envoy_healthy(self) -> bool:

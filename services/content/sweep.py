@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bullmq import Queue
+from prometheus_client import Counter
 
 from services.content.deps import ContentDeps
 from services.content.model import ContentKind
@@ -12,6 +13,9 @@ from services.content.moderation import job_for
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
+REQUEUED = Counter(
+    "content_evaluations_requeued_total", "Content evaluations queued again by the sweep"
+)
 _LIVE_STATES = {"waiting", "active", "delayed", "prioritized", "waiting-children"}
 
 
@@ -34,5 +38,6 @@ async def requeue_lost(deps: ContentDeps, queue: Queue, *, older_than: timedelta
             if await deps.queue.enqueue(job_for(record)):
                 requeued += 1
     if requeued:
+        REQUEUED.inc(requeued)
         log.warning("requeued_lost_evaluations", count=requeued)
     return requeued
