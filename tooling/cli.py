@@ -73,10 +73,37 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from services.core.migrate import upgrade
+    from services.core.migrate import downgrade, head_revision, upgrade
+    from tooling.backup import PRE_MIGRATION_LABEL, BackupError, Backups, current_revision
 
-    upgrade(_settings().database_url, args.revision)
-    print(f"migrated to {args.revision}")
+    settings = _settings()
+    url = settings.database_url
+    current = asyncio.run(current_revision(url))
+    head = head_revision(url)
+    if args.action == "status":
+        print(
+            f"database at {current or 'nothing (not migrated)'}; the code's head is {head}"
+            + ("" if current == head else " (upgrade pending)")
+        )
+        return 0
+    target = head if args.revision == "head" else args.revision
+    if args.action == "downgrade" and args.revision == "head":
+        print("downgrade needs --revision (e.g. -1 or a revision id)", file=sys.stderr)
+        return 2
+    if current is not None and current != target and not args.no_snapshot:
+        # Before any schema change: a snapshot to go back to (kept 90 days by `backup prune`).
+        backups = Backups(url, settings.backup_dir or settings.data_dir / "backups")
+        try:
+            snapshot = asyncio.run(backups.create(label=PRE_MIGRATION_LABEL))
+        except BackupError as exc:
+            print(f"betterworld migrate: no snapshot, not migrating: {exc}", file=sys.stderr)
+            return 1
+        print(f"snapshot {snapshot.name} taken")
+    if args.action == "downgrade":
+        downgrade(url, args.revision)
+    else:
+        upgrade(url, args.revision)
+    print(f"migrated from {current or 'nothing'} to {asyncio.run(current_revision(url))}")
     return 0
 
 
@@ -266,8 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--yes", action="store_true", help="restore: replace the database")
     backup.set_defaults(func=_cmd_backup)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate = sub.add_parser(
+        "migrate", help="database migrations: status, upgrade (default) or downgrade"
+    )
+    migrate.add_argument(
+        "action", nargs="?", default="upgrade", choices=["status", "upgrade", "downgrade"]
+    )
     migrate.add_argument("--revision", default="head")
+    migrate.add_argument(
+        "--no-snapshot", action="store_true", help="skip the backup taken before a schema change"
+    )
     migrate.set_defaults(func=_cmd_migrate)
 
     seed = sub.add_parser("seed", help="create demo agents in an empty database, print their keys")

@@ -21,3 +21,17 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrates the database to `revision` (synchronous; runs its own event loop)."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def head_revision(database_url: str) -> str:
+    """The newest revision of this repository's migrations."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert head is not None
+    return head
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Migrates the database down to `revision`."""
+    command.downgrade(alembic_config(database_url), revision)

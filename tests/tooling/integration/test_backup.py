@@ -130,3 +130,39 @@ def test_retention_keeps_the_newest_of_30_days_and_12_months(tmp_path: Path) -> 
     assert {m.created.strftime("%Y-%m") for m in kept} == {f"2026-{mo:02d}" for mo in range(1, 13)}
     assert all((tmp_path / m.file).exists() for m in kept)
     assert len(list(tmp_path.glob("*.dump"))) == len(kept)
+
+
+def _cli(url: str, data: Path, *argv: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(data)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tooling.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[3],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_migrate_takes_a_snapshot_before_every_schema_change(
+    drill_url: str, tmp_path: Path
+) -> None:
+    from services.core.migrate import head_revision
+
+    head = head_revision(drill_url)
+    assert "upgrade pending" not in _cli(drill_url, tmp_path, "migrate", "status")
+    assert "snapshot" not in _cli(drill_url, tmp_path, "migrate")  # nothing to change
+    down = _cli(drill_url, tmp_path, "migrate", "downgrade", "--revision", "-1")
+    assert "-pre-migrate taken" in down
+    assert "upgrade pending" in _cli(drill_url, tmp_path, "migrate", "status")
+    up = _cli(drill_url, tmp_path, "migrate")
+    assert "-pre-migrate taken" in up and up.strip().endswith(f"to {head}")
+    snapshots = Backups(drill_url, tmp_path / "backups").all()
+    assert [m.name.endswith("-pre-migrate") for m in snapshots] == [True, True]
+    assert snapshots[0].schema_revision == head  # taken before going down
