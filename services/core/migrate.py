@@ -7,13 +7,22 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGED = Path(__file__).resolve().parents[1] / "migrations"
+"""Where the wheel carries the migrations (`services/migrations`, see pyproject's force-include)."""
+_SOURCE_TREE = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def migrations_dir() -> Path:
+    """The migration scripts: inside the installed package, else in the source tree."""
+    return _PACKAGED if _PACKAGED.is_dir() else _SOURCE_TREE
 
 
 def alembic_config(database_url: str) -> Config:
-    """An Alembic config pointing at this repository's migrations and the given database."""
-    config = Config(str(_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(_ROOT / "migrations"))
+    """An Alembic config for the migrations and the given database, built in code: an installed
+    wheel has no alembic.ini (the repository's is for `alembic` run by hand)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
