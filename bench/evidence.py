@@ -56,7 +56,12 @@ from PIL import Image
 from redis.asyncio import Redis
 
 from bench import procstats
-from bench.missions import claim_invariants, load_missions, measure
+from bench.missions import (
+    claim_invariants,
+    load_missions,
+    measure,
+    verified_human_with_session,
+)
 from bench.run import (
     RAISED_LIMIT,
     RESULTS,
@@ -69,10 +74,8 @@ from bench.run import (
     _server_side,
 )
 from services.core.activity import publish
-from services.core.credentials import sessions
-from services.core.credentials.tokens import TokenType
 from services.core.runtime import build_runtime, token_signer
-from services.mission.model import Movement, NewHuman
+from services.mission.model import Movement
 from services.mission.service import build_deps
 
 UPLOAD_P95_TARGET_MS = 1000.0
@@ -108,33 +111,10 @@ async def open_humans(bench: Bench, prefix: str, count: int) -> list[tuple[str, 
         deps = build_deps(runtime)
         out = []
         for n in range(count):
-            human = await deps.store.insert(
-                NewHuman(f"{prefix}{n}@example.org", "", f"Bench {prefix} {n}"),
-                password_hash="!",  # noqa: S106
+            human_id, token = await verified_human_with_session(
+                deps, runtime.engine, signer, f"{prefix}{n}@example.org", f"Bench {prefix} {n}"
             )
-            await deps.store.mark_verified(human.id)
-            sid = str(uuid.uuid4())
-            refresh = signer.issue(
-                human_id=human.id,
-                session_id=sid,
-                type=TokenType.REFRESH,
-                lifetime=timedelta(days=1),
-            )
-            async with runtime.engine.begin() as conn:
-                await sessions.create(
-                    conn,
-                    session_id=sid,
-                    human_id=human.id,
-                    refresh_jti=refresh.claims.token_id,
-                    expires_at=refresh.claims.expires_at,
-                )
-            access = signer.issue(
-                human_id=human.id,
-                session_id=sid,
-                type=TokenType.ACCESS,
-                lifetime=timedelta(hours=2),
-            )
-            out.append((human.id, access.token))
+            out.append((human_id, token))
         return out
     finally:
         await runtime.close()

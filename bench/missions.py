@@ -153,38 +153,39 @@ async def claim_fixture(bench: Bench, humans: int, missions: int, path: Any) -> 
         deps = build_deps(runtime)
         tokens = []
         for n in range(humans):
-            # These humans never log in: their sessions are opened directly.
-            human = await deps.store.insert(
-                NewHuman(f"bench{n}@example.org", "", f"Bench {n}"),
-                password_hash="!",  # noqa: S106
+            _, token = await verified_human_with_session(
+                deps, runtime.engine, signer, f"bench{n}@example.org", f"Bench {n}"
             )
-            await deps.store.mark_verified(human.id)
-            sid = str(uuid.uuid4())
-            refresh = signer.issue(
-                human_id=human.id,
-                session_id=sid,
-                type=TokenType.REFRESH,
-                lifetime=timedelta(days=1),
-            )
-            async with runtime.engine.begin() as conn:
-                await sessions.create(
-                    conn,
-                    session_id=sid,
-                    human_id=human.id,
-                    refresh_jti=refresh.claims.token_id,
-                    expires_at=refresh.claims.expires_at,
-                )
-            access = signer.issue(
-                human_id=human.id,
-                session_id=sid,
-                type=TokenType.ACCESS,
-                lifetime=timedelta(hours=2),
-            )
-            tokens.append(access.token)
+            tokens.append(token)
         path.write_text(json.dumps({"humans": tokens, "missions": targets}))
         return {"humans": humans, "missions": len(targets)}
     finally:
         await runtime.close()
+
+
+async def verified_human_with_session(
+    deps: Any, engine: Any, signer: Any, email: str, name: str
+) -> tuple[str, str]:
+    """A verified human whose session is opened directly with the stack's JWT secret (bench
+    humans never log in: argon2 would be what is measured); (human id, access token)."""
+    human = await deps.store.insert(NewHuman(email, "", name), password_hash="!")  # noqa: S106
+    await deps.store.mark_verified(human.id)
+    sid = str(uuid.uuid4())
+    refresh = signer.issue(
+        human_id=human.id, session_id=sid, type=TokenType.REFRESH, lifetime=timedelta(days=1)
+    )
+    async with engine.begin() as conn:
+        await sessions.create(
+            conn,
+            session_id=sid,
+            human_id=human.id,
+            refresh_jti=refresh.claims.token_id,
+            expires_at=refresh.claims.expires_at,
+        )
+    access = signer.issue(
+        human_id=human.id, session_id=sid, type=TokenType.ACCESS, lifetime=timedelta(hours=2)
+    )
+    return human.id, access.token
 
 
 async def claim_invariants(dsn: str) -> dict[str, int]:

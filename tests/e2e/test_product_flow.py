@@ -23,13 +23,10 @@ from hypothesis import strategies as st
 
 from services.core.migrate import upgrade
 from services.core.queues import GUARDRAIL_QUEUE, consumer_count
-from services.registry import REGISTRY
 from tests.e2e.test_fuzz import FUZZ, Route, check_http, json_bodies, request_text
-from tooling.devstack import free_port
+from tests.support.e2e_stack import isolated_stack_settings
 from tooling.process import seed
 from tooling.stack import Stack
-
-Settings = REGISTRY.settings_type()
 
 pytestmark = pytest.mark.e2e
 
@@ -47,21 +44,12 @@ PROBLEM = {
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
     """All services, the worker and Envoy on free ports, over a fresh embedded database."""
     data = Path(tmp_path_factory.mktemp("product"))
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=data,
+    settings = isolated_stack_settings(
+        data,
         # High limits: the fuzz below must reach validation, not stop at 429s.
         rate_limit_content_per_agent=100_000,
         rate_limit_agent_verified=100_000,
         rate_limit_public_per_ip=100_000,
-        # The flow waits for each decision; the test itself must not make the worker defer them.
-        worker_defer_seconds=0,
-        # Every port on a free one: derived from the settings, so a new service's ports are too.
-        **{
-            name: free_port()
-            for name in Settings.model_fields
-            if (name.endswith("_port") or name.startswith("metrics_port_")) and name != "smtp_port"
-        },
     )
     stack = Stack(settings)
     try:

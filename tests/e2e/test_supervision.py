@@ -20,29 +20,17 @@ import httpx
 import pytest
 
 from services.core.migrate import upgrade
-from services.registry import REGISTRY
-from tooling.devstack import free_port
+from tests.support.e2e_stack import isolated_stack_settings
 from tooling.stack import Stack
 
 pytestmark = pytest.mark.e2e
-Settings = REGISTRY.settings_type()
 
 
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
     """The whole stack on free ports with its supervisor checking every 0.2 s."""
     data = Path(tmp_path_factory.mktemp("supervised"))
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=data,
-        rate_limit_public_per_ip=100_000,
-        worker_defer_seconds=0,
-        **{
-            name: free_port()
-            for name in Settings.model_fields
-            if (name.endswith("_port") or name.startswith("metrics_port_")) and name != "smtp_port"
-        },
-    )
+    settings = isolated_stack_settings(data, rate_limit_public_per_ip=100_000)
     stack = Stack(settings)
     stop = threading.Event()
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -423,3 +424,20 @@ async def envoy_in_front(
             yield client
     finally:
         await asyncio.to_thread(envoy.stop)
+
+
+def isolated_stack_settings(data_dir: Path, **overrides: Any) -> Any:
+    """Settings of a whole stack (`tooling.stack.Stack`) over `data_dir` with every port a free
+    one (derived from the settings' fields, so a new service's ports are too), no .env, and a
+    worker that never defers (tests wait for its work)."""
+    from services.registry import REGISTRY
+    from tooling.devstack import free_port
+
+    settings_type = REGISTRY.settings_type()
+    ports = {
+        name: free_port()
+        for name in settings_type.model_fields
+        if (name.endswith("_port") or name.startswith("metrics_port_")) and name != "smtp_port"
+    }
+    values: dict[str, Any] = {"data_dir": data_dir, "worker_defer_seconds": 0, **ports}
+    return settings_type(_env_file=None, **(values | overrides))

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import make_url
 
 from services.core.migrate import upgrade
 from services.mission.ledger_store import LedgerStore
 from services.mission.model import Movement
+from tests.support.databases import scratch_database
 from tooling.backup import Backups, Manifest, libpq_url
 from tooling.devstack import EmbeddedPostgres
 
@@ -26,22 +26,9 @@ from tooling.devstack import EmbeddedPostgres
 @pytest.fixture
 def drill_url(postgres: EmbeddedPostgres) -> Iterator[str]:
     """A migrated database of its own on the session's server."""
-    name = f"bw_drill_{uuid.uuid4().hex[:8]}"
-    url = make_url(postgres.url).set(database=name).render_as_string(hide_password=False)
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(libpq_url(postgres.url))
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    upgrade(url)
-    try:
+    with scratch_database(postgres, "bw_drill") as url:
+        upgrade(url)
         yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _load(url: str) -> None:

@@ -4,21 +4,17 @@ empty database to the head."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy import make_url
 
 from services.core.migrate import head_revision
-from tooling.backup import libpq_url
+from tests.support.databases import scratch_database
 from tooling.devstack import EmbeddedPostgres
 
 ROOT = Path(__file__).parents[3]
@@ -57,18 +53,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_migrates_an_empty_database_from_outside_the_source_tree(
     installed: Path, postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
-    name = f"bw_wheel_{uuid.uuid4().hex[:8]}"
-    url = make_url(postgres.url).set(database=name).render_as_string(hide_password=False)
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(libpq_url(postgres.url))
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
+    with scratch_database(postgres, "bw_wheel") as url:
         env = {"PATH": os.environ["PATH"], "DATABASE_URL": url, "DATA_DIR": str(tmp_path)}
         where = subprocess.run(
             [str(installed.parent / "python"), "-c", "import services; print(services.__file__)"],
@@ -87,5 +72,3 @@ def test_the_wheel_migrates_an_empty_database_from_outside_the_source_tree(
         ).stdout  # fmt: skip
         for command in ("up", "serve", "worker", "migrate", "backup", "status"):
             assert command in help_text
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
