@@ -38,6 +38,7 @@ from services.core.logging import get_logger
 from services.core.metrics import (
     GRPC_HANDLED,
     GRPC_HANDLING_SECONDS,
+    GRPC_IN_FLIGHT,
     GRPC_STARTED,
     split_method,
 )
@@ -200,6 +201,8 @@ class RequestContextInterceptor(_UnaryInterceptor):
             state = begin_request(request_id, method, client_ip)
             state.response_headers["x-request-id"] = request_id
             GRPC_STARTED.labels(*labels).inc()
+            in_flight = GRPC_IN_FLIGHT.labels(labels[0], grpc_service)
+            in_flight.inc()
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
@@ -240,6 +243,7 @@ class RequestContextInterceptor(_UnaryInterceptor):
                     status = internal_status(service=self._service, request_id=request_id)
                 await self._abort(context, code, status, state.response_headers)
             finally:
+                in_flight.dec()
                 elapsed = time.perf_counter() - started
                 GRPC_HANDLED.labels(*labels, code.name).inc()
                 GRPC_HANDLING_SECONDS.labels(*labels).observe(elapsed)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 GRPC_STARTED = Counter(
     "grpc_server_started_total",
@@ -23,6 +24,24 @@ GRPC_HANDLING_SECONDS = Histogram(
     ["grpc_type", "grpc_service", "grpc_method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+GRPC_IN_FLIGHT = Gauge(
+    "grpc_server_in_flight", "RPCs being served now", ["grpc_type", "grpc_service"]
+)
+DB_POOL = Gauge(
+    "db_pool_connections",
+    "The process's database pool: connections checked out (in_use) and its size (size, the "
+    "persistent ones; overflow, the extra ones open now)",
+    ["state"],
+)
+
+
+def watch_pool(pool: Any) -> None:
+    """Exports the pool's figures, read at each scrape (a few attribute reads)."""
+    DB_POOL.labels("in_use").set_function(pool.checkedout)
+    DB_POOL.labels("size").set_function(pool.size)
+    DB_POOL.labels("overflow").set_function(lambda: max(pool.overflow(), 0))
 
 
 def split_method(full_method: str) -> tuple[str, str]:

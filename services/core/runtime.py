@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.credentials.authenticator import Authenticator
 from services.core.credentials.tokens import TokenSigner
 from services.core.db import create_engine
+from services.core.metrics import watch_pool
 from services.core.queues import EvaluationQueue
 from services.core.ratelimit import RateLimiter
 from services.core.redis import create_redis
@@ -79,6 +80,7 @@ def token_signer(settings: Settings) -> TokenSigner:
 def build_runtime(settings: Settings) -> Runtime:
     """Builds the clients; nothing connects until first use."""
     engine = create_engine(settings)
+    watch_pool(engine.pool)
     redis = create_redis(settings)
     return Runtime(
         settings=settings,

@@ -122,3 +122,8 @@ async def test_metrics_count_rpcs_by_code(settings: Settings, clean_state: None)
     )
     assert "grpc_server_started_total{" in text
     assert 'grpc_server_handling_seconds_bucket{grpc_method="RegisterAgent"' in text
+    # Nothing is being served while /metrics answers; the pool has its configured size.
+    in_flight = 'grpc_server_in_flight{grpc_service="betterworld.agent.v1.AgentService",'
+    assert f'{in_flight}grpc_type="unary"}} 0.0' in text
+    assert f'db_pool_connections{{state="size"}} {float(settings.database_pool_size)}' in text
+    assert 'db_pool_connections{state="in_use"} 0.0' in text
