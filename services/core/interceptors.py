@@ -137,7 +137,7 @@ def _is_dependency_outage(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, TimeoutError, OSError))
 
 
-class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):
     """Applies `wrap` to unary-unary handlers and to our contracts' server- and client-streaming
     ones (`streaming`: the methods with a declared policy); passes the rest through.
 
@@ -172,7 +172,7 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):
         raise NotImplementedError
 
 
-class RequestContextInterceptor(_UnaryInterceptor):
+class RequestContextInterceptor(_WrappingInterceptor):
     """Outermost: request id, client IP, metrics, the access log and the one error mapping."""
 
     def __init__(self, *, service: str, streaming: frozenset[str] = frozenset()) -> None:
@@ -190,6 +190,7 @@ class RequestContextInterceptor(_UnaryInterceptor):
     def _behavior(self, method: str, inner: Behavior) -> Behavior:
         grpc_service, grpc_method = split_method(method)
         labels = ("stream" if method in self._streaming else "unary", grpc_service, grpc_method)
+        in_flight = GRPC_IN_FLIGHT.labels(labels[0], grpc_service)  # looked up once per method
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             metadata = _metadata(context)
@@ -201,7 +202,6 @@ class RequestContextInterceptor(_UnaryInterceptor):
             state = begin_request(request_id, method, client_ip)
             state.response_headers["x-request-id"] = request_id
             GRPC_STARTED.labels(*labels).inc()
-            in_flight = GRPC_IN_FLIGHT.labels(labels[0], grpc_service)
             in_flight.inc()
             started = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -272,7 +272,7 @@ class RequestContextInterceptor(_UnaryInterceptor):
         )
 
 
-class AuthInterceptor(_UnaryInterceptor):
+class AuthInterceptor(_WrappingInterceptor):
     """Resolves the bearer credential and enforces each RPC's declared access.
 
     A request whose credential is refused is charged to its IP's public bucket (the anonymous
@@ -391,7 +391,7 @@ def _state() -> RequestState:
     return state
 
 
-class RateLimitInterceptor(_UnaryInterceptor):
+class RateLimitInterceptor(_WrappingInterceptor):
     """Draws each request from its buckets; X-RateLimit-* headers on every limited response."""
 
     def __init__(

@@ -101,13 +101,14 @@ async def _prepare(deps: MissionDeps, data: bytes, content_type: str) -> tuple[b
     return data, StoredFacts(sha256="", size=len(data), media_type=media)
 
 
-async def _one(data: bytes) -> AsyncIterator[bytes]:
+async def single_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """Bytes already in memory as the chunk stream that submissions and the file store take."""
     yield data
 
 
 async def _store(deps: MissionDeps, data: bytes, facts: StoredFacts) -> StoredFacts:
     try:
-        stored = await deps.files.put(_one(data), max_bytes=MAX_EVIDENCE_BYTES)
+        stored = await deps.files.put(single_chunk(data), max_bytes=MAX_EVIDENCE_BYTES)
     except StorageUnavailable:
         raise errors.Unavailable(
             "the evidence store is unavailable; nothing was saved, send the file again shortly",

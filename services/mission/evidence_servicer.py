@@ -129,10 +129,6 @@ def _verdict(value: int, field: str) -> bool:
     return value == pb.APPROVE
 
 
-async def _single(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 async def _chunks(requests: AsyncIterator[object]) -> AsyncIterator[bytes]:
     async for part in requests:
         if not isinstance(part, pb.UploadEvidenceRequest) or part.WhichOneof("part") != "chunk":
@@ -158,7 +154,7 @@ class EvidenceServicer(pb_grpc.EvidenceServiceServicer):
             request.mission_id,
             meta,
             content_type=request.file.content_type,
-            chunks=_single(request.file.data),
+            chunks=evidence.single_chunk(request.file.data),
         )
         set_response_header("x-http-status", "201")
         return evidence_message(record)

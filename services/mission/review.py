@@ -99,7 +99,6 @@ async def decide(
     before/after pair, when both halves are verified, at the lower confidence); a rejection
     lets the human submit again while the claim lasts."""
     missions = tx.bound(MissionStore)
-    decided = await tx.decide(record.id, decision, reward=0)
     claim = await missions.get_claim(record.claim_id, lock=True)
     kind, actor_id = actor
     await tx.record(
@@ -109,34 +108,34 @@ async def decide(
         action="verified" if decision.approve else "rejected",
         details={"confidence": decision.confidence, "reason": decision.reason[:500]},
     )
+    siblings = [e for e in await tx.of_claim(record.claim_id) if e.id != record.id]
     if not decision.approve:
-        open_ones = [
-            e
-            for e in await tx.of_claim(record.claim_id)
-            if e.id != record.id and e.status in OPEN_EVIDENCE
-        ]
-        if claim is not None and claim.status is ClaimStatus.SUBMITTED and not open_ones:
+        if (
+            claim is not None
+            and claim.status is ClaimStatus.SUBMITTED
+            and not any(e.status in OPEN_EVIDENCE for e in siblings)
+        ):
             await missions.update_claim(claim.id, status=ClaimStatus.ACTIVE)
-        return decided
+        return await tx.decide(record.id, decision, reward=0)
     confidence = decision.confidence
     if record.meta.sequence is not PairPosition.STANDALONE:
         other = [
             e
-            for e in await tx.of_claim(record.claim_id)
+            for e in siblings
             if e.meta.pair_id == record.meta.pair_id
             and e.meta.sequence is not record.meta.sequence
             and e.status is EvidenceStatus.VERIFIED
         ]
         if not other:
-            return decided  # the claim completes when the other half is verified
+            # The claim completes when the other half is verified.
+            return await tx.decide(record.id, decision, reward=0)
         confidence = min(confidence, *(e.final_confidence or 0.0 for e in other))
     mission = await missions.get(record.mission_id)
     assert mission is not None  # evidence rows cascade with their mission
-    reward = mission_reward(mission.fields.token_reward, confidence)
     posted = await tx.bound(LedgerStore).post(
         Movement(
             human_id=record.human_id,
-            amount=reward,
+            amount=mission_reward(mission.fields.token_reward, confidence),
             type="EARN_MISSION",
             idempotency_key=f"evidence:{record.id}",
             reference_id=record.id,
@@ -220,8 +219,8 @@ async def vote(
                 action="voted",
                 details={"approve": approve, "confidence": confidence},
             )
-            record = await _after_vote(tx, record)
             votes = await tx.votes(record.id)
+            record = await _after_vote(tx, record, votes)
     except BaseException:
         await quota.refund(deps.redis, key)
         raise
@@ -238,14 +237,16 @@ async def _announce(deps: MissionDeps, record: EvidenceRecord) -> None:
         await feed.evidence_verified(deps, record)
 
 
-async def _after_vote(tx: EvidenceStore, record: EvidenceRecord) -> EvidenceRecord:
-    progress = await tx.progress(record.id)
-    if progress.cast < progress.assigned:
+async def _after_vote(
+    tx: EvidenceStore, record: EvidenceRecord, votes: Sequence[VoteRecord]
+) -> EvidenceRecord:
+    """Once every assigned reviewer voted: the peers' verdict, or a dispute for an operator."""
+    if len(votes) < (await tx.progress(record.id)).assigned:
         return record
-    decision = peer_decision(await tx.votes(record.id))
+    decision = peer_decision(votes)
     if decision is not None:
         return await decide(tx, record, decision, actor=("system", "peers"))
-    reason = "TIE" if _tied(await tx.votes(record.id)) else "LOW_CONFIDENCE"
+    reason = "TIE" if _tied(votes) else "LOW_CONFIDENCE"
     await tx.record(
         record.id, actor_kind="system", actor_id="", action="disputed", details={"reason": reason}
     )
