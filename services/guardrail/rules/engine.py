@@ -16,6 +16,14 @@ Layer A rejects only a harmful act with its object, stated as something to do. S
   ("as an awareness drill, we will email a fake login page" is still a plan). A protective phrase
   after the act, or elsewhere in the text, never cancels it.
 - Rules marked `strict` ignore exceptions.
+- A rule marked `planned` is an act the author states as their own plan: its pattern is the act
+  alone, and it matches only where the rule set's `plan` macro ("we will", "our volunteers are
+  going to", "I plan to") ends at most PLAN_GAP words before the act. Stated intent is what
+  makes the act harmful, so its vocabulary can be wider than a bare rule's. Only what stands
+  between the (nearest) plan and the act can govern it ("we will help survivors of debt
+  bondage"): a protective phrase before the plan ("for community safety, we will ...") never
+  cancels it, and neither does the described-by-somebody-else reading. The act is searched
+  first, with every shortcut below; the plan only behind an act found.
 
 Suppressed matches are still reported, so operators can see what almost fired.
 
@@ -120,6 +128,15 @@ _STEM = re.compile(r"[a-z]+(?=\\w)")  # `verif\w*`: a stem, not a word
 _SUFFIXES = frozenset(["s", "es", "ed", "d", "ing", "er", "ers", "ly", "ies", "ied", "ment", "ion"])
 
 
+# Words between a stated plan and its act ("we will quietly hand every boy a rifle").
+PLAN_GAP = 14
+# A plan that says it will not do something, or will fight it, is not a plan to do it.
+_PLAN_NEGATED = (
+    r"(?! (?:not|never|no longer|stop|end|ban|prevent|report|expose|document|fight|combat|"
+    r"oppose|counter|investigate|warn|challenge|resist|help|support|protect)\b)"
+)
+
+
 class RuleSetError(ValueError):
     """The rule data file is malformed: missing fields, unknown macro, bad or capturing regex."""
 
@@ -168,6 +185,8 @@ class _Rule:
     check_start: bool
     # Bit of the prefixes one of which starts every match (see first_words); 0 when unknown.
     first: int
+    # `planned` rules: the rule set's stated plan (one compiled pattern shared by every rule).
+    plan: re.Pattern[str] | None = None
 
     def finditer(self, sentence: _Sentence) -> Iterator[re.Match[str]]:
         """Non-overlapping matches in a sentence, as `\\b(?:pattern)\\b` would find them."""
@@ -196,7 +215,7 @@ class _Rule:
 class _Sentence:
     """One sentence of a view with the anchor bits of each of its words."""
 
-    __slots__ = ("_offsets", "bits", "text", "word_bits", "words")
+    __slots__ = ("_offsets", "_plans", "bits", "text", "word_bits", "words")
 
     def __init__(self, text: str, words: list[str], word_bits: list[int]) -> None:
         self.text = text
@@ -204,6 +223,14 @@ class _Sentence:
         self.word_bits = word_bits
         self.bits = reduce(or_, word_bits, 0)
         self._offsets: list[int] | None = None
+        self._plans: dict[re.Pattern[str], list[tuple[int, int]]] = {}
+
+    def plans(self, plan: re.Pattern[str]) -> list[tuple[int, int]]:
+        """(start, end) of each stated plan in the sentence, found once for all planned rules."""
+        found = self._plans.get(plan)
+        if found is None:
+            found = self._plans[plan] = [m.span() for m in plan.finditer(self.text)]
+        return found
 
     def starts(self, bit: int) -> list[int]:
         """Offsets of the words having `bit`."""
@@ -395,6 +422,8 @@ def _first_match(
     matches = rule.reference.finditer(sentence.text) if exhaustive else rule.finditer(sentence)
     for m in matches:
         match = _judge(category, rule, sentence, m)
+        if match is None:
+            continue
         if not match.suppressed:
             return match
         suppressed = suppressed or match
@@ -416,11 +445,23 @@ def mark_quotes(text: str) -> str:
     return _QUOTE.sub(mark, text)
 
 
-def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[str]) -> RuleMatch:
+def _judge(
+    category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[str]
+) -> RuleMatch | None:
+    """The match judged: blocking, suppressed (and why), or None when it is no match at all
+    (a planned rule's act with no plan before it)."""
     text = sentence.text
+    if rule.plan is not None:
+        if text.startswith(QUOTED + " ") and not rule.strict:
+            return RuleMatch(
+                category.name, rule.id, _excerpt(text, m.start(), m.end()), True, REPORTED_SPEECH
+            )
+        return _judge_planned(category, rule, sentence, m)
     excerpt = _excerpt(text, m.start(), m.end())
     if not rule.strict and text.startswith(QUOTED + " "):
         return RuleMatch(category.name, rule.id, excerpt, True, REPORTED_SPEECH)
+    if rule.plan is not None:
+        return _judge_planned(category, rule, sentence, m)
     if rule.signal or not rule.strict:
         # The exception scope is the sentence (a slice, so `^` anchors at its start), cut to
         # CONTEXT_WINDOW either side of the match when the sentence is very long.
@@ -435,6 +476,31 @@ def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[st
         return RuleMatch(category.name, rule.id, excerpt, True, NO_INTENT)
     if not rule.strict and m.start() > 0 and _described(text, m.start()):
         return RuleMatch(category.name, rule.id, excerpt, True, DESCRIBED)
+    return RuleMatch(category.name, rule.id, excerpt)
+
+
+def _judge_planned(
+    category: _Category, rule: _Rule, sentence: _Sentence, act: re.Match[str]
+) -> RuleMatch | None:
+    """An act the author states as their plan; None when no plan ends close enough before it.
+
+    Only an exception between the (nearest) plan and the act governs it."""
+    assert rule.plan is not None
+    text, at = sentence.text, act.start()
+    nearest = None
+    for start, end in sentence.plans(rule.plan):
+        if end > at:
+            break
+        nearest = (start, end)
+    if nearest is None or text.count(" ", nearest[1], at) > PLAN_GAP + 1:
+        return None
+    start, plan_end = nearest
+    excerpt = _excerpt(text, start, act.end())
+    if not rule.strict:
+        context = text[plan_end : act.end() + CONTEXT_WINDOW]
+        for exception in category.exceptions:
+            if _governs(exception, context, at - plan_end):
+                return RuleMatch(category.name, rule.id, excerpt, True, exception.id)
     return RuleMatch(category.name, rule.id, excerpt)
 
 
@@ -558,12 +624,18 @@ def _compile_rule(
 ) -> _Rule:
     rule_id = str(raw["id"])
     where = f"{category}/{rule_id}"
-    regex = _compile(str(raw["pattern"]), macros, where)
+    source = str(raw["pattern"])
+    plan = None
+    if raw.get("planned", False):
+        if "plan" not in macros:
+            raise RuleSetError(f"{where}: a planned rule needs the `plan` macro")
+        plan = _plan_pattern(macros["plan"])
+    regex = _compile(source, macros, where)
     words.update(_literal_words(regex.pattern))
     literal_first = starts_with_literal(regex.pattern)
     first = first_words(regex.pattern) if literal_first else None
     required = bits.required(regex.pattern)
-    fast = _compile(str(raw["pattern"]), macros, where, False) if literal_first else regex
+    fast = _compile(source, macros, where, False) if literal_first else regex
     return _Rule(
         id=rule_id,
         regex=fast,
@@ -573,7 +645,15 @@ def _compile_rule(
         required=required,
         check_start=literal_first,
         first=bits.bit(first) if first else 0,
+        plan=plan,
     )
+
+
+@lru_cache(maxsize=4)
+def _plan_pattern(plan: str) -> re.Pattern[str]:
+    """The `plan` macro, not negated, as one pattern object every planned rule shares (so a
+    sentence's plans are found once)."""
+    return _compile(f"(?:{plan}){_PLAN_NEGATED}", {}, "macro plan")
 
 
 def _adjacency(raw: object) -> int | None:

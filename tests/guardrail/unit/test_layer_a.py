@@ -161,6 +161,13 @@ def test_ruleset_is_loaded_once() -> None:
             "macro",
         ),
         ({"version": "1", "categories": {"x": {"rules": [{"pattern": "a"}]}}}, "missing"),
+        (
+            {
+                "version": "1",
+                "categories": {"x": {"rules": [{"id": "a", "pattern": "a", "planned": True}]}},
+            },
+            "plan",
+        ),
     ],
 )
 def test_malformed_rule_sets_are_refused(data: dict[str, Any], message: str) -> None:
@@ -371,6 +378,63 @@ def test_a_protective_phrase_never_cancels_a_plan_elsewhere_in_the_text(rules: R
     assert rules.evaluate(f"{plan}, and report any trouble to the police.").rejected
     assert rules.evaluate(f"To support survivors of violence: {plan.lower()}.").rejected
     assert not rules.evaluate("We support survivors of gun violence at the shelter.").rejected
+
+
+PLANNED = {
+    "version": "t",
+    "macros": {"plan": "we (?:will|ll)|our (?:\\w+ ){0,2}?will"},
+    "categories": {
+        "weapons": {
+            "rules": [{"id": "arms", "pattern": "rifles|grenades", "planned": True}],
+            "exceptions": [{"id": "amnesty", "pattern": "collect and destroy"}],
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "rejected"),
+    [
+        # The act stated as the author's plan, whatever protective words come before the plan.
+        ("We will hand every boy at the camp one of the rifles.", True),
+        ("For the safety of the shelter, our youth programme will issue rifles.", True),
+        ("To support survivors, we'll quietly store grenades in the cellar.", True),
+        # The act with no plan before it, or too far from it, is not this rule's business.
+        ("Rifles are smuggled across the border every week.", False),
+        (
+            "We will meet the mayor on Monday to talk about the many problems the "
+            "villages have had since the floods, including stolen rifles.",
+            False,
+        ),
+        # A plan not to do it, or to fight it.
+        ("We will not hand out rifles.", False),
+        ("We will report anyone selling grenades.", False),
+        # An exception between the plan and the act governs it; one before the plan never does.
+        ("We will collect and destroy the rifles the militia left behind.", False),
+        ("To collect and destroy weapons, we will first hand out rifles.", True),
+    ],
+)
+def test_planned_rules_reject_an_act_stated_as_a_plan(text: str, rejected: bool) -> None:
+    result = RuleSet.from_dict(PLANNED).evaluate(text)
+    assert result.rejected is rejected, (text, result.matches)
+    assert RuleSet.from_dict(PLANNED).evaluate(text, exhaustive=True).rejected is rejected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Our youth camp will train the boys to fire assault rifles before they join patrols.",
+        "We'll give every household KSh 500 in exchange for voting for our candidate.",
+        "Our recruitment team will reject applications from anyone with an Arabic-sounding name.",
+        "We will place children aged 10 to 14 in the gold mines for ten-hour shifts.",
+        "Our wellness centre will tell mothers that vaccines cause infertility.",
+        "We will buy up the rice in the district and hold it until prices triple.",
+        "Our volunteers will ask pensioners for their mobile banking PINs.",
+        "We will h.a.n.d o.u.t g-r-e-n-a-d-e-s at the rally.",
+    ],
+)
+def test_bundled_planned_rules_catch_stated_plans(rules: RuleSet, text: str) -> None:
+    assert rules.evaluate(text).rejected, text
 
 
 def test_categories_may_opt_out_of_global_exceptions() -> None:
