@@ -33,7 +33,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     ):
         # On a laptop every user is 127.0.0.1: three sign-ups would lock out the developer.
         settings = settings.model_copy(update={"rate_limit_auth_exempt_ips": list(LOOPBACK)})
-    return run_stack(settings, seed_demo_data=not args.no_seed)
+    return run_stack(settings, seed_demo_data=not args.no_seed, with_observability=args.observe)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -74,8 +74,10 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from services.core.migrate import downgrade, head_revision, upgrade
-    from tooling.backup import PRE_MIGRATION_LABEL, BackupError, Backups, current_revision
+    from tooling.backup import PRE_MIGRATION_LABEL, BackupError, backups_for, current_revision
 
+    if args.action == "generate":
+        return _migrate_generate(args)
     settings = _settings()
     url = settings.database_url
     current = asyncio.run(current_revision(url))
@@ -92,9 +94,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         return 2
     if current is not None and current != target and not args.no_snapshot:
         # Before any schema change: a snapshot to go back to (kept 90 days by `backup prune`).
-        backups = Backups(url, settings.backup_dir or settings.data_dir / "backups")
         try:
-            snapshot = asyncio.run(backups.create(label=PRE_MIGRATION_LABEL))
+            snapshot = asyncio.run(backups_for(settings).create(label=PRE_MIGRATION_LABEL))
         except BackupError as exc:
             print(f"betterworld migrate: no snapshot, not migrating: {exc}", file=sys.stderr)
             return 1
@@ -104,6 +105,27 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     else:
         upgrade(url, args.revision)
     print(f"migrated from {current or 'nothing'} to {asyncio.run(current_revision(url))}")
+    return 0
+
+
+def _migrate_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.core.migrate import MigrationError, generate_revision
+
+    if not args.message:
+        print('migrate generate needs a message: migrate generate "add …"', file=sys.stderr)
+        return 2
+    try:
+        path = generate_revision(
+            args.message,
+            directory=Path(args.directory) if args.directory else None,
+            database_url=_settings().database_url if args.autogenerate else None,
+        )
+    except MigrationError as exc:
+        print(f"betterworld migrate: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
     return 0
 
 
@@ -137,11 +159,31 @@ def _cmd_operator_create_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dev_cert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tooling.devcert import DEFAULT_NAMES, instructions, make_dev_certificates
+
+    settings = _settings()
+    out = Path(args.out) if args.out else settings.data_dir / "tls"
+    made = make_dev_certificates(out.resolve(), names=tuple(args.name or DEFAULT_NAMES))
+    print(instructions(made, port=settings.envoy_port), end="")
+    return 0
+
+
 def _cmd_envoy_config(args: argparse.Namespace) -> int:
     from tooling.edge.envoy_config import compose_spec, dump, render_envoy_config
-    from tooling.stack import local_envoy_spec
+    from tooling.stack import edge_tls, local_envoy_spec
 
-    spec = compose_spec() if args.compose else local_envoy_spec(_settings())
+    if args.compose:
+        # The compose variant takes the edge settings as they are: paths inside the container.
+        settings = _settings()
+        spec = compose_spec(
+            tls=edge_tls(settings, check_files=False),
+            admin_allow_cidrs=tuple(settings.edge_admin_allow_cidrs),
+        )
+    else:
+        spec = local_envoy_spec(_settings())
     text = dump(render_envoy_config(spec))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
@@ -163,9 +205,19 @@ def _health(process: dict[str, Any], settings: Settings) -> str:
     name, host = process["name"], settings.host
     if process["kind"] == "database":
         return "up"
-    if process["kind"] == "proxy":
+    if process.get("health_url"):
         try:
-            code = httpx.get(f"http://{host}:{settings.envoy_port}/health", timeout=2).status_code
+            code = httpx.get(process["health_url"], timeout=2).status_code
+        except httpx.HTTPError:
+            return "unreachable"
+        return "healthy" if code == 200 else f"unhealthy ({code})"
+    if process["kind"] == "proxy":
+        from tooling.stack import envoy_health_url
+
+        url = envoy_health_url(settings)
+        try:
+            # A probe of our own child on this machine: the certificate is not what it checks.
+            code = httpx.get(url, timeout=2, verify=False).status_code  # noqa: S501
         except httpx.HTTPError:
             return "unreachable"
         return "healthy" if code == 200 else f"unhealthy ({code})"
@@ -184,11 +236,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"no stack is running from {settings.data_dir} (start it with `betterworld up`)")
         return 1
     now = time.time()
-    print(f"{'process':<12} {'pid':>8} {'uptime':>10} {'restarts':>9}  health")
+    width = max([12, *(len(process["name"]) for process in state["processes"])])
+    print(f"{'process':<{width}} {'pid':>8} {'uptime':>10} {'restarts':>9}  health")
     for process in state["processes"]:
         uptime = int(now - process["started_at"]) if process["alive"] else 0
         print(
-            f"{process['name']:<12} {process['pid'] or '-':>8} {uptime:>9}s "
+            f"{process['name']:<{width}} {process['pid'] or '-':>8} {uptime:>9}s "
             f"{process['restarts']:>9}  {_health(process, settings)}"
         )
     return 0
@@ -197,10 +250,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_backup(args: argparse.Namespace) -> int:
     import json
 
-    from tooling.backup import BackupError, Backups, describe
+    from tooling.backup import BackupError, backups_for, describe
 
-    settings = _settings()
-    backups = Backups(settings.database_url, settings.backup_dir or settings.data_dir / "backups")
+    backups = backups_for(_settings())
     try:
         if args.action == "create":
             manifest = asyncio.run(backups.create(label=args.label))
@@ -209,7 +261,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
                 f"{sum(manifest.tables.values())} rows in {len(manifest.tables)} tables"
             )
         elif args.action == "list":
-            for manifest in backups.all():
+            for manifest in asyncio.run(backups.all()):
                 print(json.dumps(describe(manifest)))
         elif args.action == "verify":
             result = asyncio.run(backups.verify(args.name))
@@ -229,11 +281,28 @@ def _cmd_backup(args: argparse.Namespace) -> int:
             manifest = asyncio.run(backups.restore(args.name))
             print(f"restored {manifest.name}")
         elif args.action == "prune":
-            for manifest in backups.prune():
+            for manifest in asyncio.run(backups.prune()):
                 print(f"deleted {manifest.name}")
     except BackupError as exc:
         print(f"betterworld backup: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_alertmanager_config(args: argparse.Namespace) -> int:
+    import os
+
+    import yaml
+
+    from tooling.observe import render_alertmanager_config
+
+    text = yaml.safe_dump(render_alertmanager_config(_settings()), sort_keys=False)
+    if args.output:
+        # The receivers' URLs carry tokens: readable by this user only.
+        with open(os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(text)
+    else:
+        print(text, end="")
     return 0
 
 
@@ -252,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="run the whole local stack (PostgreSQL, Valkey, services, Envoy)"
     )
     up.add_argument("--no-seed", action="store_true", help="do not seed demo data")
+    up.add_argument(
+        "--observe",
+        action="store_true",
+        help="also run Prometheus, Alertmanager and the PostgreSQL and Redis exporters "
+        "(deploy/prometheus, deploy/alertmanager; `make ops-tools` installs them)",
+    )
     up.set_defaults(func=_cmd_up)
 
     serve = sub.add_parser("serve", help="run one service process")
@@ -286,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(func=_cmd_status)
 
-    backup = sub.add_parser("backup", help="database backups: create, list, verify, restore")
+    backup = sub.add_parser(
+        "backup", help="database backups (BACKUP_STORAGE): create, list, verify, restore, prune"
+    )
     backup.add_argument("action", choices=["create", "list", "verify", "restore", "prune"])
     backup.add_argument("--name", default=None, help="the backup (default: the newest)")
     backup.add_argument("--label", default="manual", help="create: a word in the name")
@@ -294,10 +371,24 @@ def build_parser() -> argparse.ArgumentParser:
     backup.set_defaults(func=_cmd_backup)
 
     migrate = sub.add_parser(
-        "migrate", help="database migrations: status, upgrade (default) or downgrade"
+        "migrate",
+        help="database migrations: status, upgrade (default), downgrade or generate a revision",
     )
     migrate.add_argument(
-        "action", nargs="?", default="upgrade", choices=["status", "upgrade", "downgrade"]
+        "action",
+        nargs="?",
+        default="upgrade",
+        choices=["status", "upgrade", "downgrade", "generate"],
+    )
+    migrate.add_argument("message", nargs="?", help="generate: what the revision does")
+    migrate.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="generate: write the operations that bring DATABASE_URL (at head) to the code's "
+        "tables, to review by hand",
+    )
+    migrate.add_argument(
+        "--directory", help="generate: the migrations directory (default: the checkout's)"
     )
     migrate.add_argument("--revision", default="head")
     migrate.add_argument(
@@ -324,10 +415,32 @@ def build_parser() -> argparse.ArgumentParser:
     create_key.add_argument("--name", required=True, help="operator name (shown in audit logs)")
     create_key.set_defaults(func=_cmd_operator_create_key)
 
+    dev_cert = sub.add_parser(
+        "dev-cert",
+        help="make a local CA and a server certificate for localhost, 127.0.0.1 and ::1 "
+        "(for EDGE_TLS_CERT_FILE / EDGE_TLS_KEY_FILE)",
+    )
+    dev_cert.add_argument("--out", default=None, help="directory (default: DATA_DIR/tls)")
+    dev_cert.add_argument(
+        "--name",
+        action="append",
+        help="a DNS name or IP address the certificate is for (repeatable; default: "
+        "localhost, 127.0.0.1, ::1)",
+    )
+    dev_cert.set_defaults(func=_cmd_dev_cert)
+
     envoy = sub.add_parser("envoy-config", help="render Envoy's configuration")
     envoy.add_argument("--compose", action="store_true", help="the docker-compose variant")
     envoy.add_argument("-o", "--output", help="write to this file instead of stdout")
     envoy.set_defaults(func=_cmd_envoy_config)
+
+    alertmanager = sub.add_parser(
+        "alertmanager-config",
+        help="render deploy/alertmanager/alertmanager.yml with the receivers' webhooks from "
+        "ALERT_<RECEIVER>_WEBHOOK_URL",
+    )
+    alertmanager.add_argument("-o", "--output", help="write to this file instead of stdout")
+    alertmanager.set_defaults(func=_cmd_alertmanager_config)
 
     health = sub.add_parser(
         "health-probe", help="exit 0 when a service's grpc.health.v1 status is SERVING"

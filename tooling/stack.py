@@ -20,8 +20,11 @@ from services.core.process_ports import group_target, process_ports
 from services.core.queues import GUARDRAIL_QUEUE, consumer_count
 from services.core.settings import Settings
 from services.registry import REGISTRY
+from tooling import observe
 from tooling.devstack import EmbeddedPostgres, EmbeddedValkey
 from tooling.edge.envoy_config import EnvoySpec, dump, local_spec, render_envoy_config
+from tooling.edge.tls import EdgeTls
+from tooling.observe import ObserveOptions
 from tooling.process import seed
 from tooling.seed import Seeded
 from tooling.supervisor import STATE_FILE, Supervised, Supervisor
@@ -34,6 +37,29 @@ def service_ports(settings: Settings, service: str) -> tuple[int, ...]:
     return process_ports(settings.service_ports(service)[0], settings.service_processes)
 
 
+def edge_tls(settings: Settings, *, check_files: bool = True) -> EdgeTls | None:
+    """The certificate pair Envoy serves (EDGE_TLS_CERT_FILE, EDGE_TLS_KEY_FILE), if set.
+
+    With `check_files`, a missing or unreadable file is an error naming its setting, before
+    Envoy would fail to start on it.
+    """
+    cert, key = settings.edge_tls_cert_file, settings.edge_tls_key_file
+    if cert is None or key is None:
+        return None
+    if not check_files:
+        return EdgeTls(cert_file=str(cert), key_file=str(key))
+    for name, path in (("EDGE_TLS_CERT_FILE", cert), ("EDGE_TLS_KEY_FILE", key)):
+        if not os.access(path, os.R_OK):
+            raise RuntimeError(f"{name}: {path} is not a readable file")
+    return EdgeTls(cert_file=str(cert.resolve()), key_file=str(key.resolve()))
+
+
+def envoy_health_url(settings: Settings) -> str:
+    """Envoy's /health on this machine, https when Envoy terminates TLS."""
+    scheme = "https" if settings.edge_tls_cert_file is not None else "http"
+    return f"{scheme}://{settings.host}:{settings.envoy_port}/health"
+
+
 def local_envoy_spec(settings: Settings) -> EnvoySpec:
     """Envoy's spec for services on this machine, on the configured ports."""
     return local_spec(
@@ -42,6 +68,8 @@ def local_envoy_spec(settings: Settings) -> EnvoySpec:
         admin_port=settings.envoy_admin_port,
         host=settings.host,
         cors_allowed_origins=tuple(settings.cors_allowed_origins),
+        tls=edge_tls(settings),
+        admin_allow_cidrs=tuple(settings.edge_admin_allow_cidrs),
     )
 
 
@@ -116,11 +144,20 @@ class Stack:
             )
         return self.postgres.created
 
-    def spawn(self, name: str, argv: list[str], kind: str = "service") -> None:
+    def spawn(
+        self,
+        name: str,
+        argv: list[str],
+        kind: str = "service",
+        *,
+        env: dict[str, str] | None = None,
+        health_url: str | None = None,
+    ) -> None:
         """Starts a supervised child in its own session, logging to data_dir/logs/NAME.log.
 
         The child gets SIGTERM (and drains as usual) if this process dies without stopping it,
-        even by SIGKILL: in its own session it would otherwise outlive the stack.
+        even by SIGKILL: in its own session it would otherwise outlive the stack. Its
+        environment is `env`, or the stack's (`self.env()`) when None.
         """
 
         def start() -> None:
@@ -129,7 +166,7 @@ class Stack:
             with open(logs / f"{name}.log", "ab") as log_file:
                 self.children[name] = subprocess.Popen(
                     argv,
-                    env=self.env(),
+                    env=self.env() if env is None else env,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -144,6 +181,7 @@ class Stack:
                 alive=lambda: self.children[name].poll() is None,
                 pid=lambda: self.children[name].pid,
                 kind=kind,
+                health_url=health_url,
             )
         )
 
@@ -161,6 +199,26 @@ class Stack:
             [_envoy_binary(), "-c", str(config), "--log-level", "warn", "--disable-hot-restart"],
             kind="proxy",
         )
+
+    def start_observability(self, options: ObserveOptions | None = None) -> None:
+        """Prometheus, Alertmanager and the PostgreSQL and Redis exporters (`up --observe`),
+        supervised like the rest; returns when Prometheus and Alertmanager are ready."""
+        monitors = observe.prepare(
+            self.settings,
+            self.data_dir / "observe",
+            postgres_dsn=self.postgres.dsn,
+            redis_url=self.valkey.url,
+            options=options,
+        )
+        for monitor in monitors:
+            self.spawn(
+                monitor.name,
+                monitor.argv,
+                kind="observability",
+                env=monitor.env,
+                health_url=monitor.health_url,
+            )
+        observe.wait_ready(self.settings)
 
     def wait_healthy(self) -> None:
         """Waits until Envoy's /health is 200 (every upstream healthy) and the worker consumes
@@ -190,9 +248,10 @@ class Stack:
         )
 
     def _envoy_healthy(self) -> bool:
-        url = f"http://{self.settings.host}:{self.settings.envoy_port}/health"
+        url = envoy_health_url(self.settings)
         try:
-            return httpx.get(url, timeout=1).status_code == 200
+            # Our own child on this machine: the certificate is not what this checks.
+            return httpx.get(url, timeout=1, verify=False).status_code == 200  # noqa: S501
         except httpx.HTTPError:
             return False
 
@@ -228,21 +287,24 @@ def _service_lines(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _print_endpoints(settings: Settings, seeded: Seeded, data_dir: Path) -> None:
+def _print_endpoints(settings: Settings, seeded: Seeded, data_dir: Path, extra: str = "") -> None:
     host, port = settings.host, settings.envoy_port
+    more = f"{extra}\n" if extra else ""
+    scheme = "https" if settings.edge_tls_cert_file is not None else "http"
+    plaintext = "" if scheme == "https" else "-plaintext "
     print(
         f"""
 BetterWorld mesh is up.
-  JSON + gRPC (Envoy)  http://{host}:{port}   e.g. curl http://{host}:{port}/api/v1/agents
-  health / readiness   http://{host}:{port}/health   http://{host}:{port}/ready
-  grpcurl              grpcurl -plaintext {host}:{port} list
+  JSON + gRPC (Envoy)  {scheme}://{host}:{port}   e.g. curl {scheme}://{host}:{port}/api/v1/agents
+  health / readiness   {scheme}://{host}:{port}/health   {scheme}://{host}:{port}/ready
+  grpcurl              grpcurl {plaintext}{host}:{port} list
 {_service_lines(settings)}
   worker               {host}:{settings.worker_port} health (metrics http://{host}:{settings.metrics_port_worker}/metrics)
   Envoy admin          http://{host}:{settings.envoy_admin_port}
   PostgreSQL           postgresql://betterworld@{host}:{settings.postgres_port}/betterworld
   Valkey               redis://{host}:{settings.valkey_port}/0
   data and logs        {data_dir}
-""",
+{more}""",
         flush=True,
     )
     if seeded.agents:
@@ -256,8 +318,17 @@ BetterWorld mesh is up.
     print("Press Ctrl-C to stop.", flush=True)
 
 
-def run_stack(settings: Settings, *, seed_demo_data: bool = True) -> int:
-    """Runs everything until SIGINT/SIGTERM; returns the exit code."""
+def run_stack(
+    settings: Settings, *, seed_demo_data: bool = True, with_observability: bool = False
+) -> int:
+    """Runs everything until SIGINT/SIGTERM; returns the exit code. With `with_observability`, also
+    Prometheus, Alertmanager and the exporters (`tooling.observe`)."""
+    if with_observability and (missing := observe.missing_binaries()):
+        print(
+            f"betterworld up --observe: {', '.join(missing)} not installed: run `make ops-tools`",
+            file=sys.stderr,
+        )
+        return 1
     stack = Stack(settings)
     stop_requested = False
 
@@ -278,7 +349,10 @@ def run_stack(settings: Settings, *, seed_demo_data: bool = True) -> int:
             seeded = asyncio.run(seed(child_settings))
         stack.start_services()
         stack.wait_healthy()
-        _print_endpoints(settings, seeded, stack.data_dir)
+        if with_observability:
+            stack.start_observability()
+        extra = observe.endpoints(settings) if with_observability else ""
+        _print_endpoints(settings, seeded, stack.data_dir, extra)
         while not stop_requested:
             stack.supervisor.check()  # a process that died is started again, with backoff
             time.sleep(0.5)

@@ -37,7 +37,9 @@ class Supervised:
     alive: Callable[[], bool]
     pid: Callable[[], int | None]
     kind: str = "service"
-    """service, worker, proxy or database (for status)."""
+    """service, worker, proxy, database or observability (for status)."""
+    health_url: str | None = None
+    """An HTTP URL that answers 200 while the process works (status asks it), if it has one."""
     started_at: float = field(default_factory=time.time)
     restarts: int = 0
     failures: int = 0
@@ -105,7 +107,7 @@ class Supervisor:
         )
 
     def state(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Each process: name, kind, pid, alive, started_at, restarts."""
+        """Each process: name, kind, pid, alive, started_at, restarts, last_exit, health_url."""
         now = time.time() if now is None else now
         return [
             {
@@ -116,6 +118,7 @@ class Supervisor:
                 "started_at": p.started_at,
                 "restarts": p.restarts,
                 "last_exit": p.last_exit,
+                "health_url": p.health_url,
             }
             for p in self.processes
         ]

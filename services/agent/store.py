@@ -265,3 +265,17 @@ class AgentStore(SqlStore):
         """Every key digest of the agent (to drop their cached lookups)."""
         async with self._db.connect() as conn:
             return await credentials.owner_key_digests(conn, owner_id=uuid.UUID(agent_id))
+
+    async def active_since(self, since: datetime) -> int:
+        """Active agents that checked in at or after `since`."""
+        async with self._db.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(agents)
+                        .where(agents.c.is_active)
+                        .where(agents.c.last_heartbeat_at >= since)
+                    )
+                ).scalar_one()
+            )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from betterworld.content.v1 import content_pb2
 
+from services.core.business_gauges import BusinessGauge, BusinessGauges
 from services.core.definition import ServiceDefinition, lazy
+
+PROBLEMS_TODAY = BusinessGauge(
+    "betterworld_problems_today",
+    "Problems reported since 00:00 UTC today, whatever their guardrail outcome",
+)
 
 DEFINITION = ServiceDefinition(
     name="content",
@@ -14,5 +20,9 @@ DEFINITION = ServiceDefinition(
     tables=("services.content.tables",),
     register=lazy("services.content.service:register"),
     jobs=lazy("services.content.jobs:consumers"),
+    business_gauges=BusinessGauges(
+        gauges=(PROBLEMS_TODAY,),
+        compute=lazy("services.content.figures:compute"),
+    ),
 )
 """ContentService and the internal ContentInternalService."""

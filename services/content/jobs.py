@@ -22,6 +22,7 @@ from services.core.jobs import (
     PeriodicTask,
     WorkerResources,
     publish_queue_sizes,
+    timed_job,
 )
 from services.core.logging import get_logger
 from services.core.queues import GUARDRAIL_QUEUE
@@ -58,7 +59,8 @@ class EmbeddingWorker:
     async def process(self, job: Job, token: str) -> dict[str, str]:
         """One attempt, once the deferral admits it."""
         async with self._deferral.admit(job.timestamp):
-            return await self._attempt(job)
+            with timed_job(EMBEDDING_QUEUE):
+                return await self._attempt(job)
 
     async def _attempt(self, job: Job) -> dict[str, str]:
         data = EmbeddingJob.from_data(job.data)

@@ -24,6 +24,7 @@ from services.core.policy import Access, MethodPolicy, method_path, policies_of
 if TYPE_CHECKING:
     import grpc
 
+    from services.core.business_gauges import BusinessGauges
     from services.core.jobs import JobConsumer, WorkerResources
     from services.core.runtime import Runtime
 
@@ -66,6 +67,9 @@ class ServiceDefinition:
     """Long-running loops of the process (started after the server, cancelled before close)."""
     jobs: Callable[[WorkerResources], Awaitable[list[JobConsumer]]] | None = None
     """Builds its job consumers in the worker process (queues it consumes, sweeps)."""
+    business_gauges: BusinessGauges | None = None
+    """Gauges of the business it computes from its own tables, refreshed by the worker on a
+    schedule (never per scrape) and exported on the worker's metrics endpoint."""
     max_message_bytes: int = MAX_MESSAGE_BYTES
     """The largest request message it accepts. Raised only deliberately, for a service that
     takes files, and matched by Envoy's body limit on the routes that carry them."""

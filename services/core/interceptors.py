@@ -34,6 +34,7 @@ from services.core.context import (
     set_response_header,
 )
 from services.core.credentials.authenticator import Authenticator
+from services.core.error_tracking import report_rpc_error
 from services.core.logging import get_logger
 from services.core.metrics import (
     GRPC_HANDLED,
@@ -239,6 +240,13 @@ class RequestContextInterceptor(_WrappingInterceptor):
                     )
                 else:
                     log.exception("unhandled_error", method=method)
+                    report_rpc_error(
+                        exc,
+                        service=self._service,
+                        method=method,
+                        request_id=request_id,
+                        metadata=metadata,
+                    )
                     code = grpc.StatusCode.INTERNAL
                     status = internal_status(service=self._service, request_id=request_id)
                 await self._abort(context, code, status, state.response_headers)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bullmq import Queue
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.core.deferral import Deferral, LoadWatch
+from services.core.error_tracking import report_job_crash
 from services.core.logging import get_logger
 from services.core.runtime import Runtime
 from services.core.settings import Settings
@@ -24,6 +26,14 @@ from services.core.settings import Settings
 JOBS_COMPLETED = Counter("bullmq_jobs_completed_total", "Jobs completed", ["queue"])
 JOBS_FAILED = Counter("bullmq_jobs_failed_total", "Job attempts that failed", ["queue"])
 QUEUE_SIZE = Gauge("bullmq_queue_size", "Jobs in the queue by state", ["queue", "state"])
+JOB_SECONDS = Histogram(
+    "job_duration_seconds",
+    "Time the worker spent on one job attempt or one periodic round, by queue (a bullmq queue "
+    "or a periodic task's name) and outcome (completed, failed)",
+    ["queue", "outcome"],
+    # From an embedding (milliseconds) to a sweep or a backup (minutes).
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
 _COUNTED_STATES = ("waiting", "active", "delayed", "failed", "completed")
 log = get_logger(__name__)
 
@@ -33,6 +43,20 @@ async def publish_queue_sizes(queue: Queue) -> None:
     counts = await queue.getJobCounts(*_COUNTED_STATES)
     for state, count in counts.items():
         QUEUE_SIZE.labels(queue.name, state).set(count)
+
+
+@contextlib.contextmanager
+def timed_job(queue: str) -> Iterator[None]:
+    """Observes job_duration_seconds for the work in its block: `completed` when the block ends
+    normally, `failed` when it raises. A cancelled block (a forced stop) is no outcome of the
+    job's own and is not observed."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        JOB_SECONDS.labels(queue, "failed").observe(time.perf_counter() - started)
+        raise
+    JOB_SECONDS.labels(queue, "completed").observe(time.perf_counter() - started)
 
 
 class JobConsumer(Protocol):
@@ -87,9 +111,11 @@ class PeriodicTask:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                await self._round()
-            except Exception:  # a failed round must not stop the next ones
+                with timed_job(self.name):
+                    await self._round()
+            except Exception as exc:  # a failed round must not stop the next ones
                 log.warning("periodic_round_failed", task=self.name, exc_info=True)
+                report_job_crash(exc, job=self.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 

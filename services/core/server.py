@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.core.definition import ServiceDefinition
+from services.core.error_tracking import start_error_tracking, stop_error_tracking
 from services.core.health import DependencyProbe, HealthMonitor
 from services.core.interceptors import (
     AuthInterceptor,
@@ -108,6 +109,7 @@ class ServiceServer:
         )
         self._metrics: MetricsEndpoint | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._error_tracking = False
 
     async def start(self) -> int:
         """Binds, registers everything and starts serving; returns the bound port."""
@@ -129,6 +131,7 @@ class ServiceServer:
         self.port = self.server.add_insecure_port(f"{self._host}:{self._requested_port}")
         if self.port == 0:
             raise RuntimeError(f"could not bind {self._host}:{self._requested_port}")
+        self._error_tracking = start_error_tracking(self.runtime.settings, service=definition.name)
         await self.server.start()
         await self.monitor.start()
         if self._metrics_port:
@@ -150,6 +153,9 @@ class ServiceServer:
         await asyncio.gather(*self._background, return_exceptions=True)
         if self._metrics is not None:
             self._metrics.close()
+        if self._error_tracking:
+            self._error_tracking = False
+            await stop_error_tracking()
         log.info("service_stopped", service=self.definition.name)
 
 

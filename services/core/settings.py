@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
     Field,
@@ -55,6 +57,23 @@ class Settings(BaseSettings):
     """Port of the embedded PostgreSQL started by `betterworld up`."""
     valkey_port: int = Field(default=56379, ge=1, le=65535)
     """Port of the embedded Valkey started by `betterworld up`."""
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    """Port of the Prometheus that `betterworld up --observe` starts."""
+    alertmanager_port: int = Field(default=9093, ge=1, le=65535)
+    """Port of the Alertmanager that `betterworld up --observe` starts."""
+    postgres_exporter_port: int = Field(default=9187, ge=1, le=65535)
+    """Port of the PostgreSQL exporter that `betterworld up --observe` starts."""
+    redis_exporter_port: int = Field(default=9121, ge=1, le=65535)
+    """Port of the Redis exporter that `betterworld up --observe` starts."""
+    alert_page_webhook_url: SecretStr | None = None
+    """Webhook of Alertmanager's `page` receiver (P1 alerts: the on-call's pager, e.g. a
+    PagerDuty or Opsgenie webhook); unset: the URL in deploy/alertmanager/alertmanager.yml."""
+    alert_chat_webhook_url: SecretStr | None = None
+    """Webhook of Alertmanager's `chat` receiver (P2 alerts: the team's channel); unset: the
+    URL in deploy/alertmanager/alertmanager.yml."""
+    alert_digest_webhook_url: SecretStr | None = None
+    """Webhook of Alertmanager's `digest` receiver (P3 alerts, grouped for a day); unset: the
+    URL in deploy/alertmanager/alertmanager.yml."""
     data_dir: Path = Path(".data")
     """Where `betterworld up` keeps PostgreSQL, Valkey and the dev signing key."""
     cors_allowed_origins: Annotated[list[str], NoDecode] = [
@@ -62,6 +81,14 @@ class Settings(BaseSettings):
         "http://127.0.0.1:3000",
     ]
     """Browser origins allowed by CORS (JSON list or comma-separated)."""
+    edge_tls_cert_file: Path | None = None
+    """PEM certificate (chain) Envoy serves on its public port, as Envoy sees the path; set with
+    EDGE_TLS_KEY_FILE to serve HTTPS and gRPC over TLS only. Unset: plain HTTP/h2c."""
+    edge_tls_key_file: Path | None = None
+    """PEM private key of EDGE_TLS_CERT_FILE (readable by Envoy only)."""
+    edge_admin_allow_cidrs: Annotated[list[str], NoDecode] = []
+    """Client networks (CIDRs or addresses, comma-separated or a JSON list) from which Envoy
+    forwards `/api/v1/admin/*` and the same RPCs over gRPC; others get 403. Empty: no limit."""
 
     grace_seconds: float = Field(default=30.0, ge=0)
     """How long SIGTERM waits for in-flight RPCs before forcing exit."""
@@ -145,7 +172,24 @@ class Settings(BaseSettings):
     decomposition_model: str = "claude-haiku-5-5"
     """Claude model that suggests missions for a solution (with ANTHROPIC_API_KEY)."""
     backup_dir: Path | None = None
-    """Where `betterworld backup` keeps database backups (default: DATA_DIR/backups)."""
+    """Where `betterworld backup` keeps database backups (default: DATA_DIR/backups); with
+    BACKUP_STORAGE=s3, where dumps are written before upload and downloaded for a restore."""
+    backup_storage: Literal["local", "s3"] = "local"
+    """Where backups go: `local` (BACKUP_DIR) or `s3` (BACKUP_BUCKET, reached with the S3_*
+    endpoint and credentials below)."""
+    backup_bucket: str = "betterworld-backups"
+    """The bucket of the backups (BACKUP_STORAGE=s3); keep it apart from the evidence bucket."""
+    backup_prefix: str = "backups/"
+    """The key prefix of the backups in BACKUP_BUCKET."""
+    backup_schedule_enabled: bool | None = None
+    """The worker backs up daily (BACKUP_CREATE_AT, then prunes) and verifies weekly
+    (BACKUP_VERIFY_AT). Unset: on in production, off in development."""
+    backup_create_at: str = Field(default="03:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """When the worker backs up: `HH:MM` every day, in UTC."""
+    backup_verify_at: str = Field(
+        default="sun 04:00", pattern=r"^(?i)(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d$"
+    )
+    """When the worker verifies the newest backup: `<weekday> HH:MM` weekly, in UTC."""
     evidence_vision_model: str = "claude-haiku-5-5"
     """Claude model that checks evidence photos (with ANTHROPIC_API_KEY)."""
     evidence_vision_daily_budget_cents: float = Field(default=500.0, ge=0)
@@ -268,6 +312,33 @@ class Settings(BaseSettings):
     """SMTP password."""
     smtp_from: str = "BetterWorld <no-reply@betterworld.local>"
     """Sender of verification emails."""
+    sentry_dsn: str = ""
+    """Sentry DSN (`https://<public key>@<host>/<project id>`): set, the services and the
+    worker report unexpected errors (never a client's error) to it; empty: off."""
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    """Fraction of traces the Sentry SDK keeps (0: none). Errors are sent whatever its value;
+    the processes record no spans of their own yet, so today it changes nothing."""
+    sentry_environment: str | None = Field(default=None, pattern=r"^[^/\s]{1,64}$")
+    """The environment Sentry files events under (e.g. `staging`); unset: ENVIRONMENT."""
+    sentry_release: str | None = Field(default=None, pattern=r"^[^/\s]{1,200}$")
+    """The release Sentry files events under (e.g. the deployed git SHA); unset:
+    `betterworld-mesh@<package version>`."""
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _valid_sentry_dsn(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        # Imported only when a DSN is set: the SDK takes a quarter of a second to import.
+        from sentry_sdk.utils import BadDsn, Dsn
+
+        try:
+            Dsn(value)
+        except BadDsn as exc:
+            # The DSN itself is not echoed: it may carry a secret key.
+            raise ValueError(f"not a Sentry DSN ({exc})") from None
+        return value
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
@@ -292,6 +363,48 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("edge_admin_allow_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: object) -> object:
+        return cls._split_origins(value)
+
+    @field_validator("edge_admin_allow_cidrs")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=True)))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8): {exc}") from None
+        return networks
+
+    @model_validator(mode="after")
+    def _edge_tls_pair(self) -> Settings:
+        if (self.edge_tls_cert_file is None) != (self.edge_tls_key_file is None):
+            missing = (
+                "EDGE_TLS_KEY_FILE" if self.edge_tls_key_file is None else "EDGE_TLS_CERT_FILE"
+            )
+            raise ValueError(
+                f"{missing} must be set too: Envoy serves TLS with both EDGE_TLS_CERT_FILE and "
+                "EDGE_TLS_KEY_FILE, or neither"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _asyncpg_ssl_spelling(self) -> Settings:
+        # asyncpg takes libpq's `sslmode` only inside a DSN; SQLAlchemy hands URL query
+        # parameters to asyncpg.connect() as keywords, where the same setting is `ssl`.
+        url = urlsplit(self.database_url)
+        if not url.scheme.endswith("+asyncpg") or "sslmode=" not in url.query:
+            return self
+        query = [
+            ("ssl" if key == "sslmode" else key, item)
+            for key, item in parse_qsl(url.query, keep_blank_values=True)
+        ]
+        self.database_url = urlunsplit(url._replace(query=urlencode(query)))
+        return self
 
     def service_ports(self, service: str) -> tuple[int, int]:
         """(gRPC port, metrics port) of a registered service: `<NAME>_PORT` and

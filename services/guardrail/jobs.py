@@ -15,6 +15,7 @@ from services.core.jobs import (
     JobConsumer,
     WorkerResources,
     publish_queue_sizes,
+    timed_job,
 )
 from services.core.logging import get_logger
 from services.core.queues import GUARDRAIL_JOB_OPTIONS, GUARDRAIL_QUEUE, EvaluationJob
@@ -66,7 +67,8 @@ class GuardrailWorker:
         """One attempt (once the deferral admits it); the last failing attempt dead-letters the
         item as FLAGGED instead."""
         async with self._deferral.admit(job.timestamp):
-            return await self._attempt(job)
+            with timed_job(GUARDRAIL_QUEUE):
+                return await self._attempt(job)
 
     async def _attempt(self, job: Job) -> dict[str, str]:
         data = EvaluationJob.from_data(job.data)

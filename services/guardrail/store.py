@@ -225,6 +225,15 @@ class GuardrailStore(SqlStore):
             ).first()
         return _flagged(row) if row else None
 
+    async def approvals_since(self, since: datetime) -> tuple[int, int]:
+        """(approved, all) evaluations made at or after `since`."""
+        statement = select(
+            func.count().filter(evaluations.c.decision == "APPROVED"), func.count()
+        ).where(evaluations.c.created_at >= since)
+        async with self._db.connect() as conn:
+            approved, total = (await conn.execute(statement)).one()
+        return int(approved), int(total)
+
     async def counts(self, since: datetime) -> EvaluationCounts:
         """Decision counts, cache hits and layer latency percentiles since `since`, and the
         review queue's waiting items."""

@@ -12,11 +12,21 @@ from betterworld.mission.v1 import (
     tokens_pb2,
 )
 
+from services.core.business_gauges import BusinessGauge, BusinessGauges
 from services.core.definition import ServiceDefinition, lazy
 
 MAX_EVIDENCE_MESSAGE_BYTES = 10 * 1024 * 1024 + 64 * 1024
 """A 10 MiB file plus its metadata (evidence_model.MAX_EVIDENCE_BYTES, not imported here:
 definitions stay light)."""
+
+MISSIONS_COMPLETED = BusinessGauge(
+    "betterworld_missions_completed_week",
+    "Missions completed by humans (completed claims) since Monday 00:00 UTC",
+)
+TOKENS_DISTRIBUTED = BusinessGauge(
+    "betterworld_tokens_distributed_week",
+    "ImpactTokens paid to humans (every EARN_* ledger movement) since Monday 00:00 UTC",
+)
 
 DEFINITION = ServiceDefinition(
     name="mission",
@@ -35,6 +45,10 @@ DEFINITION = ServiceDefinition(
     register=lazy("services.mission.service:register"),
     background=lazy("services.mission.service:background"),
     jobs=lazy("services.mission.jobs:consumers"),
+    business_gauges=BusinessGauges(
+        gauges=(MISSIONS_COMPLETED, TOKENS_DISTRIBUTED),
+        compute=lazy("services.mission.figures:compute"),
+    ),
     # Evidence files (10 MiB) arrive in one SubmitEvidence message through Envoy.
     max_message_bytes=MAX_EVIDENCE_MESSAGE_BYTES,
 )

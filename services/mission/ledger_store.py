@@ -19,6 +19,7 @@ from sqlalchemy.engine import Row
 
 from services.core.store import SqlStore
 from services.mission.model import (
+    EARN_TYPES,
     BalanceRecord,
     Drift,
     LedgerCheck,
@@ -185,3 +186,11 @@ class LedgerStore(SqlStore):
                 ).scalar_one()
                 now = (await conn.execute(select(func.now()))).scalar_one()
         return LedgerCheck(int(balances), int(transactions), int(outstanding), tuple(drifts), now)
+
+    async def earned_since(self, since: datetime) -> int:
+        """Tokens paid to humans (every EARN_* movement) at or after `since`."""
+        statement = select(func.coalesce(func.sum(token_ledger.c.amount), 0)).where(
+            token_ledger.c.type.in_(EARN_TYPES), token_ledger.c.created_at >= since
+        )
+        async with self._db.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())

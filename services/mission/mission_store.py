@@ -618,6 +618,18 @@ class MissionStore(SqlStore):
         async with self._db.connect() as conn:
             return int((await conn.execute(statement)).rowcount)
 
+    async def claims_completed_since(self, since: datetime) -> int:
+        """Claims completed at or after `since` (a completed claim changes no more, so its
+        `updated_at` is when it was completed)."""
+        statement = (
+            select(func.count())
+            .select_from(mission_claims)
+            .where(mission_claims.c.status == ClaimStatus.COMPLETED.value)
+            .where(mission_claims.c.updated_at >= since)
+        )
+        async with self._db.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
     async def _count_claims(self, conn: Any, mission_id: str, delta: int) -> None:
         claims = missions.c.active_claims + delta
         await conn.execute(

@@ -16,14 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.core import business_refresh
 from services.core.deferral import LoadWatch
 from services.core.definition import ServiceDefinition
 from services.core.idle import make_process_idle
-from services.core.jobs import JobConsumer, WorkerResources
+from services.core.jobs import JobConsumer, PeriodicTask, WorkerResources
 from services.core.logging import get_logger
 from services.core.runtime import Runtime, build_runtime
 from services.core.server import ServiceServer, freeze_startup_objects
 from services.core.settings import Settings
+from services.ops.backup_jobs import consumers as backup_consumers
 from services.registry import REGISTRY, Registry
 
 log = get_logger(__name__)
@@ -80,7 +82,25 @@ async def build_worker(
     for definition in registry.definitions:
         if definition.jobs is not None:
             items += await definition.jobs(resources)
+    gauges = business_gauges_task(registry, runtime)
+    if gauges is not None:
+        items.append(gauges)
+    items += await backup_consumers(resources)  # daily backup, weekly verify (BACKUP_SCHEDULE_*)
     return Consumers(items, load)
+
+
+def business_gauges_task(registry: Registry, runtime: Runtime) -> PeriodicTask | None:
+    """The round computing the business gauges the services declare (None when none does);
+    the worker's metrics endpoint exports them from the start, valueless until the first
+    round."""
+    declarations = business_refresh.declared(registry.definitions)
+    if not declarations:
+        return None
+    return PeriodicTask(
+        business_refresh.TASK_NAME,
+        lambda: business_refresh.refresh_business_gauges(declarations, runtime),
+        interval=business_refresh.REFRESH_INTERVAL_SECONDS,
+    )
 
 
 def load_watch(settings: Settings) -> LoadWatch | None:

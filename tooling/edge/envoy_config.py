@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from services.registry import REGISTRY, Registry
+from tooling.edge.admin_allowlist import admin_methods, rbac_filter, validate_cidrs
+from tooling.edge.tls import EdgeTls, downstream_transport_socket
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DESCRIPTOR_SET = REPO_ROOT / "gen" / "descriptor.pb"
 COMPOSE_DESCRIPTOR_SET = "/etc/envoy/descriptor.pb"
 COMPOSE_CONFIG_PATH = REPO_ROOT / "envoy" / "envoy.compose.yaml"
+COMPOSE_TLS_CERT_FILE = "/etc/envoy/tls/tls.crt"
+COMPOSE_TLS_KEY_FILE = "/etc/envoy/tls/tls.key"
+"""Where `--tls` expects the certificate pair inside the Envoy container (a read-only mount)."""
 # Inside the compose network Envoy must accept connections from the published port mapping.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
@@ -187,6 +192,13 @@ class EnvoySpec:
     """(HTTP path template, body limit in bytes) of the routes whose body is a raw file."""
     access_log: bool = True
     """Write one JSON access-log line per request to Envoy's stdout."""
+    tls: EdgeTls | None = None
+    """Serve HTTPS and gRPC over TLS (ALPN h2, http/1.1) with this certificate; plain
+    connections then fail. None: HTTP/1.1 and h2c without TLS."""
+    admin_allow_cidrs: tuple[str, ...] = ()
+    """Client networks allowed to reach the admin RPCs; others get 403. Empty: no limit."""
+    admin_methods: tuple[str, ...] = ()
+    """gRPC paths of the admin RPCs (those bound under /api/v1/admin/) the allow-list guards."""
 
     def __post_init__(self) -> None:
         names = [upstream.name for upstream in self.upstreams]
@@ -216,6 +228,7 @@ class EnvoySpec:
                 raise ValueError(f"route timeout {path!r}={seconds} is not for a routed service")
         if self.request_timeout_s <= 0 or self.max_request_bytes <= 0 or self.num_retries < 0:
             raise ValueError("timeouts, body limit and retries must be positive")
+        validate_cidrs(self.admin_allow_cidrs)
 
     @property
     def readiness_cluster(self) -> str:
@@ -238,6 +251,8 @@ def local_spec(
     cors_allowed_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS,
     request_timeout_s: float = 15.0,
     access_log: bool = True,
+    tls: EdgeTls | None = None,
+    admin_allow_cidrs: tuple[str, ...] = (),
     registry: Registry = REGISTRY,
 ) -> EnvoySpec:
     """Spec for the local stack, all on ``host``; ``service_ports`` (name: gRPC port, or the
@@ -255,6 +270,8 @@ def local_spec(
         cors_allowed_origins=cors_allowed_origins,
         request_timeout_s=request_timeout_s,
         access_log=access_log,
+        tls=tls,
+        admin_allow_cidrs=admin_allow_cidrs,
     )
 
 
@@ -262,10 +279,12 @@ def compose_spec(
     services: Sequence[str] | None = None,
     *,
     cors_allowed_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS,
+    tls: EdgeTls | None = None,
+    admin_allow_cidrs: tuple[str, ...] = (),
     registry: Registry = REGISTRY,
 ) -> EnvoySpec:
     """Spec for docker-compose: upstreams by compose service name on their default ports
-    (every registered service unless `services` picks some)."""
+    (every registered service unless `services` picks some); `tls` paths are the container's."""
     names = registry.names if services is None else tuple(services)
     return _registry_spec(
         registry,
@@ -276,6 +295,8 @@ def compose_spec(
         cors_allowed_origins=cors_allowed_origins,
         request_timeout_s=15.0,
         access_log=True,
+        tls=tls,
+        admin_allow_cidrs=admin_allow_cidrs,
     )
 
 
@@ -289,6 +310,8 @@ def _registry_spec(
     cors_allowed_origins: tuple[str, ...],
     request_timeout_s: float,
     access_log: bool,
+    tls: EdgeTls | None,
+    admin_allow_cidrs: tuple[str, ...],
 ) -> EnvoySpec:
     upstreams = tuple(
         Upstream(
@@ -319,6 +342,9 @@ def _registry_spec(
         route_timeouts=streams,
         upload_routes=uploads,
         access_log=access_log,
+        tls=tls,
+        admin_allow_cidrs=admin_allow_cidrs,
+        admin_methods=tuple(m for name in addresses for m in admin_methods(registry.get(name))),
     )
 
 
@@ -402,19 +428,20 @@ def _listener(spec: EnvoySpec) -> dict[str, Any]:
     )
     if spec.access_log:
         manager["access_log"] = [_access_log()]
+    chain: dict[str, Any] = {
+        "filters": [
+            {
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": manager,
+            }
+        ]
+    }
+    if spec.tls is not None:
+        chain["transport_socket"] = downstream_transport_socket(spec.tls)
     return {
         "name": "front_door",
         "address": _address(spec.listen_host, spec.listen_port),
-        "filter_chains": [
-            {
-                "filters": [
-                    {
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": manager,
-                    }
-                ]
-            }
-        ],
+        "filter_chains": [chain],
     }
 
 
@@ -459,6 +486,12 @@ def _http_filters(spec: EnvoySpec) -> list[dict[str, Any]]:
             "name": "envoy.filters.http.grpc_json_transcoder",
             "typed_config": _transcoder(spec),
         },
+        # After the transcoder: it judges JSON requests by the RPC they became.
+        *(
+            [rbac_filter(spec.admin_allow_cidrs, spec.admin_methods)]
+            if spec.admin_allow_cidrs
+            else []
+        ),
         {
             "name": "envoy.filters.http.router",
             # No x-envoy-upstream-service-time etc. in responses.
@@ -876,8 +909,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--services", default=",".join(REGISTRY.names), help="comma-separated: agent,content"
     )
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help=f"serve TLS with {COMPOSE_TLS_CERT_FILE} and {COMPOSE_TLS_KEY_FILE} (mounted)",
+    )
+    parser.add_argument(
+        "--admin-allow-cidrs",
+        default="",
+        help="comma-separated networks allowed to reach /api/v1/admin/ (default: any)",
+    )
     args = parser.parse_args(argv)
-    text = dump(render_envoy_config(compose_spec(tuple(args.services.split(",")))))
+    spec = compose_spec(
+        tuple(args.services.split(",")),
+        tls=EdgeTls(cert_file=COMPOSE_TLS_CERT_FILE, key_file=COMPOSE_TLS_KEY_FILE)
+        if args.tls
+        else None,
+        admin_allow_cidrs=tuple(c.strip() for c in args.admin_allow_cidrs.split(",") if c.strip()),
+    )
+    text = dump(render_envoy_config(spec))
     if args.output:
         args.output.write_text(text)
     else:

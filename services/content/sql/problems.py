@@ -145,6 +145,12 @@ class SqlProblems:
             Similar(str(r.id), r.title, r.domain, round(1 - float(r.distance), 4)) for r in found
         ]
 
+    async def reported_since(self, since: datetime) -> int:
+        """Problems reported at or after `since`, whatever their guardrail outcome."""
+        statement = select(func.count()).select_from(problems).where(problems.c.created_at >= since)
+        async with self._db.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
     async def search_vector(self, problem_id: str) -> list[float] | None:
         parsed = uuid_of(problem_id)
         if parsed is None:
