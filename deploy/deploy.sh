@@ -8,7 +8,11 @@ set -euo pipefail
 mode=${1:?staging, production or migrate}
 key=$(mktemp); trap 'rm -f "$key"' EXIT
 printf '%s\n' "${DEPLOY_SSH_KEY:?}" > "$key"; chmod 600 "$key"
-remote() { ssh -i "$key" -o StrictHostKeyChecking=accept-new "deploy@${DEPLOY_HOST:?}" "cd /srv/betterworld && $*"; }
+# Compose takes the image from BETTERWORLD_IMAGE; the image's entry point is `betterworld`.
+remote() {
+  ssh -i "$key" -o StrictHostKeyChecking=accept-new "deploy@${DEPLOY_HOST:?}" \
+    "cd /srv/betterworld && ${IMAGE:+export BETTERWORLD_IMAGE=$IMAGE && }$*"
+}
 healthy() { # waits up to 120 s for a compose service's health check
   for _ in $(seq 1 60); do
     [ "$(remote "docker inspect -f '{{.State.Health.Status}}' \$(docker compose ps -q $1)")" = healthy ] && return 0
@@ -18,12 +22,13 @@ healthy() { # waits up to 120 s for a compose service's health check
 }
 case "$mode" in
   migrate)
-    remote "docker compose run --rm agent betterworld backup create --label pre-migrate"
-    remote "docker compose run --rm agent betterworld migrate --revision ${REVISION:-head}" ;;
+    [ "${ACTION:-upgrade}" = status ] || remote "docker compose run --rm worker backup create --label pre-migrate"
+    remote "docker compose run --rm migrate migrate ${ACTION:-upgrade}${REVISION:+ --revision $REVISION}" ;;
   staging|production)
-    remote "echo IMAGE=${IMAGE:?} > .image && docker compose pull"
-    [ "$mode" = production ] && remote "docker compose run --rm agent betterworld backup create --label pre-deploy"
-    remote "docker compose run --rm agent betterworld migrate"
+    : "${IMAGE:?}"
+    remote "docker compose pull"
+    [ "$mode" = production ] && remote "docker compose run --rm worker backup create --label pre-deploy"
+    remote "docker compose run --rm migrate migrate upgrade"
     for service in agent content guardrail mission worker envoy; do
       remote "docker compose up -d --no-deps $service"
       healthy "$service"

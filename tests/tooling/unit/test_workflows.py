@@ -62,4 +62,6 @@ def test_the_deploy_script_parses_and_snapshots_before_production() -> None:
     script = ROOT / "deploy" / "deploy.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     rollout = script.read_text().split("staging|production)", 1)[1]
-    assert rollout.index("backup create --label pre-deploy") < rollout.index("betterworld migrate")
+    assert rollout.index("backup create --label pre-deploy") < rollout.index("migrate upgrade")
+    # The image's entry point is `betterworld`: commands name the subcommand only.
+    assert not re.search(r"run --rm \w+ betterworld", script.read_text())
