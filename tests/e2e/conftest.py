@@ -71,9 +71,10 @@ def http(e2e_stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def operator_key(e2e_stack: Stack) -> str:
-    """An operator API key valid on the e2e stack."""
+    """An operator API key valid on the e2e stack, made for each test: the stack shares the
+    session's database, which fixtures such as `clean_state` empty between tests."""
     return create_operator_key(e2e_stack.database_url)
 
 
