@@ -14,6 +14,7 @@ from services.content.embedding import backfill, embed_item
 from services.content.queue import EMBEDDING_QUEUE, EmbeddingJob
 from services.content.sweep import requeue_lost
 from services.core.deferral import Deferral
+from services.core.error_tracking import reporting_crashes
 from services.core.idle import idle_executor
 from services.core.jobs import (
     JOBS_COMPLETED,
@@ -82,7 +83,7 @@ class EmbeddingWorker:
         """Starts consuming."""
         self._worker = Worker(
             EMBEDDING_QUEUE,
-            self.process,
+            reporting_crashes(EMBEDDING_QUEUE, self.process),
             {
                 "connection": self._redis_url,
                 "concurrency": self._concurrency,

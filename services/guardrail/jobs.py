@@ -9,6 +9,7 @@ from dataclasses import replace
 from bullmq import Job, Worker
 
 from services.core.deferral import Deferral
+from services.core.error_tracking import report_job_crash
 from services.core.jobs import (
     JOBS_COMPLETED,
     JOBS_FAILED,
@@ -87,6 +88,7 @@ class GuardrailWorker:
                 log.warning("evaluation_attempt_failed", attempt=attempt, error=type(exc).__name__)
                 raise
             log.error("evaluation_dead_lettered", attempts=attempt, error=type(exc).__name__)
+            report_job_crash(exc, job="evaluate", queue=GUARDRAIL_QUEUE)
             await self._pipeline.dead_letter(data, type(exc).__name__, attempt)
             JOBS_COMPLETED.labels(GUARDRAIL_QUEUE).inc()
             return {"decision": "FLAGGED", "deadLettered": "true"}
