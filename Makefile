@@ -68,14 +68,16 @@ clean-data: ## delete the local stack's data (.data/)
 	rm -rf .data
 
 GUARDRAIL_SETS := tests/guardrail/sets
-GUARDRAIL_TRAIN := $(wildcard tooling/guardrail_eval/data/train-*.jsonl) $(GUARDRAIL_SETS)/v2-dev.jsonl \
-	$(GUARDRAIL_SETS)/v5-dev.jsonl
+GUARDRAIL_TRAIN := $(wildcard tooling/guardrail_eval/data/*.jsonl) \
+	$(addprefix $(GUARDRAIL_SETS)/,v2-dev.jsonl v5-dev.jsonl v6-dev.jsonl v7-dev.jsonl)
 
 # The guardrail on its labelled sets (the test sets are frozen: read, never tune).
 guardrail-eval: install ## the guardrail on its labelled sets (docs/guardrail-evaluation.md)
-	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v6-dev.jsonl \
-		--test $(GUARDRAIL_SETS)/v6-test.jsonl --out docs/guardrail-evaluation.md
+	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v7-dev.jsonl \
+		--test $(GUARDRAIL_SETS)/v7-test.jsonl --out docs/guardrail-evaluation.md
 
-# Refits the local classifier's intent head on the training posts (never the test half).
-guardrail-fit: install ## refit the local classifier's intent head
+# Refits Layer A's intent check and the local classifier's intent head on the training posts
+# (never a test half).
+guardrail-fit: install ## refit Layer A's intent check and the local classifier's intent head
+	$(BIN)/python -m tooling.guardrail_eval.fit_layer_a --train $(GUARDRAIL_TRAIN)
 	$(BIN)/python -m tooling.guardrail_eval.fit --train $(GUARDRAIL_TRAIN)

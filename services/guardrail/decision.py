@@ -92,6 +92,18 @@ def decide(
     return Verdict("APPROVED", "")
 
 
+def after_rules_match(
+    categories: str, classification: Classification | None, own: Verdict | None
+) -> Verdict:
+    """The decision when Layer A matched: `confirm_rejection`, except that a match never makes
+    a decision looser than Layer B's `own` (a post Layer B rejects by itself, off-topic say,
+    stays rejected rather than going to a person)."""
+    verdict = confirm_rejection(categories, classification)
+    if verdict.status == "FLAGGED" and own is not None and own.status == "REJECTED":
+        return own
+    return verdict
+
+
 def confirm_rejection(categories: str, classification: Classification | None) -> Verdict:
     """Layer A matched a harmful act; rejection is final and tells an author their work is
     harmful, so it needs Layer B's agreement (HIGH harm). When the classifier disagrees, could

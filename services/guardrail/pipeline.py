@@ -18,7 +18,7 @@ from services.guardrail.classifier.base import (
     ContentItem,
     ContentType,
 )
-from services.guardrail.decision import Thresholds, Verdict, confirm_rejection, decide, trust_tier
+from services.guardrail.decision import Thresholds, Verdict, after_rules_match, decide, trust_tier
 from services.guardrail.records import NewEvaluation, RuleHit
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.store import GuardrailStore
@@ -80,14 +80,17 @@ class Pipeline:
                 await self.cache.set(item, self.classifier.name, classification)
         timings["layer_b"] = (time.perf_counter() - b_started) * 1000
         LAYER_SECONDS.labels("b").observe(timings["layer_b"] / 1000)
-        if layer_a.rejected:
-            verdict = confirm_rejection(", ".join(layer_a.categories), classification)
-        elif classification is None:
-            verdict = Verdict("FLAGGED", "waiting for review: the daily model budget is spent")
-        else:
-            verdict = decide(
+        own = None
+        if classification is not None:
+            own = decide(
                 classification, content_type=content_type, tier=tier, thresholds=self.thresholds
             )
+        if layer_a.rejected:
+            verdict = after_rules_match(", ".join(layer_a.categories), classification, own)
+        elif own is None:
+            verdict = Verdict("FLAGGED", "waiting for review: the daily model budget is spent")
+        else:
+            verdict = own
         timings["total"] = (time.perf_counter() - started) * 1000
         await self.store.record(
             NewEvaluation(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.guardrail.classifier.base import Classification, Classifier, ContentItem, ContentType
-from services.guardrail.decision import Thresholds, TrustTier, confirm_rejection, decide
+from services.guardrail.decision import Thresholds, TrustTier, Verdict, after_rules_match, decide
 from services.guardrail.rules.engine import LayerAResult, RuleSet
 from tooling.guardrail_eval.dataset import Item
 
@@ -25,10 +25,14 @@ class Result:
 
     @property
     def status(self) -> str:
-        """The pipeline's decision: a Layer A match is rejected when Layer B confirms it (else a
-        person decides); without a match, Layer B's decision."""
+        """The pipeline's decision (`after_rules_match`): a Layer A match is rejected when Layer B
+        confirms it, or when Layer B rejects the post by itself; else a person decides. Without a
+        match, Layer B's decision."""
         if self.layer_a.rejected:
-            return confirm_rejection(", ".join(self.layer_a.categories), self.classification).status
+            own = Verdict(self.layer_b_status, "Layer B alone")
+            return after_rules_match(
+                ", ".join(self.layer_a.categories), self.classification, own
+            ).status
         return self.layer_b_status
 
     @property

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.guardrail.rules.engine import RuleSet
+from services.guardrail.rules.intent import RULE_ID as INTENT_RULE
 from services.guardrail.rules.normalize import normalize
 
 INTENT_PATH = Path(__file__).with_name("exemplars") / "v1.intent.json"
@@ -48,6 +49,8 @@ def features(text: str, rules: RuleSet) -> list[str]:
     words = _TOKEN.findall(normalize(text))
     grams = words + [f"{a} {b}" for a, b in pairwise(words)]
     for match in rules.evaluate(text).matches:
+        if match.rule_id == INTENT_RULE:
+            continue  # the learned check was fitted on the head's own training posts
         grams += [
             f"__a_{match.category}",
             f"__a_rule_{match.rule_id}",

@@ -16,14 +16,10 @@ Layer A rejects only a harmful act with its object, stated as something to do. S
   ("as an awareness drill, we will email a fake login page" is still a plan). A protective phrase
   after the act, or elsewhere in the text, never cancels it.
 - Rules marked `strict` ignore exceptions.
-- A rule marked `planned` is an act the author states as their own plan: its pattern is the act
-  alone, and it matches only where the rule set's `plan` macro ("we will", "our volunteers are
-  going to", "I plan to") ends at most PLAN_GAP words before the act. Stated intent is what
-  makes the act harmful, so its vocabulary can be wider than a bare rule's. Only what stands
-  between the (nearest) plan and the act can govern it ("we will help survivors of debt
-  bondage"): a protective phrase before the plan ("for community safety, we will ...") never
-  cancels it, and neither does the described-by-somebody-else reading. The act is searched
-  first, with every shortcut below; the plan only behind an act found.
+- After the rules, a text none of them rejected goes to the learned intent check (`intent.py`),
+  when the rule set has one (`with_intent`; `default_ruleset()` has the bundled one): a linear
+  model over the same normalized sentences that rejects a stated harmful plan the rules do not
+  list. Its match is reported like a rule's, as `stated_intent`.
 
 Suppressed matches are still reported, so operators can see what almost fired.
 
@@ -52,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from services.guardrail.rules.anchors import KEY_LENGTH, anchors, first_words, starts_with_literal
+from services.guardrail.rules.intent import RULE_ID, IntentModel, default_model
 from services.guardrail.rules.normalize import SENTENCE_BREAK, Lexicon, lexicon_from, views
 
 DEFAULT_PATH = Path(__file__).with_name("forbidden_patterns.v1.json")
@@ -111,7 +108,9 @@ _QUOTE = re.compile(
     r"|\u00ab([^\u00bb\n]{8,600}?)\u00bb"  # guillemets
     # curly single quotes; a closing one inside a word is an apostrophe
     r"|\u2018((?:[^\u2018\u2019\n]|\u2019(?=\w)){8,600}?)\u2019(?!\w)"
-    r"|(?<![\w'])'((?:[^'\n]|(?<=\w)'(?=\w)){8,600}?)'(?![\w'])"
+    # (the lookbehind after the quote mark, so every alternative opens with a literal and the
+    # regex engine can skip ahead to quote marks)
+    r"|'(?<![\w']')((?:[^'\n]|(?<=\w)'(?=\w)){8,600}?)'(?![\w'])"
 )
 _SENTENCE_END = re.compile(r"([.!?]+)\s+")
 _MIN_QUOTED_WORDS = 4
@@ -126,15 +125,6 @@ _ESCAPE = re.compile(r"\\.")
 _STEM = re.compile(r"[a-z]+(?=\\w)")  # `verif\w*`: a stem, not a word
 # Inflection endings written as alternatives (`doxx?(?:ing|ed)`): not words on their own.
 _SUFFIXES = frozenset(["s", "es", "ed", "d", "ing", "er", "ers", "ly", "ies", "ied", "ment", "ion"])
-
-
-# Words between a stated plan and its act ("we will quietly hand every boy a rifle").
-PLAN_GAP = 14
-# A plan that says it will not do something, or will fight it, is not a plan to do it.
-_PLAN_NEGATED = (
-    r"(?! (?:not|never|no longer|stop|end|ban|prevent|report|expose|document|fight|combat|"
-    r"oppose|counter|investigate|warn|challenge|resist|help|support|protect)\b)"
-)
 
 
 class RuleSetError(ValueError):
@@ -185,8 +175,6 @@ class _Rule:
     check_start: bool
     # Bit of the prefixes one of which starts every match (see first_words); 0 when unknown.
     first: int
-    # `planned` rules: the rule set's stated plan (one compiled pattern shared by every rule).
-    plan: re.Pattern[str] | None = None
 
     def finditer(self, sentence: _Sentence) -> Iterator[re.Match[str]]:
         """Non-overlapping matches in a sentence, as `\\b(?:pattern)\\b` would find them."""
@@ -215,7 +203,7 @@ class _Rule:
 class _Sentence:
     """One sentence of a view with the anchor bits of each of its words."""
 
-    __slots__ = ("_offsets", "_plans", "bits", "text", "word_bits", "words")
+    __slots__ = ("_offsets", "_starts", "bits", "text", "word_bits", "words")
 
     def __init__(self, text: str, words: list[str], word_bits: list[int]) -> None:
         self.text = text
@@ -223,17 +211,13 @@ class _Sentence:
         self.word_bits = word_bits
         self.bits = reduce(or_, word_bits, 0)
         self._offsets: list[int] | None = None
-        self._plans: dict[re.Pattern[str], list[tuple[int, int]]] = {}
-
-    def plans(self, plan: re.Pattern[str]) -> list[tuple[int, int]]:
-        """(start, end) of each stated plan in the sentence, found once for all planned rules."""
-        found = self._plans.get(plan)
-        if found is None:
-            found = self._plans[plan] = [m.span() for m in plan.finditer(self.text)]
-        return found
+        self._starts: dict[int, list[int]] = {}
 
     def starts(self, bit: int) -> list[int]:
-        """Offsets of the words having `bit`."""
+        """Offsets of the words having `bit` (rules sharing first words share the list)."""
+        known = self._starts.get(bit)
+        if known is not None:
+            return known
         offsets = self._offsets
         if offsets is None:
             offsets, pos = [], 0
@@ -241,7 +225,10 @@ class _Sentence:
                 offsets.append(pos)
                 pos += len(word) + 1
             self._offsets = offsets
-        return [o for o, b in zip(offsets, self.word_bits, strict=True) if b & bit]
+        found = self._starts[bit] = [
+            o for o, b in zip(offsets, self.word_bits, strict=True) if b & bit
+        ]
+        return found
 
 
 @dataclass(frozen=True)
@@ -270,8 +257,10 @@ class RuleSet:
         categories: tuple[_Category, ...],
         lexicon: Lexicon,
         prefix_bits: dict[str, int],
+        intent: IntentModel | None = None,
     ) -> None:
         self.version = version
+        self.intent = intent
         self._categories = categories
         self._rules = tuple((c, r) for c in categories for r in c.rules)
         self._lexicon = lexicon
@@ -362,6 +351,20 @@ class RuleSet:
             )
         return cls(version, tuple(categories), lexicon_from(words), bits.prefix_bits)
 
+    def with_intent(self, intent: IntentModel | None) -> RuleSet:
+        """This rule set with the learned intent check (see `intent.py`) after its rules."""
+        return RuleSet(self.version, self._categories, self._lexicon, self._prefix_bits, intent)
+
+    def intent_sentences(self, text: str) -> list[str]:
+        """The normalized sentences the intent check reads of `text`, as `evaluate` reads them
+        (the fitting tool sees texts exactly as the check does)."""
+        if "'" in text or '"' in text or not text.isascii():
+            text = mark_quotes(text)
+        sentences: dict[str, None] = {}
+        for view in views(text, self._lexicon).distinct():
+            sentences.update(dict.fromkeys(view.split(SENTENCE_BREAK)))
+        return _unquoted(sentences)
+
     def evaluate(self, text: str, *, exhaustive: bool = False) -> LayerAResult:
         """Layer A on one text: every category's rules over the word and squeezed views.
 
@@ -372,6 +375,7 @@ class RuleSet:
         started = time.perf_counter()
         found: dict[tuple[str, str], RuleMatch] = {}
         seen: set[str] = set()
+        read: dict[str, None] = {}
         if "'" in text or '"' in text or not text.isascii():
             text = mark_quotes(text)
         for view in views(text, self._lexicon).distinct():
@@ -382,6 +386,7 @@ class RuleSet:
                 parts = [p for p in parts if p not in seen]
                 seen.update(parts)
             sentences = [self._sentence(s) for s in parts]
+            read.update(dict.fromkeys(parts))
             present = 0
             for sentence in sentences:
                 present |= sentence.bits
@@ -396,7 +401,9 @@ class RuleSet:
                 previous = found.get(key)
                 if previous is not None and not previous.suppressed:
                     continue  # already blocking (found in the other view)
-                for sentence in [s for s in sentences if s.bits & need == need]:
+                for sentence in sentences:
+                    if sentence.bits & need != need:
+                        continue
                     match = _first_match(category, rule, sentence, exhaustive)
                     if match is None:
                         continue
@@ -406,12 +413,21 @@ class RuleSet:
                         break
         # Report in rule-set order whatever order the views found them in.
         matches = tuple(found[k] for k in self._order if k in found)
+        if self.intent is not None and all(m.suppressed for m in matches):
+            verdict = self.intent.judge(_unquoted(read))
+            if verdict.intent:
+                matches += (RuleMatch(verdict.category, RULE_ID, verdict.excerpt),)
         return LayerAResult(
             rejected=any(not m.suppressed for m in matches),
             matches=matches,
             ruleset_version=self.version,
             duration_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+
+def _unquoted(sentences: Iterable[str]) -> list[str]:
+    """The sentences the intent check reads: quoted speech is somebody else's words."""
+    return [s for s in sentences if s and not s.startswith(QUOTED + " ")]
 
 
 def _first_match(
@@ -422,8 +438,6 @@ def _first_match(
     matches = rule.reference.finditer(sentence.text) if exhaustive else rule.finditer(sentence)
     for m in matches:
         match = _judge(category, rule, sentence, m)
-        if match is None:
-            continue
         if not match.suppressed:
             return match
         suppressed = suppressed or match
@@ -445,23 +459,11 @@ def mark_quotes(text: str) -> str:
     return _QUOTE.sub(mark, text)
 
 
-def _judge(
-    category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[str]
-) -> RuleMatch | None:
-    """The match judged: blocking, suppressed (and why), or None when it is no match at all
-    (a planned rule's act with no plan before it)."""
+def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[str]) -> RuleMatch:
     text = sentence.text
-    if rule.plan is not None:
-        if text.startswith(QUOTED + " ") and not rule.strict:
-            return RuleMatch(
-                category.name, rule.id, _excerpt(text, m.start(), m.end()), True, REPORTED_SPEECH
-            )
-        return _judge_planned(category, rule, sentence, m)
     excerpt = _excerpt(text, m.start(), m.end())
     if not rule.strict and text.startswith(QUOTED + " "):
         return RuleMatch(category.name, rule.id, excerpt, True, REPORTED_SPEECH)
-    if rule.plan is not None:
-        return _judge_planned(category, rule, sentence, m)
     if rule.signal or not rule.strict:
         # The exception scope is the sentence (a slice, so `^` anchors at its start), cut to
         # CONTEXT_WINDOW either side of the match when the sentence is very long.
@@ -476,31 +478,6 @@ def _judge(
         return RuleMatch(category.name, rule.id, excerpt, True, NO_INTENT)
     if not rule.strict and m.start() > 0 and _described(text, m.start()):
         return RuleMatch(category.name, rule.id, excerpt, True, DESCRIBED)
-    return RuleMatch(category.name, rule.id, excerpt)
-
-
-def _judge_planned(
-    category: _Category, rule: _Rule, sentence: _Sentence, act: re.Match[str]
-) -> RuleMatch | None:
-    """An act the author states as their plan; None when no plan ends close enough before it.
-
-    Only an exception between the (nearest) plan and the act governs it."""
-    assert rule.plan is not None
-    text, at = sentence.text, act.start()
-    nearest = None
-    for start, end in sentence.plans(rule.plan):
-        if end > at:
-            break
-        nearest = (start, end)
-    if nearest is None or text.count(" ", nearest[1], at) > PLAN_GAP + 1:
-        return None
-    start, plan_end = nearest
-    excerpt = _excerpt(text, start, act.end())
-    if not rule.strict:
-        context = text[: act.end() + CONTEXT_WINDOW]
-        for exception in category.exceptions:
-            if _governs(exception, context, at, after=plan_end):
-                return RuleMatch(category.name, rule.id, excerpt, True, exception.id)
     return RuleMatch(category.name, rule.id, excerpt)
 
 
@@ -532,10 +509,9 @@ def _word_end(text: str, at: int) -> int:
     return len(text) if space < 0 else space
 
 
-def _governs(exception: _Exception, context: str, at: int, after: int = 0) -> bool:
-    """Whether a match of `exception` starting at or after `after` governs the act at `at`
-    (see the module docstring)."""
-    for e in exception.regex.finditer(context, after):
+def _governs(exception: _Exception, context: str, at: int) -> bool:
+    """Whether a match of `exception` governs the act at `at` (see the module docstring)."""
+    for e in exception.regex.finditer(context):
         if e.start() > at:
             return False
         between = context[e.end() : at]
@@ -625,18 +601,12 @@ def _compile_rule(
 ) -> _Rule:
     rule_id = str(raw["id"])
     where = f"{category}/{rule_id}"
-    source = str(raw["pattern"])
-    plan = None
-    if raw.get("planned", False):
-        if "plan" not in macros:
-            raise RuleSetError(f"{where}: a planned rule needs the `plan` macro")
-        plan = _plan_pattern(macros["plan"])
-    regex = _compile(source, macros, where)
+    regex = _compile(str(raw["pattern"]), macros, where)
     words.update(_literal_words(regex.pattern))
     literal_first = starts_with_literal(regex.pattern)
     first = first_words(regex.pattern) if literal_first else None
     required = bits.required(regex.pattern)
-    fast = _compile(source, macros, where, False) if literal_first else regex
+    fast = _compile(str(raw["pattern"]), macros, where, False) if literal_first else regex
     return _Rule(
         id=rule_id,
         regex=fast,
@@ -646,15 +616,7 @@ def _compile_rule(
         required=required,
         check_start=literal_first,
         first=bits.bit(first) if first else 0,
-        plan=plan,
     )
-
-
-@lru_cache(maxsize=4)
-def _plan_pattern(plan: str) -> re.Pattern[str]:
-    """The `plan` macro, not negated, as one pattern object every planned rule shares (so a
-    sentence's plans are found once)."""
-    return _compile(f"(?:{plan}){_PLAN_NEGATED}", {}, "macro plan")
 
 
 def _adjacency(raw: object) -> int | None:
@@ -689,5 +651,5 @@ def _compile_exceptions(
 
 @lru_cache(maxsize=1)
 def default_ruleset() -> RuleSet:
-    """The bundled rule set, compiled once per process."""
-    return RuleSet.load()
+    """The bundled rule set with the bundled intent check, compiled once per process."""
+    return RuleSet.load().with_intent(default_model())

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 from dataclasses import FrozenInstanceError
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.guardrail.harms import HARM_CATEGORIES
+from services.guardrail.rules import intent
 from services.guardrail.rules.anchors import anchors, first_words, starts_with_literal
 from services.guardrail.rules.engine import (
     DEFAULT_PATH,
@@ -161,13 +163,6 @@ def test_ruleset_is_loaded_once() -> None:
             "macro",
         ),
         ({"version": "1", "categories": {"x": {"rules": [{"pattern": "a"}]}}}, "missing"),
-        (
-            {
-                "version": "1",
-                "categories": {"x": {"rules": [{"id": "a", "pattern": "a", "planned": True}]}},
-            },
-            "plan",
-        ),
     ],
 )
 def test_malformed_rule_sets_are_refused(data: dict[str, Any], message: str) -> None:
@@ -380,61 +375,113 @@ def test_a_protective_phrase_never_cancels_a_plan_elsewhere_in_the_text(rules: R
     assert not rules.evaluate("We support survivors of gun violence at the shelter.").rejected
 
 
-PLANNED = {
-    "version": "t",
-    "macros": {"plan": "we (?:will|ll)|our (?:\\w+ ){0,2}?will"},
-    "categories": {
-        "weapons": {
-            "rules": [{"id": "arms", "pattern": "rifles|grenades", "planned": True}],
-            "exceptions": [{"id": "amnesty", "pattern": "collect and destroy"}],
-        }
-    },
-}
-
-
 @pytest.mark.parametrize(
-    ("text", "rejected"),
+    "text",
     [
-        # The act stated as the author's plan, whatever protective words come before the plan.
-        ("We will hand every boy at the camp one of the rifles.", True),
-        ("For the safety of the shelter, our youth programme will issue rifles.", True),
-        ("To support survivors, we'll quietly store grenades in the cellar.", True),
-        # The act with no plan before it, or too far from it, is not this rule's business.
-        ("Rifles are smuggled across the border every week.", False),
-        (
-            "We will meet the mayor on Monday to talk about the many problems the "
-            "villages have had since the floods, including stolen rifles.",
-            False,
-        ),
-        # A plan not to do it, or to fight it.
-        ("We will not hand out rifles.", False),
-        ("We will report anyone selling grenades.", False),
-        # An exception between the plan and the act governs it; one before the plan never does.
-        ("We will collect and destroy the rifles the militia left behind.", False),
-        ("To collect and destroy weapons, we will first hand out rifles.", True),
+        # Stated plans in words no rule lists, as long as the posts the check was fitted on.
+        "Youth camp for the boys of the valley\nOur camp will train the boys aged thirteen to "
+        "sixteen to fire assault rifles, and after graduation they will join the night patrols "
+        "against the neighbouring village.",
+        "Quick loans for the widows of the flood\nNext month our field team is going to sign "
+        "the widows up for loans at 40 percent a month, keep their land papers and sell the land "
+        "when they cannot pay.",
+        "Turnout in the upstream villages\nThe upstream villages always vote for the other side. "
+        "We'll text every household there that the polling station has moved to Thursday, so "
+        "they turn up a day late.",
     ],
 )
-def test_planned_rules_reject_an_act_stated_as_a_plan(text: str, rejected: bool) -> None:
-    result = RuleSet.from_dict(PLANNED).evaluate(text)
-    assert result.rejected is rejected, (text, result.matches)
-    assert RuleSet.from_dict(PLANNED).evaluate(text, exhaustive=True).rejected is rejected
+def test_the_intent_check_rejects_stated_plans_the_rules_miss(text: str) -> None:
+    assert not RuleSet.load().evaluate(text).rejected, "a rule lists this one: pick another"
+    result = default_ruleset().evaluate(text)
+    assert result.rejected, text
+    assert [m.rule_id for m in result.blocking] == [intent.RULE_ID]
+    assert result.blocking[0].category in HARM_CATEGORIES
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "Our youth camp will train the boys to fire assault rifles before they join patrols.",
-        "We'll give every household KSh 500 in exchange for voting for our candidate.",
-        "Our recruitment team will reject applications from anyone with an Arabic-sounding name.",
-        "We will place children aged 10 to 14 in the gold mines for ten-hour shifts.",
-        "Our wellness centre will tell mothers that vaccines cause infertility.",
-        "We will buy up the rice in the district and hold it until prices triple.",
-        "Our volunteers will ask pensioners for their mobile banking PINs.",
-        "We will h.a.n.d o.u.t g-r-e-n-a-d-e-s at the rally.",
+        "Recognising labour trafficking\nWe will train volunteers at the bus station to recognise "
+        "the warning signs of labour trafficking: recruiters who keep passports, debts that grow, "
+        "and workers who cannot leave.",
+        "Water kiosks for Ward 7\nWard 7 has one working borehole for 11,000 residents. We plan "
+        "to install two prepaid kiosks this year, and the ward committee will manage the tokens "
+        "and publish the accounts every month.",
     ],
 )
-def test_bundled_planned_rules_catch_stated_plans(rules: RuleSet, text: str) -> None:
-    assert rules.evaluate(text).rejected, text
+def test_the_intent_check_passes_plans_to_fight_a_harm_or_help(text: str) -> None:
+    rules = default_ruleset()
+    assert rules.intent is not None
+    assert not rules.intent.judge(rules.intent_sentences(text)).intent, text
+
+
+def test_the_intent_check_leaves_short_texts_to_the_rules() -> None:
+    model = intent.IntentModel(
+        version="t",
+        bias=0.0,
+        weights={">rifles": 5.0},
+        threshold=1.0,
+        category_bias={"weapons": 0.0},
+        category_weights={"weapons": {}},
+    )
+    rules = RuleSet.load().with_intent(model)
+    plan = "we will give the boys rifles"
+    assert not model.judge([plan]).intent  # 6 words: the model never learned from such texts
+    long = [plan, " ".join(["the", "camp", "is", "in", "the", "hills"] * 4)]
+    assert model.judge(long).intent
+    assert rules.evaluate("We will give the boys rifles. " + long[1] + ".").rejected
+
+
+def _plain_features(sentences: list[str]) -> set[str]:
+    """The intent check's features, defined the slow and obvious way."""
+    found: set[str] = set()
+    for sentence in sentences:
+        words = sentence.split()
+        found |= set(words)
+        for i, word in enumerate(words):
+            if word in intent.PLAN_MARKERS:
+                window = words[i : i + 1 + intent.PLAN_WINDOW]
+                found |= {">" + w for w in window[1:] if w not in intent.PLAN_MARKERS}
+                found |= {f">{a} {b}" for a, b in pairwise(window)}
+    return found
+
+
+def test_the_intent_features_equal_their_plain_definition() -> None:
+    rules = RuleSet.load()
+    for item in dataset.load(DEV_HALF):
+        sentences = rules.intent_sentences(item.text)
+        assert intent.text_features(sentences) == _plain_features(sentences), item.id
+
+
+def test_the_intent_check_reads_plan_words_and_skips_quoted_speech() -> None:
+    features = intent.text_features(["we will hand out rifles at the camp", "rifles are sold"])
+    assert {">hand", ">rifles", ">hand out", ">will hand", "rifles", "sold"} <= features
+    assert ">will" not in features and ">sold" not in features  # a plan ends with its sentence
+    model = intent.IntentModel(
+        version="t",
+        bias=-1.0,
+        weights={">rifles": 2.0},
+        threshold=0.0,
+        category_bias={"weapons": 0.0, "surveillance": 0.0},
+        category_weights={"weapons": {"rifles": 1.0}, "surveillance": {}},
+    )
+    rules = RuleSet.load().with_intent(model)
+    plan = rules.evaluate("We will hand out rifles at the camp.")
+    assert plan.rejected and plan.blocking[0].category == "weapons"
+    assert not rules.evaluate("Rifles were handed out at the camp.").rejected
+    quoted = rules.evaluate('The recruiter said "we will hand out rifles at the camp" to them.')
+    assert not quoted.rejected
+
+
+def test_the_bundled_intent_model_loads_and_a_broken_one_is_refused(tmp_path: Path) -> None:
+    model = intent.default_model()
+    assert (
+        model is not None and model.weights and set(model.category_weights) == set(HARM_CATEGORIES)
+    )
+    broken = tmp_path / "model.json"
+    broken.write_text('{"version": "x"}', encoding="utf-8")
+    with pytest.raises(intent.IntentModelError, match="cannot read"):
+        intent.IntentModel.load(broken)
 
 
 def test_categories_may_opt_out_of_global_exceptions() -> None:
