@@ -3,7 +3,7 @@
 The frozen test half (v7-test) was written by an author who never saw the rules, split once from
 its development half (v7-dev), and is never tuned on: its digest is pinned here, no training file
 may contain its texts, and its numbers are floors that a change of rules or model must not fall
-below (the README reports the measured values). The earlier test sets (v2-test to v5-test) were
+below (the README reports the measured values). The earlier test sets (v2-test to v6-test) were
 read while the guardrail was changed, so they are training data now.
 """
 
