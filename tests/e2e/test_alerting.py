@@ -22,9 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from services.core.migrate import upgrade
 from services.registry import REGISTRY
 from tests.support.e2e_stack import isolated_stack_settings
+from tests.support.supervised import supervised_stack
 from tooling import observe
 from tooling.observe import ObserveOptions
 from tooling.stack import Stack
@@ -95,27 +95,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory, webhooks: Webhooks) -> It
         alert_chat_webhook_url=f"{webhooks.url}/chat",
         alert_digest_webhook_url=f"{webhooks.url}/digest",
     )
-    stack = Stack(settings)
-    stop = threading.Event()
-
-    def supervise() -> None:
-        while not stop.wait(0.2):
-            stack.supervisor.check()
-
-    supervision = threading.Thread(target=supervise, daemon=True)
-    try:
-        stack.start_databases()
-        upgrade(stack.postgres.url)
-        stack.start_services()
-        stack.wait_healthy()
-        stack.start_observability(OPTIONS)
-        supervision.start()
+    with supervised_stack(settings, then=lambda s: s.start_observability(OPTIONS)) as stack:
         yield stack
-    finally:
-        stop.set()
-        if supervision.is_alive():
-            supervision.join(5)
-        stack.stop()
 
 
 def _until(check: Callable[[], Any], seconds: float, what: str) -> Any:

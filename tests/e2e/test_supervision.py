@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
-from services.core.migrate import upgrade
 from tests.support.e2e_stack import isolated_stack_settings
+from tests.support.supervised import supervised_stack
 from tooling.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -31,26 +31,8 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
     """The whole stack on free ports with its supervisor checking every 0.2 s."""
     data = Path(tmp_path_factory.mktemp("supervised"))
     settings = isolated_stack_settings(data, rate_limit_public_per_ip=100_000)
-    stack = Stack(settings)
-    stop = threading.Event()
-
-    def supervise() -> None:
-        while not stop.wait(0.2):
-            stack.supervisor.check()
-
-    supervision = threading.Thread(target=supervise, daemon=True)
-    try:
-        stack.start_databases()
-        upgrade(stack.postgres.url)
-        stack.start_services()
-        stack.wait_healthy()
-        supervision.start()
+    with supervised_stack(settings) as stack:
         yield stack, f"http://{settings.host}:{settings.envoy_port}"
-    finally:
-        stop.set()
-        if supervision.is_alive():
-            supervision.join(5)
-        stack.stop()
 
 
 def _until(check: Callable[[], Any], seconds: float) -> float:

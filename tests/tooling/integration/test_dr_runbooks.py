@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from services.mission.model import Movement
 from services.registry import REGISTRY
 from tests.support.databases import scratch_database
 from tests.support.e2e_stack import create_operator_key, isolated_stack_settings
+from tests.support.supervised import supervised_stack
 from tooling.stack import Stack, settings_environment
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "docs" / "disaster-recovery.md"
@@ -166,27 +166,8 @@ async def _recreate(admin_url: str, database: str) -> None:
 def scratch_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole local stack on free ports, supervised as `betterworld up` does."""
     data = Path(tmp_path_factory.mktemp("dr"))
-    stack = Stack(isolated_stack_settings(data))
-    stop = threading.Event()
-
-    def supervise() -> None:
-        while not stop.wait(0.5):
-            stack.supervisor.check()
-
-    supervision = threading.Thread(target=supervise, daemon=True)
-    try:
-        stack.start_databases()
-        upgrade(stack.postgres.url)
-        stack.start_services()
-        stack.wait_healthy()
-        stack.supervisor.check()
-        supervision.start()
+    with supervised_stack(isolated_stack_settings(data), every=0.5) as stack:
         yield stack
-    finally:
-        stop.set()
-        if supervision.is_alive():
-            supervision.join(5)
-        stack.stop()
 
 
 def test_every_command_is_run_or_listed_with_the_reason_it_cannot_run_here() -> None:

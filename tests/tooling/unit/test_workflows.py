@@ -1,7 +1,6 @@
 """The GitHub workflows: valid YAML of the shape Actions needs, least privilege, every action
 pinned by commit SHA, production deployed only by hand through an approval environment, and a
-deploy script that parses. (actionlint is not installable here: its PyPI package downloads the
-binary from GitHub while it builds.)"""
+deploy script that parses. actionlint and zizmor check the rest in `make lint`."""
 
 from __future__ import annotations
 
