@@ -48,10 +48,12 @@ lint: install ## ruff, mypy, buf, squawk, hadolint, actionlint, zizmor
 ops-tools: ## install Prometheus, Alertmanager and the exporters (Debian packages; needs root)
 	@command -v promtool >/dev/null && command -v amtool >/dev/null \
 		&& command -v prometheus-postgres-exporter >/dev/null \
-		&& command -v prometheus-redis-exporter >/dev/null || { \
+		&& command -v prometheus-redis-exporter >/dev/null \
+		&& command -v prometheus-node-exporter >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends prometheus prometheus-alertmanager \
-			prometheus-postgres-exporter prometheus-redis-exporter >/dev/null; }
+			prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter \
+			>/dev/null; }
 
 test: lint ops-tools ## every check and every test (what CI runs)
 	$(BIN)/python -m pytest -q

@@ -33,6 +33,7 @@ PROMETHEUS_CONFIG = DEPLOY_DIR / "prometheus" / "prometheus.yml"
 ALERTMANAGER_CONFIG = DEPLOY_DIR / "alertmanager" / "alertmanager.yml"
 
 BINARIES = {
+    "node-exporter": "prometheus-node-exporter",
     "postgres-exporter": "prometheus-postgres-exporter",
     "redis-exporter": "prometheus-redis-exporter",
     "alertmanager": "prometheus-alertmanager",
@@ -78,6 +79,7 @@ def local_ports(settings: Settings) -> dict[str, int]:
     ports.update(
         {
             "worker": settings.metrics_port_worker,
+            "node-exporter": settings.node_exporter_port,
             "postgres-exporter": settings.postgres_exporter_port,
             "redis-exporter": settings.redis_exporter_port,
             "alertmanager": settings.alertmanager_port,
@@ -255,6 +257,21 @@ def prepare(
     separator = "&" if "?" in postgres_dsn else "?"
     redis_address, redis_credentials = _redis_exporter_address(redis_url)
     monitors = [
+        Monitor(
+            "node-exporter",
+            [
+                BINARIES["node-exporter"],
+                f"--web.listen-address={host}:{settings.node_exporter_port}",
+                # Only what the alerts read (the disks) and the basics of the machine.
+                "--collector.disable-defaults",
+                "--collector.filesystem",
+                "--collector.cpu",
+                "--collector.meminfo",
+                "--collector.loadavg",
+            ],
+            base_env,
+            _url(settings, settings.node_exporter_port, "/"),
+        ),
         Monitor(
             "postgres-exporter",
             [

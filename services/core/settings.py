@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     """Port of the PostgreSQL exporter that `betterworld up --observe` starts."""
     redis_exporter_port: int = Field(default=9121, ge=1, le=65535)
     """Port of the Redis exporter that `betterworld up --observe` starts."""
+    node_exporter_port: int = Field(default=9100, ge=1, le=65535)
+    """Port of the node exporter (the machine's disks, for DiskUsageHigh) that `betterworld up
+    --observe` starts."""
     alert_page_webhook_url: SecretStr | None = None
     """Webhook of Alertmanager's `page` receiver (P1 alerts: the on-call's pager, e.g. a
     PagerDuty or Opsgenie webhook); unset: the URL in deploy/alertmanager/alertmanager.yml."""

@@ -128,7 +128,7 @@ def _metrics_target(stack: Stack, name: str) -> str:
     return f"127.0.0.1:{stack.settings.service_ports(name)[1]}"
 
 
-def test_prometheus_scrapes_every_process_and_both_exporters(observed: Stack) -> None:
+def test_prometheus_scrapes_every_process_and_the_exporters(observed: Stack) -> None:
     expected = {_metrics_target(observed, n) for n in REGISTRY.names} | {
         f"127.0.0.1:{observed.settings.metrics_port_worker}"
     }
@@ -139,7 +139,7 @@ def test_prometheus_scrapes_every_process_and_both_exporters(observed: Stack) ->
         for target in targets:
             if target["health"] == "up":
                 up.setdefault(target["labels"]["job"], set()).add(target["labels"]["instance"])
-        everything = up.get("betterworld") == expected and {"postgres", "redis"} <= set(up)
+        everything = up.get("betterworld") == expected and {"node", "postgres", "redis"} <= set(up)
         return up if everything else None
 
     _until(healthy, 20, "every target up")
@@ -148,6 +148,13 @@ def test_prometheus_scrapes_every_process_and_both_exporters(observed: Stack) ->
     assert _until(lambda: _value(observed, "redis_up"), 10, "redis_up") == 1
     ratio = _value(observed, "sum(pg_stat_activity_count) / max(pg_settings_max_connections)")
     assert ratio is not None and 0 < ratio < 0.8
+    # DiskUsageHigh's expression has data: this machine's disks, as node_exporter reports them.
+    used = _value(
+        observed,
+        'max(1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay"} '
+        '/ node_filesystem_size_bytes{fstype!~"tmpfs|overlay"})',
+    )
+    assert used is not None and 0 <= used <= 1
 
 
 def test_the_rules_loaded_are_alerts_yml_with_only_the_for_shortened(observed: Stack) -> None:

@@ -35,7 +35,8 @@ CONDITIONAL = {
 }
 """Catalogued metrics whose module a process imports only when this setting is given."""
 NOT_FROM_EXPORTERS = {"up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes"}
-"""Exporter-table entries no exporter run here makes: Prometheus's own `up`, node_exporter's."""
+"""Exporter-table entries the two database exporters run here do not make: Prometheus's own `up`,
+and node_exporter's (tests/e2e/test_alerting.py queries those through Prometheus)."""
 PROBLEM = {
     "title": "Broken water pumps in Kisumu informal settlements",
     "description": "Half of the hand pumps serving informal settlements in Kisumu have been "

@@ -27,7 +27,14 @@ COMPOSE = ROOT / "docker-compose.yml"
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\}")
 DURATION = re.compile(r"^(\d+(h|m|s|ms|us))+$")
 ONE_SHOTS = {"migrate", "minio-init"}
-OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "postgres-exporter", "redis-exporter"}
+OBSERVABILITY = {
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    "node-exporter",
+    "postgres-exporter",
+    "redis-exporter",
+}
 FIELDS = REGISTRY.settings_type().model_fields
 WORKER_PORT = FIELDS["worker_port"].default
 WORKER_METRICS_PORT = FIELDS["metrics_port_worker"].default
@@ -224,6 +231,9 @@ def test_every_mounted_file_and_named_volume_exists() -> None:
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
                 assert mount.endswith(":ro"), f"{name} may write to the repository: {mount}"
                 mounted += 1
+            elif source.startswith("/"):
+                # Only the node exporter reads the host, and only to report its disks.
+                assert (name, mount) == ("node-exporter", "/:/host:ro"), mount
             else:
                 assert source in volumes, f"{name} uses undeclared volume {source}"
     assert mounted >= 8
@@ -308,7 +318,7 @@ def test_prometheus_scrapes_what_compose_runs() -> None:
                 assert host in services, f"Prometheus scrapes {target}: no such compose service"
                 scraped[host] = int(port)
     assert {name: scraped.get(name) for name in metrics_ports} == metrics_ports
-    assert {"postgres-exporter", "redis-exporter"} <= set(scraped)
+    assert {"node-exporter", "postgres-exporter", "redis-exporter"} <= set(scraped)
     for alertmanagers in config["alerting"]["alertmanagers"]:
         for static in alertmanagers["static_configs"]:
             for target in static["targets"]:

@@ -56,6 +56,7 @@ def test_compose_scrapes_every_registered_service_and_the_worker_on_its_metrics_
     assert _targets(source, "redis") == [
         f"redis-exporter:{defaults['redis_exporter_port'].default}"
     ]
+    assert _targets(source, "node") == [f"node-exporter:{defaults['node_exporter_port'].default}"]
     alerting = source["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert alerting == [f"alertmanager:{defaults['alertmanager_port'].default}"]
 
@@ -72,6 +73,7 @@ def test_the_local_copy_differs_only_in_addresses_rules_and_timings(tmp_path: Pa
     } | {f"127.0.0.1:{settings.metrics_port_worker}"}
     assert _targets(local, "postgres") == [f"127.0.0.1:{settings.postgres_exporter_port}"]
     assert _targets(local, "redis") == [f"127.0.0.1:{settings.redis_exporter_port}"]
+    assert _targets(local, "node") == [f"127.0.0.1:{settings.node_exporter_port}"]
     assert local["global"] == {
         **source["global"],
         "scrape_interval": "2s",
@@ -108,12 +110,12 @@ def test_a_target_the_local_stack_does_not_run_is_refused(
 ) -> None:
     config = _source()
     config["scrape_configs"].append(
-        {"job_name": "node", "static_configs": [{"targets": ["node-exporter:9100"]}]}
+        {"job_name": "blackbox", "static_configs": [{"targets": ["blackbox-exporter:9115"]}]}
     )
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     monkeypatch.setattr(observe, "PROMETHEUS_CONFIG", path)
-    with pytest.raises(ObserveError, match="node-exporter:9100"):
+    with pytest.raises(ObserveError, match="blackbox-exporter:9115"):
         observe.render_prometheus_config(isolated_stack_settings(tmp_path), rule_files=[])
 
 
