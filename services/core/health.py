@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 
+from asyncpg.exceptions import InvalidAuthorizationSpecificationError, InvalidPasswordError
 from grpc_health.v1 import health, health_pb2
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
+from redis.exceptions import ResponseError as RedisResponseError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,12 +31,31 @@ class Check:
     error: str = ""
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy keeps the driver's error in `orig`)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    return chain
+
+
 def _describe(exc: BaseException) -> str:
     # Short and non-sensitive: never the exception text, which may hold hosts or credentials.
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return "timeout"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
+    for cause in _causes(exc):
+        if isinstance(cause, (TimeoutError, asyncio.TimeoutError)):
+            return "timeout"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ssl.SSLError):
+            return "TLS failed"
+        if isinstance(cause, (RedisAuthenticationError, InvalidPasswordError)) or (
+            isinstance(cause, (RedisResponseError, InvalidAuthorizationSpecificationError))
+            and "auth" in str(cause).lower()
+        ):
+            return "authentication failed"
     return "unreachable"
 
 
