@@ -90,26 +90,52 @@ def _binary(
     return model, vectorizer
 
 
-def fit(train: list[Path], version: str) -> tuple[IntentModel, dict[str, float]]:
-    """The model and its out-of-fold figures (folds: the training files)."""
+@dataclass(frozen=True)
+class _Prepared:
+    examples: list[Example]
+    rows: list[dict[str, int]]
+    y: npt.NDArray[np.int_]
+    trains: npt.NDArray[np.bool_]  # the examples the model learns from (not other_harm)
+
+
+def _prepare(train: list[Path]) -> _Prepared:
     rules = RuleSet.load()
-    examples = [e for e in load_examples(train) if e.label != "other_harm"]
+    examples = load_examples(train)
     rows = _features(rules, examples)
-    keep = _frequent(rows)
+    trains = np.array([e.label != "other_harm" for e in examples])
+    keep = _frequent([r for r, t in zip(rows, trains, strict=True) if t])
     rows = [{f: 1 for f in row if f in keep} for row in rows]
     y = np.array([e.label == "intent" for e in examples], dtype=int)
-    sources = np.array([e.source for e in examples])
-    oof = np.zeros(len(examples))
+    return _Prepared(examples, rows, y, trains)
+
+
+def _out_of_fold(data: _Prepared) -> tuple[npt.NDArray[np.float64], float]:
+    """Every example's score by a model fitted without its file, and the threshold those scores
+    give (at most MAX_BENIGN_HIT of the benign examples reach it)."""
+    sources = np.array([e.source for e in data.examples])
+    scores = np.full(len(data.examples), -np.inf)
     for source in sorted(set(sources)):
         held = sources == source
-        if y[~held].min() == y[~held].max():
+        fitted = ~held & data.trains
+        if data.y[fitted].min() == data.y[fitted].max():
             continue
-        model, vectorizer = _binary([r for r, h in zip(rows, held, strict=True) if not h], y[~held])
-        oof[held] = model.decision_function(
-            vectorizer.transform([r for r, h in zip(rows, held, strict=True) if h])
+        model, vectorizer = _binary(
+            [r for r, f in zip(data.rows, fitted, strict=True) if f], data.y[fitted]
         )
+        scores[held] = model.decision_function(
+            vectorizer.transform([r for r, h in zip(data.rows, held, strict=True) if h])
+        )
+    benign = scores[(data.y == 0) & data.trains]
+    return scores, float(np.quantile(benign, 1 - MAX_BENIGN_HIT)) + 1e-6
+
+
+def fit(train: list[Path], version: str) -> tuple[IntentModel, dict[str, float]]:
+    """The model and its out-of-fold figures (folds: the training files)."""
+    data = _prepare(train)
+    oof, threshold = _out_of_fold(data)
+    rows = [r for r, t in zip(data.rows, data.trains, strict=True) if t]
+    y, oof = data.y[data.trains], oof[data.trains]
     benign = oof[y == 0]
-    threshold = float(np.quantile(benign, 1 - MAX_BENIGN_HIT)) + 1e-6
     figures = {
         "positives": float(y.sum()),
         "negatives": float((y == 0).sum()),
@@ -123,7 +149,7 @@ def fit(train: list[Path], version: str) -> tuple[IntentModel, dict[str, float]]
         for n, w in zip(names, model.coef_[0], strict=True)
         if abs(w) >= KEEP
     }
-    category_bias, category_weights = _categories(rules, train)
+    category_bias, category_weights = _categories(RuleSet.load(), train)
     return (
         IntentModel(
             version=version,
