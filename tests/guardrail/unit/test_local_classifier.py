@@ -37,7 +37,7 @@ from services.guardrail.classifier.local_text import deobfuscated, windows
 from tooling.guardrail_eval import dataset
 
 P, S, D = ContentType.PROBLEM, ContentType.SOLUTION, ContentType.DEBATE
-TEST_HALF = Path(__file__).resolve().parents[1] / "sets" / "v7-test.jsonl"
+TEST_HALF = Path(__file__).resolve().parents[1] / "sets" / "v8-test.jsonl"
 AT_LEAST_MEDIUM = (HarmRisk.MEDIUM, HarmRisk.HIGH)
 
 ALIGNED = [
