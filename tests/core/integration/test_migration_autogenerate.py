@@ -35,7 +35,7 @@ def migrations(tmp_path: Path) -> Path:
     return copy
 
 
-LOCK_TIMEOUT = 'op.execute("SET lock_timeout = \'5s\'")'
+LOCK_TIMEOUT = "op.execute(\"SET lock_timeout = '5s'\")"
 
 
 def _operations(revision: Path) -> list[str]:
