@@ -30,7 +30,13 @@ OLDER_DEV = [SETS / f"{name}.jsonl" for name in ("v2-dev", "v5-dev", "v6-dev", "
 V2_DEV = SETS / "v2-dev.jsonl"  # an older development half, training data like DEV
 V2_TEST = DATA / "train-seen-v2-half.jsonl"  # the v2 split's other half, now training data
 TRAINING = sorted(DATA.glob("*.jsonl"))  # older training sets and test sets already read
-FROZEN = {TEST: "c5c6586fecab6e1de6496f954cece0bd13b27ddff94fc4cc421b2b0c20c5ef5c"}
+# v9 is split and pinned but unread: the measurement for the next change (its halves are not
+# training data until then).
+NEXT_TEST = SETS / "v9-test.jsonl"
+FROZEN = {
+    TEST: "c5c6586fecab6e1de6496f954cece0bd13b27ddff94fc4cc421b2b0c20c5ef5c",
+    NEXT_TEST: "8844acc02dbb52ea36625732225452de8308940f5f9ee1d2a1c605e6254cc6d0",
+}
 
 
 def test_the_test_sets_are_frozen() -> None:
