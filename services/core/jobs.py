@@ -90,6 +90,19 @@ class WorkerResources:
         )
 
 
+async def finish(task: asyncio.Task[None] | None, *, wait_seconds: float, force: bool) -> None:
+    """Lets a background loop's task end by itself for up to `wait_seconds` (not when `force`),
+    then cancels it; it has been told to stop already."""
+    if task is None:
+        return
+    if not force:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), wait_seconds)
+    if not task.done():
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 class PeriodicTask:
     """A `JobConsumer` that runs `round()` every `interval` seconds until stopped.
 
@@ -126,12 +139,4 @@ class PeriodicTask:
     async def stop(self, *, force: bool = False) -> None:
         """Stops after the round in progress (cancels it when `force` or when it overruns)."""
         self._stopping.set()
-        task = self._task
-        if task is None:
-            return
-        if not force:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), self.STOP_WAIT_SECONDS)
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await finish(self._task, wait_seconds=self.STOP_WAIT_SECONDS, force=force)

@@ -24,6 +24,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from services.core.clock import utc_now
+from services.core.jobs import finish
 from services.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -172,12 +173,4 @@ class ScheduledTask:
         """Stops; a slot being worked on gets STOP_WAIT_SECONDS to finish unless `force`, then
         is cancelled (its lease is released, so another process may take the slot again)."""
         self._stopping.set()
-        task = self._task
-        if task is None:
-            return
-        if not force:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), self.STOP_WAIT_SECONDS)
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await finish(self._task, wait_seconds=self.STOP_WAIT_SECONDS, force=force)
