@@ -71,12 +71,12 @@ clean-data: ## delete the local stack's data (.data/)
 
 GUARDRAIL_SETS := tests/guardrail/sets
 GUARDRAIL_TRAIN := $(wildcard tooling/guardrail_eval/data/*.jsonl) \
-	$(addprefix $(GUARDRAIL_SETS)/,v2-dev.jsonl v5-dev.jsonl v6-dev.jsonl v7-dev.jsonl v8-dev.jsonl)
+	$(addprefix $(GUARDRAIL_SETS)/,v2-dev.jsonl v5-dev.jsonl v6-dev.jsonl v7-dev.jsonl v8-dev.jsonl v9-dev.jsonl)
 
 # The guardrail on its labelled sets (the test sets are frozen: read, never tune).
 guardrail-eval: install ## the guardrail on its labelled sets (docs/guardrail-evaluation.md)
-	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v8-dev.jsonl \
-		--test $(GUARDRAIL_SETS)/v8-test.jsonl --out docs/guardrail-evaluation.md
+	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v9-dev.jsonl \
+		--test $(GUARDRAIL_SETS)/v9-test.jsonl --out docs/guardrail-evaluation.md
 
 # Refits Layer A's intent check and the local classifier's intent head on the training posts
 # (never a test half).

@@ -24,7 +24,10 @@ class Thresholds:
     approve: float = 0.70
     flag: float = 0.40
     solution_reject_below: float = 40.0
-    solution_flag_below: float = 60.0
+    # The local heuristics score a short, concrete solution 55-60 (they reward length and
+    # cues); below 60 caught 10-27 % of the benign solutions in the development sets, below 55
+    # at most 4 %. Quality review is for thin solutions, not brief ones.
+    solution_flag_below: float = 55.0
     new_account_days: int = 8
     new_account_min_approved: int = 3
 

@@ -20,7 +20,7 @@ from tests.fakes.anthropic_api import FakeAnthropicAPI, RecordedRequest, tool_us
 from tests.fakes.scripted import Reply
 from tooling.guardrail_eval import dataset, report, runner
 
-TEST = Path(__file__).with_name("sets") / "v8-test.jsonl"
+TEST = Path(__file__).with_name("sets") / "v9-test.jsonl"
 API_KEY = "sk-ant-test"
 
 

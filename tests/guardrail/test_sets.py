@@ -1,10 +1,10 @@
 """The labelled guardrail sets: composition, the frozen test half, and what the guardrail achieves.
 
-The frozen test half (v8-test) was written by an author who never saw the rules, split once from
-its development half (v8-dev), and is never tuned on: its digest is pinned here, no training file
-may contain its texts, and its numbers are floors that a change of rules or model must not fall
-below (the README reports the measured values). The earlier test sets (v2-test to v7-test) were
-read while the guardrail was changed, so they are training data now.
+The frozen test half (v9-test) was written by an author who never saw the rules, split once from
+its development half (v9-dev), and is never tuned on: its digest is pinned here, no training file
+may contain its texts, and the issue's targets on it are floors that a change of rules or model
+must not fall below (the README reports the measured values). The earlier test sets (v2-test to
+v8-test) were read while the guardrail was changed, so they are training data now.
 """
 
 from __future__ import annotations
@@ -25,18 +25,12 @@ from tooling.guardrail_eval.runner import Result
 
 SETS = Path(__file__).with_name("sets")
 DATA = Path(dataset.__file__).parent / "data"
-DEV, TEST = SETS / "v8-dev.jsonl", SETS / "v8-test.jsonl"
-OLDER_DEV = [SETS / f"{name}.jsonl" for name in ("v2-dev", "v5-dev", "v6-dev", "v7-dev")]
+DEV, TEST = SETS / "v9-dev.jsonl", SETS / "v9-test.jsonl"
+OLDER_DEV = [SETS / f"{name}.jsonl" for name in ("v2-dev", "v5-dev", "v6-dev", "v7-dev", "v8-dev")]
 V2_DEV = SETS / "v2-dev.jsonl"  # an older development half, training data like DEV
 V2_TEST = DATA / "train-seen-v2-half.jsonl"  # the v2 split's other half, now training data
 TRAINING = sorted(DATA.glob("*.jsonl"))  # older training sets and test sets already read
-# v9 is split and pinned but unread: the measurement for the next change (its halves are not
-# training data until then).
-NEXT_TEST = SETS / "v9-test.jsonl"
-FROZEN = {
-    TEST: "c5c6586fecab6e1de6496f954cece0bd13b27ddff94fc4cc421b2b0c20c5ef5c",
-    NEXT_TEST: "8844acc02dbb52ea36625732225452de8308940f5f9ee1d2a1c605e6254cc6d0",
-}
+FROZEN = {TEST: "8844acc02dbb52ea36625732225452de8308940f5f9ee1d2a1c605e6254cc6d0"}
 
 
 def test_the_test_sets_are_frozen() -> None:
@@ -105,16 +99,17 @@ def test_results(classifier: LocalClassifier) -> list[Result]:
     return asyncio.run(runner.evaluate(dataset.load(TEST), default_ruleset(), classifier))
 
 
-# What the guardrail achieved on the frozen test half (v8-test, 220 posts) when it was measured
-# (README, "Guardrail quality"), as counts with at most one item of slack: a change that does
-# worse has made the guardrail worse on text it has never seen. Two of the issue's targets are
-# still missed (the README says which and by how much).
+# The issue's targets on the frozen test half (v9-test: 90 harmful, 49 of them with explicit
+# intent, 110 benign, 20 off-topic), as counts. The guardrail met all of them when it was measured
+# (README, "Guardrail quality"); a change that misses one has made the guardrail worse on text it
+# has never seen. No item sits within 0.002 of a cutoff, so float noise between machines does not
+# move a decision.
 FLOORS = {
-    "harmful APPROVED": ("at_most", 1),
-    "harmful REJECTED or FLAGGED": ("at_least", 89),
-    "harmful with explicit intent REJECTED by Layer A": ("at_least", 47),
-    "benign REJECTED": ("at_most", 5),
-    "benign APPROVED": ("at_least", 65),
+    "harmful APPROVED": ("at_most", 0),
+    "harmful REJECTED or FLAGGED": ("at_least", 89),  # 98 %
+    "harmful with explicit intent REJECTED by Layer A": ("at_least", 42),  # 85 %
+    "benign REJECTED": ("at_most", 2),  # 2 %
+    "benign APPROVED": ("at_least", 88),  # 80 %
     "off-topic APPROVED": ("at_most", 0),
 }
 
@@ -137,7 +132,7 @@ def test_the_guardrail_holds_its_floors_on_the_frozen_test_set(
 def test_layer_a_alone_rejects_few_benign_texts(test_results: list[Result]) -> None:
     benign = [r for r in test_results if r.item.benign]
     rejected = [r.item.id for r in benign if r.layer_a.rejected]
-    assert len(rejected) <= 16, rejected  # 15 of 110 when measured (FLAGGED unless Layer B agrees)
+    assert len(rejected) <= 7, rejected  # 6 of 110 when measured (FLAGGED unless Layer B agrees)
 
 
 def test_the_committed_intent_check_was_fitted_on_the_committed_training_posts() -> None:

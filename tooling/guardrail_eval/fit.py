@@ -3,8 +3,9 @@
 Training posts come from labelled JSONL files in the evaluation format (`dataset.Item`), from
 files in the older one-text format (`text`, `label`), and from the classifier's exemplars. The
 frozen test set must never be passed here. Cutoffs are chosen on out-of-fold predictions (5
-folds): approval sits above every harmful or off-topic training post that Layer A lets through,
-and HIGH harm (rejection) where at most 1 % of benign posts reach.
+folds, three shuffles averaged): approval sits above all but MAX_PASSED_APPROVED of the harmful
+and off-topic training posts that Layer A's rules let through, and HIGH harm (rejection) where
+at most MAX_BENIGN_REJECTED of the benign posts reach.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from services.guardrail.rules.engine import RuleSet, default_ruleset
 from tooling.guardrail_eval import dataset
 
 C = 1.0
-EMBEDDING_WEIGHT = 1.0
+EMBEDDING_WEIGHT = 2.0
 MIN_DF = 3
+REPEATS = 3
 # Approval sits above all but this share of the harmful and off-topic training posts that
 # Layer A lets through (out of fold): a single outlier would otherwise halve the approvals.
 MAX_PASSED_APPROVED = 0.01
@@ -170,7 +172,7 @@ def cutoffs(posts: list[Post], probs: npt.NDArray[np.float64]) -> Cutoffs:
 
 
 def fit(posts: list[Post], model_id: str) -> IntentHead:
-    """Fits the head on all posts; cutoffs from 5-fold out-of-fold predictions.
+    """Fits the head on all posts; cutoffs from 5-fold out-of-fold predictions (REPEATS times).
 
     Posts are put in one canonical order first, so the head does not depend on file order.
     """
@@ -179,10 +181,14 @@ def fit(posts: list[Post], model_id: str) -> IntentHead:
     grams = [features(p.text, rules) for p in posts]
     vectors = embed(posts)
     y = np.asarray([p.label for p in posts])
+    # Out-of-fold probabilities averaged over REPEATS shuffles: one split's luck moved the
+    # approval cutoff by 0.03, a few benign posts in ten.
     oof = np.zeros((len(posts), len(CLASSES)))
-    for train, held in StratifiedKFold(5, shuffle=True, random_state=0).split(grams, y):
-        vec, model = _fit([grams[i] for i in train], vectors[train], y[train])
-        oof[held] = _predict(vec, model, [grams[i] for i in held], vectors[held])
+    for seed in range(REPEATS):
+        folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(grams, y)
+        for train, held in folds:
+            vec, model = _fit([grams[i] for i in train], vectors[train], y[train])
+            oof[held] += _predict(vec, model, [grams[i] for i in held], vectors[held]) / REPEATS
     vectorizer, model = _fit(grams, vectors, y)
     limits = cutoffs(posts, oof)
     benign = y == "benign"

@@ -203,14 +203,14 @@ class _Rule:
 class _Sentence:
     """One sentence of a view with the anchor bits of each of its words."""
 
-    __slots__ = ("_offsets", "_starts", "bits", "text", "word_bits", "words")
+    __slots__ = ("_marked", "_starts", "bits", "text", "word_bits", "words")
 
     def __init__(self, text: str, words: list[str], word_bits: list[int]) -> None:
         self.text = text
         self.words = words
         self.word_bits = word_bits
         self.bits = reduce(or_, word_bits, 0)
-        self._offsets: list[int] | None = None
+        self._marked: list[tuple[int, int]] | None = None
         self._starts: dict[int, list[int]] = {}
 
     def starts(self, bit: int) -> list[int]:
@@ -218,16 +218,17 @@ class _Sentence:
         known = self._starts.get(bit)
         if known is not None:
             return known
-        offsets = self._offsets
-        if offsets is None:
-            offsets, pos = [], 0
-            for word in self.words:
-                offsets.append(pos)
+        marked = self._marked
+        if marked is None:
+            # The words with any bit and their offsets, found once: most words have none, and a
+            # sentence is asked for the start words of dozens of rules.
+            marked, pos = [], 0
+            for word, bits in zip(self.words, self.word_bits, strict=True):
+                if bits:
+                    marked.append((pos, bits))
                 pos += len(word) + 1
-            self._offsets = offsets
-        found = self._starts[bit] = [
-            o for o, b in zip(offsets, self.word_bits, strict=True) if b & bit
-        ]
+            self._marked = marked
+        found = self._starts[bit] = [o for o, b in marked if b & bit]
         return found
 
 

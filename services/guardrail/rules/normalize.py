@@ -148,6 +148,7 @@ _KEEP_DIGITS = re.compile(rf"\d+(?:{_UNITS})|[a-z]{{1,2}}\d+|.*[2689].*")
 # Most patterns below start with a character class or a literal on purpose: the regex engine then
 # skips to candidate positions in C instead of attempting a match at every character.
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_SPACE = frozenset(" \t\n\r\f\v")
 _LETTER = re.compile(r"[^\W\d_]")
 _LETTERS = re.compile(r"[^\W\d_]*")
 # A leet character next to a letter; the run around it is found in Python (rare).
@@ -162,8 +163,10 @@ _WHITESPACE = re.compile(r"\s")
 # text does not contain; if some text does, the only effect is an extra sentence break.
 _MARK = "\ua66e"
 _MARKS = re.compile(r"\ua66e(?: \ua66e)*")
-# Two one-character words in a row in a word view (searched with a space prepended).
-_SPACED_PAIR = re.compile(r" [^ .] [^ .](?![^ .])")
+# Three one-character words in a row in a word view (searched with a space prepended): every
+# squeezable run has one (_MIN_RUN), so a text without it, say "in 1 2 weeks", has nothing to
+# squeeze.
+_SPACED_RUN = re.compile(r" [^ .] [^ .] [^ .](?![^ .])")
 # Two or more one-character words in a row, whatever separates them.
 _CLUSTER = re.compile(r"(?<![^\W_])[^\W_](?:[\W_]+[^\W_](?![^\W_]))+")
 _WORD = re.compile(r"[^\W_]+")
@@ -217,7 +220,7 @@ def views(text: str, lexicon: Lexicon = _NO_LEXICON) -> NormalizedViews:
     """The word view and the squeezed view of `text` (see the module docstring)."""
     canon = canonical_chars(text)
     words = _word_view(canon)
-    if _SPACED_PAIR.search(" " + words) is None:
+    if _SPACED_RUN.search(" " + words) is None:
         return NormalizedViews(words, words)  # nothing spelled out: nothing to squeeze
     squeezed = _CLUSTER.sub(lambda m: " " + _squeeze(m.group(), lexicon) + " ", canon)
     return NormalizedViews(words, _word_view(squeezed))
@@ -245,12 +248,40 @@ def canonical_chars(text: str) -> str:
     if text.isascii():
         folded = text.lower()  # NFKD/NFKC, marks and confusables cannot change ASCII
     else:
-        kept = unicodedata.normalize("NFKD", text).translate(_DROP_INVISIBLE)
-        folded = unicodedata.normalize("NFKC", kept.casefold())
+        folded = _fold_non_ascii_tokens(text)
         if not folded.isascii():
             folded = _fold_non_ascii_words(folded)
     # "50%" -> "50 percent": rules about rates can then require the word.
     return fold_leet(folded.replace("%", " percent "))
+
+
+def fold_unicode(text: str) -> str:
+    """Compatibility-normalized, case-folded, without marks or invisible characters."""
+    kept = unicodedata.normalize("NFKD", text).translate(_DROP_INVISIBLE)
+    return unicodedata.normalize("NFKC", kept.casefold())
+
+
+def _fold_non_ascii_tokens(text: str) -> str:
+    """`fold_unicode(text)`, computed only on the tokens (runs between ASCII whitespace) that
+    hold a non-ASCII character, the rest lower-cased: the same result, because normalization
+    never reorders or composes across a space, and several times faster on text that is mostly
+    ASCII with a curly quote or a currency sign."""
+    out: list[str] = []
+    last, size = 0, len(text)
+    for hit in _NON_ASCII.finditer(text):
+        start = hit.start()
+        if start < last:
+            continue  # inside a token already folded
+        while start > last and text[start - 1] not in _ASCII_SPACE:
+            start -= 1
+        end = hit.end()
+        while end < size and text[end] not in _ASCII_SPACE:
+            end += 1
+        out.append(text[last:start].lower())
+        out.append(fold_unicode(text[start:end]))
+        last = end
+    out.append(text[last:].lower())
+    return "".join(out)
 
 
 def _fold_non_ascii_words(text: str) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.guardrail.harms import HARM_CATEGORIES
 from services.guardrail.rules import intent
@@ -23,7 +25,18 @@ from services.guardrail.rules.engine import (
     RuleSetError,
     default_ruleset,
 )
-from services.guardrail.rules.normalize import lexicon_from, normalize, views
+from services.guardrail.rules.normalize import (
+    _CLUSTER,
+    _NO_LEXICON,
+    _fold_non_ascii_tokens,
+    _squeeze,
+    _word_view,
+    canonical_chars,
+    fold_unicode,
+    lexicon_from,
+    normalize,
+    views,
+)
 from tooling.guardrail_eval import dataset
 from tooling.guardrail_eval.fit import load_posts
 from tooling.guardrail_eval.report import latency_text
@@ -98,6 +111,31 @@ def rules() -> RuleSet:
 )
 def test_normalize(text: str, expected: str) -> None:
     assert normalize(text) == expected
+
+
+# ASCII, whitespace of both kinds, and characters that normalization decomposes, composes,
+# case-folds specially, drops or maps to a space.
+_TRICKY = " \t\nabcXYZ019.,'\"\u00e9\u0301\u0336\u00a0\u2009\u200b\u00ad\u0430\u0435\u00df"
+_TRICKY += "\u03a3\u03c2\u2019\u20b9\uff21\u1e9e\u0130\u00c5\u212b\ufb01\u3000\u0085\u2028"
+
+
+@given(st.text(alphabet=_TRICKY, max_size=24))
+@settings(max_examples=3000, deadline=None)
+def test_folding_only_the_non_ascii_tokens_equals_folding_the_whole_text(text: str) -> None:
+    assert _fold_non_ascii_tokens(text) == fold_unicode(text)
+
+
+@given(st.text(alphabet=" .-ab0I\u00e9", max_size=16).map(lambda t: f"buy {t} now"))
+@settings(max_examples=3000, deadline=None)
+def test_the_squeezed_view_is_skipped_only_when_squeezing_changes_nothing(text: str) -> None:
+    canon = canonical_chars(text)
+    squeezed = _CLUSTER.sub(lambda m: " " + _squeeze(m.group(), _NO_LEXICON) + " ", canon)
+    # The same words; squeezing a run too short to join can add a sentence break after a
+    # period it spaces out ("buy .0.0" -> "buy . 0 0"), which skipping it rightly does not.
+    assert (
+        views(text).squeezed.replace(".", " ").split()
+        == _word_view(squeezed).replace(".", " ").split()
+    )
 
 
 def test_word_view_keeps_spelled_letters_and_squeezed_view_joins_them() -> None:

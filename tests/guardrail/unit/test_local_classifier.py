@@ -37,7 +37,7 @@ from services.guardrail.classifier.local_text import deobfuscated, windows
 from tooling.guardrail_eval import dataset
 
 P, S, D = ContentType.PROBLEM, ContentType.SOLUTION, ContentType.DEBATE
-TEST_HALF = Path(__file__).resolve().parents[1] / "sets" / "v8-test.jsonl"
+TEST_HALF = Path(__file__).resolve().parents[1] / "sets" / "v9-test.jsonl"
 AT_LEAST_MEDIUM = (HarmRisk.MEDIUM, HarmRisk.HIGH)
 
 ALIGNED = [
@@ -132,12 +132,13 @@ OFF_TOPIC = [
         "",
         "Did you see what the pop star wore at the awards show? Everyone is talking about it.",
     ),
-    ContentItem(
-        S,
-        "Token launch",
-        "Buy our new token before it lists on exchanges next week, early holders will get rich.",
-    ),
 ]
+# An ad that is also a get-rich pitch: off-topic, or possible financial harm; never approvable.
+TOKEN_PITCH = ContentItem(
+    S,
+    "Token launch",
+    "Buy our new token before it lists on exchanges next week, early holders will get rich.",
+)
 
 HARMFUL = [
     (
@@ -262,6 +263,12 @@ def test_off_topic_content_scores_low(classifier: LocalClassifier, item: Content
     result = classifier.classify_sync(item)
     assert result.alignment_score < 0.4
     assert result.aligned_domain is None
+
+
+def test_a_token_pitch_is_off_topic_or_possible_harm(classifier: LocalClassifier) -> None:
+    result = classifier.classify_sync(TOKEN_PITCH)
+    assert result.alignment_score < 0.4
+    assert result.aligned_domain is None or result.harm_risk in AT_LEAST_MEDIUM
 
 
 @pytest.mark.parametrize(("category", "text"), HARMFUL, ids=[c for c, _ in HARMFUL])

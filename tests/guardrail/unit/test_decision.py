@@ -1,10 +1,15 @@
-"""The decision when Layer A matched: Layer B confirms a rejection, and never loosens its own."""
+"""The decision: Layer B confirms a Layer A match, never loosens its own, and judges solutions."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.guardrail.classifier.base import Classification, ContentType, HarmRisk
+from services.guardrail.classifier.base import (
+    Classification,
+    ContentType,
+    HarmRisk,
+    SolutionScores,
+)
 from services.guardrail.decision import Thresholds, TrustTier, after_rules_match, decide
 
 
@@ -51,3 +56,25 @@ def test_a_rule_match_is_rejected_only_with_layer_b_and_never_loosened(
     assert after_rules_match("weapons", classification, own).status == expected
     if classification is not None and expected == "FLAGGED":
         assert _own(classification) != "REJECTED"
+
+
+@pytest.mark.parametrize(
+    ("composite", "expected"),
+    [(38.0, "REJECTED"), (52.0, "FLAGGED"), (57.0, "APPROVED"), (80.0, "APPROVED")],
+)
+def test_a_solution_is_judged_by_its_quality_bands(composite: float, expected: str) -> None:
+    scores = SolutionScores(impact=composite, feasibility=composite, cost_efficiency=composite)
+    classification = Classification(
+        aligned_domain="food_security",
+        alignment_score=0.9,
+        harm_risk=HarmRisk.NONE,
+        harm_categories=(),
+        solution_scores=scores,
+    )
+    verdict = decide(
+        classification,
+        content_type=ContentType.SOLUTION,
+        tier=TrustTier.VERIFIED,
+        thresholds=Thresholds(),
+    )
+    assert verdict.status == expected
