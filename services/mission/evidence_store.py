@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -349,6 +350,23 @@ class EvidenceStore(SqlStore):
         )
         async with self._db.connect() as conn:
             return [_vote(row) for row in (await conn.execute(query)).all()]
+
+    async def votes_on(self, evidence_ids: Collection[str]) -> dict[str, list[VoteRecord]]:
+        """The votes cast on each of the evidence items, in order, in one query (an item without
+        votes maps to an empty list)."""
+        found: dict[str, list[VoteRecord]] = {i: [] for i in evidence_ids}
+        if not found:
+            return found
+        query = (
+            _votes_query()
+            .where(peer_reviews.c.evidence_id.in_([uuid.UUID(i) for i in found]))
+            .order_by(peer_reviews.c.voted_at)
+        )
+        async with self._db.connect() as conn:
+            for row in (await conn.execute(query)).all():
+                vote = _vote(row)
+                found[vote.evidence_id].append(vote)
+        return found
 
     async def progress(self, evidence_id: str) -> Progress:
         """Reviewers assigned and votes cast."""

@@ -8,6 +8,7 @@ abandons, archives and the expiry sweep never deadlock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -204,6 +205,16 @@ class MissionStore(SqlStore):
         async with self._db.connect() as conn:
             row = (await conn.execute(query)).first()
         return _record(row) if row else None
+
+    async def get_many(self, mission_ids: Collection[str]) -> dict[str, MissionRecord]:
+        """The missions with these ids, by id, in one query (unknown ids are left out)."""
+        parsed = {p for i in mission_ids if (p := parse_uuid(i)) is not None}
+        if not parsed:
+            return {}
+        query = select(missions).where(missions.c.id.in_(parsed))
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {record.id: record for record in map(_record, rows)}
 
     async def replace_fields(
         self, mission_id: str, fields: MissionFields, *, evaluation_id: str

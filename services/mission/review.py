@@ -264,12 +264,12 @@ async def pending_reviews(
 
     async def fetch(after: list[Any] | None, count: int) -> Sequence[ReviewTask]:
         rows = await deps.evidence.waiting_for(principal.id, after=after, count=count)
-        tasks = []
-        for record, assigned_at in rows:
-            mission = await deps.missions.get(record.mission_id)
-            if mission is not None:
-                tasks.append(ReviewTask(record, mission, assigned_at))
-        return tasks
+        found = await deps.missions.get_many({record.mission_id for record, _ in rows})
+        return [
+            ReviewTask(record, found[record.mission_id], assigned_at)
+            for record, assigned_at in rows
+            if record.mission_id in found
+        ]
 
     return await paginate(
         fetch,
@@ -307,7 +307,8 @@ async def list_disputes(deps: MissionDeps, *, cursor: str, limit: int) -> Page[D
 
     async def fetch(after: list[Any] | None, count: int) -> Sequence[DisputeRecord]:
         rows = await deps.evidence.disputes(after=after, count=count)
-        return [DisputeRecord(r, tuple(await deps.evidence.votes(r.id))) for r in rows]
+        votes = await deps.evidence.votes_on([r.id for r in rows])
+        return [DisputeRecord(r, tuple(votes[r.id])) for r in rows]
 
     def key(d: DisputeRecord) -> list[Any]:
         return [d.evidence.updated_at.isoformat(), d.evidence.id]

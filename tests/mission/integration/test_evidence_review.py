@@ -50,7 +50,9 @@ async def _assigned(
         tasks = await evidence_world.reviews.ListPendingPeerReviews(
             pb.ListPendingPeerReviewsRequest(), metadata=peer
         )
-        if any(t.evidence.evidence_id == evidence_id for t in tasks.data):
+        mine = [t for t in tasks.data if t.evidence.evidence_id == evidence_id]
+        if mine:
+            assert mine[0].mission_title  # each task carries its mission
             found.append(peer)
     return found
 
@@ -72,6 +74,9 @@ async def test_split_votes_go_to_an_operator_whose_approval_pays_the_full_reward
     disputes = await evidence_world.admin.ListDisputes(pb.ListDisputesRequest(), metadata=operator)
     (dispute,) = [d for d in disputes.data if d.evidence.evidence_id == evidence.evidence_id]
     assert dispute.reason == "LOW_CONFIDENCE" and len(dispute.votes) == 3
+    # Its own votes, in the order they were cast.
+    assert {v.evidence_id for v in dispute.votes} == {evidence.evidence_id}
+    assert [v.confidence for v in dispute.votes] == pytest.approx([0.9, 0.8, 0.4])
     denied = await refused(
         evidence_world.admin.ListDisputes(pb.ListDisputesRequest(), metadata=human)
     )
