@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ class IntentModel:
         score = self.score(features)
         if score < self.threshold:
             return IntentVerdict(score=score, intent=False, category="", excerpt="")
-        heaviest = max(sentences, key=lambda s: self.score(text_features([s])))
+        heaviest = max(sentences, key=self.sentence_score)
         return IntentVerdict(
             score=score,
             intent=True,
@@ -149,14 +149,41 @@ class IntentModel:
             excerpt=heaviest[:80].strip(),
         )
 
+    def sentence_score(self, sentence: str) -> float:
+        """`score(text_features([sentence]))`, with the plan features worked out only for a
+        sentence that has a plan marker (most have none, and the excerpt weighs every one)."""
+        words = sentence.split()
+        if PLAN_MARKERS.isdisjoint(words):
+            found = set(words)
+            found.discard(".")
+            return self.score(found)
+        return self.score(text_features([sentence]))
+
     def category(self, features: set[str]) -> str:
-        """The harm category whose weights the features favour most."""
+        """The harm category whose weights the features favour most (the first on a tie)."""
+        names, by_feature = self._category_index
+        totals = [0.0] * len(names)
+        # One pass over the features, not one per category: a text has hundreds of features and
+        # each names few categories.
+        for feature in features:
+            for i, weight in by_feature.get(feature, ()):
+                totals[i] += weight
         best, best_score = "", float("-inf")
-        for name, weights in self.category_weights.items():
-            value = self.category_bias[name] + sum(map(weights.get, features, repeat(0.0)))
+        for name, total in zip(names, totals, strict=True):
+            value = self.category_bias[name] + total
             if value > best_score:
                 best, best_score = name, value
         return best
+
+    @cached_property
+    def _category_index(self) -> tuple[list[str], dict[str, list[tuple[int, float]]]]:
+        """The category names and, per feature, the categories weighing it."""
+        names = list(self.category_weights)
+        by_feature: dict[str, list[tuple[int, float]]] = {}
+        for i, name in enumerate(names):
+            for feature, weight in self.category_weights[name].items():
+                by_feature.setdefault(feature, []).append((i, weight))
+        return names, by_feature
 
 
 @lru_cache(maxsize=1)

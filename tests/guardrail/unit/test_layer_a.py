@@ -683,3 +683,16 @@ def test_pathological_input_stays_fast(rules: RuleSet, text: str) -> None:
     started = time.perf_counter()
     rules.evaluate(text)
     assert time.perf_counter() - started < 0.25
+
+
+@given(
+    st.lists(
+        st.sampled_from(["we", "will", "sell", "guns", "to", "kids", ".", "help"]), max_size=20
+    )
+)
+@settings(max_examples=500, deadline=None)
+def test_a_sentence_scores_as_the_text_of_that_sentence_alone(words: list[str]) -> None:
+    model = intent.default_model()
+    assert model is not None
+    sentence = " ".join(words)
+    assert model.sentence_score(sentence) == model.score(intent.text_features([sentence]))
