@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
+
+from services.core.s3 import S3Location, S3Patience, s3_client
 
 CHUNK = 256 * 1024
 
@@ -136,45 +137,20 @@ class LocalFileStore:
             yield path.name, datetime.fromtimestamp(stat.st_mtime, UTC)
 
 
-@dataclass(frozen=True)
-class S3Settings:
-    """Where the bucket is and how to reach it."""
-
-    bucket: str
-    endpoint_url: str | None = None
-    """None: AWS S3; else R2, MinIO or any S3-compatible endpoint."""
-    region: str = "auto"
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    prefix: str = "evidence/"
-
-
 class S3FileStore:
     """Files as objects of one bucket (private: downloads stream through the service)."""
 
-    def __init__(self, settings: S3Settings, spool_dir: Path) -> None:
-        self._settings = settings
+    def __init__(self, location: S3Location, spool_dir: Path) -> None:
+        self._location = location
         self._spool_dir = spool_dir
         self._session = get_session()
 
-    @contextlib.asynccontextmanager
-    async def _client(self) -> AsyncIterator[Any]:
-        s = self._settings
-        async with self._session.create_client(
-            "s3",
-            endpoint_url=s.endpoint_url,
-            region_name=s.region,
-            aws_access_key_id=s.access_key_id,
-            aws_secret_access_key=s.secret_access_key,
-            # Fail fast: a caller waiting on an upload gets UNAVAILABLE, not a minute of retries.
-            config=AioConfig(
-                connect_timeout=3, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"}
-            ),
-        ) as client:
-            yield client
+    def _client(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        # Fail fast: a caller waiting on an upload gets UNAVAILABLE, not a minute of retries.
+        return s3_client(self._session, self._location, S3Patience(3, 20, 2))
 
     def _key(self, key: str) -> str:
-        return f"{self._settings.prefix}{key}"
+        return self._location.key(key)
 
     async def put(self, chunks: AsyncIterable[bytes], *, max_bytes: int) -> StoredFile:
         self._spool_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +159,7 @@ class S3FileStore:
             async with self._client() as client:
                 with temp.open("rb") as body:
                     await client.put_object(
-                        Bucket=self._settings.bucket,
+                        Bucket=self._location.bucket,
                         Key=self._key(key),
                         Body=body,
                         ChecksumSHA256=_b64(key),
@@ -197,7 +173,7 @@ class S3FileStore:
     async def open(self, key: str) -> AsyncIterator[bytes]:
         try:
             async with self._client() as client:
-                response = await client.get_object(Bucket=self._settings.bucket, Key=self._key(key))
+                response = await client.get_object(Bucket=self._location.bucket, Key=self._key(key))
                 async with response["Body"] as body:
                     while chunk := await body.read(CHUNK):
                         yield chunk
@@ -211,7 +187,7 @@ class S3FileStore:
     async def delete(self, key: str) -> None:
         try:
             async with self._client() as client:
-                await client.delete_object(Bucket=self._settings.bucket, Key=self._key(key))
+                await client.delete_object(Bucket=self._location.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError, OSError) as exc:
             raise StorageUnavailable(type(exc).__name__) from None
 
@@ -219,11 +195,11 @@ class S3FileStore:
         try:
             async with self._client() as client:
                 pages = client.get_paginator("list_objects_v2").paginate(
-                    Bucket=self._settings.bucket, Prefix=self._settings.prefix
+                    Bucket=self._location.bucket, Prefix=self._location.prefix
                 )
                 async for page in pages:
                     for item in page.get("Contents", []):
-                        yield item["Key"][len(self._settings.prefix) :], item["LastModified"]
+                        yield item["Key"][len(self._location.prefix) :], item["LastModified"]
         except (BotoCoreError, ClientError, OSError) as exc:
             raise StorageUnavailable(type(exc).__name__) from None
 

@@ -16,12 +16,12 @@ from betterworld.mission.v1 import (
     profile_pb2_grpc,
     tokens_pb2_grpc,
 )
-from pydantic import SecretStr
 
 from services.core.activity import ActivityHub
 from services.core.mail import build_dispatcher
 from services.core.pagination import CursorCodec
 from services.core.runtime import Runtime, token_signer
+from services.core.s3 import S3Location
 from services.core.settings import Settings
 from services.mission.activity_servicer import ActivityServicer
 from services.mission.decomposition import Decomposer, OfflineDecomposer
@@ -32,7 +32,7 @@ from services.mission.evidence_servicer import (
     PeerReviewServicer,
 )
 from services.mission.evidence_store import EvidenceStore
-from services.mission.files import FileStore, LocalFileStore, S3FileStore, S3Settings
+from services.mission.files import FileStore, LocalFileStore, S3FileStore
 from services.mission.ledger_store import LedgerStore
 from services.mission.mission_servicer import (
     DashboardServicer,
@@ -100,17 +100,8 @@ def build_file_store(settings: Settings) -> FileStore:
     if settings.evidence_storage == "local":
         return LocalFileStore(settings.data_dir / "evidence")
 
-    def secret(value: SecretStr | None) -> str | None:
-        return value.get_secret_value() if value is not None else None
-
     return S3FileStore(
-        S3Settings(
-            bucket=settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key_id=secret(settings.s3_access_key_id),
-            secret_access_key=secret(settings.s3_secret_access_key),
-        ),
+        S3Location.from_settings(settings, bucket=settings.s3_bucket, prefix="evidence/"),
         spool_dir=settings.data_dir / "evidence-spool",
     )
 

@@ -15,14 +15,13 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from services.core.s3 import S3Location, S3Patience, s3_client
 from services.core.settings import Settings
 from services.ops.errors import BackupError, BackupMissing
 
@@ -124,19 +123,6 @@ class LocalBackupStore:
         yield
 
 
-@dataclass(frozen=True)
-class S3Location:
-    """A bucket, a prefix in it and how to reach it."""
-
-    bucket: str
-    prefix: str = "backups/"
-    endpoint_url: str | None = None
-    """None: AWS S3; else R2, MinIO or any S3-compatible endpoint."""
-    region: str = "auto"
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-
-
 class S3BackupStore:
     """Backup files as objects under a prefix of one bucket, through aiobotocore."""
 
@@ -179,26 +165,12 @@ class S3BackupStore:
         async with self._new_client() as client:
             yield client
 
-    @contextlib.asynccontextmanager
-    async def _new_client(self) -> AsyncIterator[Any]:
-        s = self.location
-        async with self._session.create_client(
-            "s3",
-            endpoint_url=s.endpoint_url,
-            region_name=s.region,
-            aws_access_key_id=s.access_key_id,
-            aws_secret_access_key=s.secret_access_key,
-            # Nobody waits on a backup interactively: retry transient errors a few times.
-            config=AioConfig(
-                connect_timeout=5,
-                read_timeout=120,
-                retries={"max_attempts": self._max_attempts, "mode": "standard"},
-            ),
-        ) as client:
-            yield client
+    def _new_client(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        # Nobody waits on a backup interactively: retry transient errors a few times.
+        return s3_client(self._session, self.location, S3Patience(5, 120, self._max_attempts))
 
     def _key(self, name: str) -> str:
-        return f"{self.location.prefix}{name}"
+        return self.location.key(name)
 
     @contextlib.asynccontextmanager
     async def _errors(self, doing: str) -> AsyncIterator[None]:
@@ -333,15 +305,7 @@ def open_backup_store(settings: Settings) -> BackupStore:
     prefix = settings.backup_prefix.strip("/")
     if settings.backup_storage == "local":
         return LocalBackupStore(work_dir)
-    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
-    return S3BackupStore(
-        S3Location(
-            bucket=settings.backup_bucket,
-            prefix=f"{prefix}/" if prefix else "",
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key_id=key_id.get_secret_value() if key_id else None,
-            secret_access_key=secret.get_secret_value() if secret else None,
-        ),
-        work_dir,
+    location = S3Location.from_settings(
+        settings, bucket=settings.backup_bucket, prefix=f"{prefix}/" if prefix else ""
     )
+    return S3BackupStore(location, work_dir)

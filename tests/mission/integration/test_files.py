@@ -16,6 +16,7 @@ from betterworld.mission.v1 import evidence_pb2
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
+from services.core.s3 import S3Location
 from services.core.settings import Settings
 from services.mission.definition import DEFINITION as MISSION
 from services.mission.files import (
@@ -24,7 +25,6 @@ from services.mission.files import (
     FileTooLarge,
     LocalFileStore,
     S3FileStore,
-    S3Settings,
     StorageUnavailable,
 )
 from tests.support.evidence import EvidenceWorld, jpeg_with_gps
@@ -58,8 +58,9 @@ def s3_endpoint() -> Iterator[str]:
 
 def _s3(endpoint: str, spool: Path, bucket: str = BUCKET) -> S3FileStore:
     return S3FileStore(
-        S3Settings(
+        S3Location(
             bucket=bucket,
+            prefix="evidence/",
             endpoint_url=endpoint,
             region="us-east-1",
             access_key_id="test",

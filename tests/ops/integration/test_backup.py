@@ -19,10 +19,11 @@ import asyncpg
 import pytest
 
 from services.core.migrate import upgrade
+from services.core.s3 import S3Location
 from services.mission.ledger_store import LedgerStore
 from services.mission.model import Movement
 from services.ops.backup import Backups, Manifest, libpq_url
-from services.ops.backup_store import BackupStore, LocalBackupStore, S3BackupStore, S3Location
+from services.ops.backup_store import BackupStore, LocalBackupStore, S3BackupStore
 from services.ops.errors import BackupError
 from tests.support.databases import scratch_database
 from tests.support.s3 import KEY, REGION, S3Server, moto_s3
@@ -245,6 +246,7 @@ async def test_an_unreachable_bucket_fails_the_backup_cleanly(
 ) -> None:
     location = S3Location(
         bucket="nowhere",
+        prefix="backups/",
         endpoint_url=f"http://127.0.0.1:{free_port()}",
         region=REGION,
         access_key_id=KEY,
