@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,18 @@ async def start_service(
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     return RunningService(server=server, runtime=runtime, channel=channel)
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    definition: ServiceDefinition, settings: Settings
+) -> AsyncIterator[RunningService]:
+    """`start_service`, stopped on leaving the block whatever happened in it."""
+    service = await start_service(definition, settings)
+    try:
+        yield service
+    finally:
+        await service.stop()
 
 
 def bearer(key: str) -> Sequence[tuple[str, str]]:

@@ -25,7 +25,7 @@ from services.core.settings import Settings
 from services.worker.main import WORKER
 from tests.fakes.sentry_ingest import FakeSentryIngest
 from tests.support import echo
-from tests.support.helpers import RunningService, refused, start_service
+from tests.support.helpers import RunningService, refused, running_service
 
 # Values that must never reach Sentry, sent in the failing request's metadata and message.
 INTERNAL_TOKEN = "internal-token-5f0c9e2d7a41b6c3e8f9a0b1c2d3e4f5"
@@ -118,13 +118,10 @@ async def test_an_unexpected_error_sends_one_scrubbed_event(
     ingest: FakeSentryIngest,
     clean_state: None,
 ) -> None:
-    service = await start_service(failing_definition, tracked_settings)
-    try:
+    async with running_service(failing_definition, tracked_settings) as service:
         failure = await refused(_echo(service, echo_service, CRASH_TEXT, metadata=CRASH_METADATA))
         assert failure.code is grpc.StatusCode.INTERNAL
         await ingest.wait_for_events(1)
-    finally:
-        await service.stop()
 
     [event] = ingest.events()
     assert event["release"] == default_release()
@@ -154,9 +151,8 @@ async def test_client_errors_send_nothing(
     ingest: FakeSentryIngest,
     clean_state: None,
 ) -> None:
-    service = await start_service(failing_definition, tracked_settings)
-    whoami = echo_service.pb2_grpc.EchoServiceStub(service.channel).WhoAmI
-    try:
+    async with running_service(failing_definition, tracked_settings) as service:
+        whoami = echo_service.pb2_grpc.EchoServiceStub(service.channel).WhoAmI
         expected = [
             (_echo(service, echo_service, "invalid"), grpc.StatusCode.INVALID_ARGUMENT),
             (_echo(service, echo_service, "missing"), grpc.StatusCode.NOT_FOUND),
@@ -183,8 +179,6 @@ async def test_client_errors_send_nothing(
             ).code is code
         await refused(_echo(service, echo_service, "crash marker", metadata=internal))
         await ingest.wait_for_events(1)
-    finally:
-        await service.stop()
 
     [event] = ingest.events()
     assert "crash marker" in event["exception"]["values"][0]["value"]
@@ -200,12 +194,9 @@ async def test_settings_name_the_environment_and_release(
     settings = tracked_settings.model_copy(
         update={"sentry_environment": "staging", "sentry_release": "3f2c1ab"}
     )
-    service = await start_service(failing_definition, settings)
-    try:
+    async with running_service(failing_definition, settings) as service:
         await refused(_echo(service, echo_service, "crash"))
         [event] = await ingest.wait_for_events(1)
-    finally:
-        await service.stop()
     assert (event["environment"], event["release"]) == ("staging", "3f2c1ab")
 
 
@@ -219,17 +210,13 @@ async def test_without_a_dsn_nothing_starts_or_is_sent(
 ) -> None:
     # The SDK would read SENTRY_DSN from the environment on its own: the settings decide.
     monkeypatch.setenv("SENTRY_DSN", ingest.dsn)
-    service = await start_service(
-        failing_definition, settings.model_copy(update={"sentry_dsn": ""})
-    )
-    try:
+    untracked = settings.model_copy(update={"sentry_dsn": ""})
+    async with running_service(failing_definition, untracked) as service:
         assert not is_active()
         assert not sentry_sdk.is_initialized()
         assert (await refused(_echo(service, echo_service, "crash"))).code is (
             grpc.StatusCode.INTERNAL
         )
-    finally:
-        await service.stop()
     await asyncio.sleep(0.3)
     assert ingest.requests == []
 
