@@ -96,9 +96,14 @@ def request_strategy(message_cls: type[Message]) -> st.SearchStrategy[bytes]:
     return st.one_of(structured, st.binary(max_size=200))
 
 
-def assert_clean(error: grpc.aio.AioRpcError) -> None:
+def assert_clean(error: grpc.aio.AioRpcError, payload: bytes = b"") -> None:
+    """No forbidden status and no internals in the details. A marker the request itself carried
+    is not a leak: "problem sqlalchemy.url not found" names the id the client sent (Hypothesis
+    draws strings from constants in the code, so it does send such ids)."""
     assert error.code() not in FORBIDDEN_CODES, error.details()
     for marker in LEAK_MARKERS:
+        if marker.encode() in payload:
+            continue
         assert marker not in (error.details() or ""), error.details()
 
 
@@ -183,6 +188,6 @@ async def send_junk(
             await call(payload, metadata=tuple(credentials[which]), timeout=10)
             codes.append(grpc.StatusCode.OK)
         except grpc.aio.AioRpcError as error:
-            assert_clean(error)
+            assert_clean(error, payload)
             codes.append(error.code())
     return codes

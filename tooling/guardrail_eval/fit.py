@@ -3,7 +3,7 @@
 Training posts come from labelled JSONL files in the evaluation format (`dataset.Item`), from
 files in the older one-text format (`text`, `label`), and from the classifier's exemplars. The
 frozen test set must never be passed here. Cutoffs are chosen on out-of-fold predictions (5
-folds, three shuffles averaged): approval sits above all but MAX_PASSED_APPROVED of the harmful
+folds, three shuffles pooled): approval sits above all but MAX_PASSED_APPROVED of the harmful
 and off-topic training posts that Layer A's rules let through, and HIGH harm (rejection) where
 at most MAX_BENIGN_REJECTED of the benign posts reach.
 """
@@ -181,22 +181,25 @@ def fit(posts: list[Post], model_id: str) -> IntentHead:
     grams = [features(p.text, rules) for p in posts]
     vectors = embed(posts)
     y = np.asarray([p.label for p in posts])
-    # Out-of-fold probabilities averaged over REPEATS shuffles: one split's luck moved the
-    # approval cutoff by 0.03, a few benign posts in ten.
-    oof = np.zeros((len(posts), len(CLASSES)))
+    # Out-of-fold probabilities of REPEATS shuffles, pooled (one split's luck moved the approval
+    # cutoff by 0.02). Pooled, not averaged: an average of three models' probabilities is less
+    # extreme than the one model that ships, and would put the cutoff too low.
+    runs = []
     for seed in range(REPEATS):
-        folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(grams, y)
-        for train, held in folds:
+        oof = np.zeros((len(posts), len(CLASSES)))
+        for train, held in StratifiedKFold(5, shuffle=True, random_state=seed).split(grams, y):
             vec, model = _fit([grams[i] for i in train], vectors[train], y[train])
-            oof[held] += _predict(vec, model, [grams[i] for i in held], vectors[held]) / REPEATS
+            oof[held] = _predict(vec, model, [grams[i] for i in held], vectors[held])
+        runs.append(oof)
+    oof, pooled = np.vstack(runs), np.tile(y, REPEATS)
     vectorizer, model = _fit(grams, vectors, y)
-    limits = cutoffs(posts, oof)
-    benign = y == "benign"
+    limits = cutoffs(posts * REPEATS, oof)
+    benign = pooled == "benign"
     print(
         "out of fold: benign approved "
         f"{np.mean(oof[benign, 0] >= limits.approve_at):.3f}, benign at HIGH harm "
         f"{np.mean(oof[benign, 1] >= limits.reject_at):.3f}, harmful approved by the head alone "
-        f"{np.mean(oof[y == 'harmful', 0] >= limits.approve_at):.3f}"
+        f"{np.mean(oof[pooled == 'harmful', 0] >= limits.approve_at):.3f}"
     )
     order = [list(model.classes_).index(c) for c in CLASSES]
     vocabulary = {str(g): int(i) for g, i in vectorizer.vocabulary_.items()}
