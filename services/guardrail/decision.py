@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -93,6 +94,19 @@ def decide(
     if reasons:
         return Verdict("FLAGGED", "waiting for review: " + "; ".join(reasons))
     return Verdict("APPROVED", "")
+
+
+def final_verdict(
+    rule_categories: Sequence[str], classification: Classification | None, own: Verdict | None
+) -> Verdict:
+    """The guardrail's decision from the categories Layer A blocked on and Layer B's verdict
+    (`own`, None when it could not run): a match goes through `after_rules_match`; without one,
+    Layer B decides, and without Layer B (the model budget spent) a person does."""
+    if rule_categories:
+        return after_rules_match(", ".join(rule_categories), classification, own)
+    if own is None:
+        return Verdict("FLAGGED", "waiting for review: the daily model budget is spent")
+    return own
 
 
 def after_rules_match(

@@ -18,7 +18,7 @@ from services.guardrail.classifier.base import (
     ContentItem,
     ContentType,
 )
-from services.guardrail.decision import Thresholds, Verdict, after_rules_match, decide, trust_tier
+from services.guardrail.decision import Thresholds, Verdict, decide, final_verdict, trust_tier
 from services.guardrail.records import NewEvaluation, RuleHit
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.store import GuardrailStore
@@ -85,12 +85,7 @@ class Pipeline:
             own = decide(
                 classification, content_type=content_type, tier=tier, thresholds=self.thresholds
             )
-        if layer_a.rejected:
-            verdict = after_rules_match(", ".join(layer_a.categories), classification, own)
-        elif own is None:
-            verdict = Verdict("FLAGGED", "waiting for review: the daily model budget is spent")
-        else:
-            verdict = own
+        verdict = final_verdict(layer_a.categories, classification, own)
         timings["total"] = (time.perf_counter() - started) * 1000
         await self.store.record(
             NewEvaluation(

@@ -343,13 +343,7 @@ class EvidenceStore(SqlStore):
 
     async def votes(self, evidence_id: str) -> list[VoteRecord]:
         """The votes cast on the evidence, in order."""
-        query = (
-            _votes_query()
-            .where(peer_reviews.c.evidence_id == uuid.UUID(evidence_id))
-            .order_by(peer_reviews.c.voted_at)
-        )
-        async with self._db.connect() as conn:
-            return [_vote(row) for row in (await conn.execute(query)).all()]
+        return (await self.votes_on([evidence_id]))[evidence_id]
 
     async def votes_on(self, evidence_ids: Collection[str]) -> dict[str, list[VoteRecord]]:
         """The votes cast on each of the evidence items, in order, in one query (an item without

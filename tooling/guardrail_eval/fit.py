@@ -72,10 +72,7 @@ def load_posts(paths: list[Path]) -> list[Post]:
     """Posts from evaluation-format or one-text-format JSONL files."""
     posts = []
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            raw = json.loads(line)
+        for raw in dataset.records(path):
             if "text" in raw:
                 posts.append(Post("", raw["text"], raw["content_type"], _class(raw["label"])))
             else:

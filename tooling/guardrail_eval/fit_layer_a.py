@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 
 from services.guardrail.rules.engine import RuleSet
 from services.guardrail.rules.intent import DEFAULT_PATH, IntentModel, text_features
+from tooling.guardrail_eval import dataset
 from tooling.guardrail_eval.fit import is_frozen
 
 C = 0.5
@@ -50,10 +51,7 @@ def load_examples(paths: list[Path]) -> list[Example]:
     """Posts from labelled JSONL files of either format (`title`/`description` or `text`)."""
     out = []
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            raw = json.loads(line)
+        for raw in dataset.records(path):
             text = raw.get("text") or f"{raw.get('title', '')}\n{raw.get('description', '')}"
             if raw["label"] == "harmful":
                 explicit = raw.get("explicit_intent")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.guardrail.classifier.base import Classification, Classifier, ContentItem, ContentType
-from services.guardrail.decision import Thresholds, TrustTier, Verdict, after_rules_match, decide
+from services.guardrail.decision import Thresholds, TrustTier, Verdict, decide, final_verdict
 from services.guardrail.rules.engine import LayerAResult, RuleSet
 from tooling.guardrail_eval.dataset import Item
 
@@ -20,20 +20,20 @@ class Result:
     layer_a: LayerAResult
     classification: Classification
     classify_ms: float
-    layer_b_status: str
+    layer_b: Verdict
     """The decision from Layer B alone (as if Layer A had passed the item)."""
 
     @property
+    def layer_b_status(self) -> str:
+        """Layer B's decision alone."""
+        return self.layer_b.status
+
+    @property
     def status(self) -> str:
-        """The pipeline's decision (`after_rules_match`): a Layer A match is rejected when Layer B
+        """The pipeline's decision (`final_verdict`): a Layer A match is rejected when Layer B
         confirms it, or when Layer B rejects the post by itself; else a person decides. Without a
         match, Layer B's decision."""
-        if self.layer_a.rejected:
-            own = Verdict(self.layer_b_status, "Layer B alone")
-            return after_rules_match(
-                ", ".join(self.layer_a.categories), self.classification, own
-            ).status
-        return self.layer_b_status
+        return final_verdict(self.layer_a.categories, self.classification, self.layer_b).status
 
     @property
     def reason(self) -> str:
@@ -67,5 +67,5 @@ async def evaluate(
             tier=TrustTier.VERIFIED,
             thresholds=limits,
         )
-        results.append(Result(item, layer_a, classification, elapsed, verdict.status))
+        results.append(Result(item, layer_a, classification, elapsed, verdict))
     return results

@@ -203,14 +203,14 @@ class _Rule:
 class _Sentence:
     """One sentence of a view with the anchor bits of each of its words."""
 
-    __slots__ = ("_marked", "_starts", "bits", "text", "word_bits", "words")
+    __slots__ = ("_offsets", "_starts", "bits", "text", "word_bits", "words")
 
     def __init__(self, text: str, words: list[str], word_bits: list[int]) -> None:
         self.text = text
         self.words = words
         self.word_bits = word_bits
         self.bits = reduce(or_, word_bits, 0)
-        self._marked: list[tuple[int, int]] | None = None
+        self._offsets: list[int] | None = None
         self._starts: dict[int, list[int]] = {}
 
     def starts(self, bit: int) -> list[int]:
@@ -218,17 +218,16 @@ class _Sentence:
         known = self._starts.get(bit)
         if known is not None:
             return known
-        marked = self._marked
-        if marked is None:
-            # The words with any bit and their offsets, found once: most words have none, and a
-            # sentence is asked for the start words of dozens of rules.
-            marked, pos = [], 0
-            for word, bits in zip(self.words, self.word_bits, strict=True):
-                if bits:
-                    marked.append((pos, bits))
+        offsets = self._offsets
+        if offsets is None:
+            offsets, pos = [], 0
+            for word in self.words:
+                offsets.append(pos)
                 pos += len(word) + 1
-            self._marked = marked
-        found = self._starts[bit] = [o for o, b in marked if b & bit]
+            self._offsets = offsets
+        found = self._starts[bit] = [
+            o for o, b in zip(offsets, self.word_bits, strict=True) if b & bit
+        ]
         return found
 
 
@@ -359,12 +358,16 @@ class RuleSet:
     def intent_sentences(self, text: str) -> list[str]:
         """The normalized sentences the intent check reads of `text`, as `evaluate` reads them
         (the fitting tool sees texts exactly as the check does)."""
-        if "'" in text or '"' in text or not text.isascii():
-            text = mark_quotes(text)
         sentences: dict[str, None] = {}
-        for view in views(text, self._lexicon).distinct():
+        for view in self._views(text):
             sentences.update(dict.fromkeys(view.split(SENTENCE_BREAK)))
         return _unquoted(sentences)
+
+    def _views(self, text: str) -> tuple[str, ...]:
+        """The distinct normalized views of `text`, quotations marked (see REPORTED_SPEECH)."""
+        if "'" in text or '"' in text or not text.isascii():
+            text = mark_quotes(text)
+        return views(text, self._lexicon).distinct()
 
     def evaluate(self, text: str, *, exhaustive: bool = False) -> LayerAResult:
         """Layer A on one text: every category's rules over the word and squeezed views.
@@ -377,9 +380,7 @@ class RuleSet:
         found: dict[tuple[str, str], RuleMatch] = {}
         seen: set[str] = set()
         read: dict[str, None] = {}
-        if "'" in text or '"' in text or not text.isascii():
-            text = mark_quotes(text)
-        for view in views(text, self._lexicon).distinct():
+        for view in self._views(text):
             parts = view.split(SENTENCE_BREAK)
             if not exhaustive:
                 # A sentence the squeezed view shares with the word view was matched already

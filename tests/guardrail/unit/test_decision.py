@@ -10,7 +10,13 @@ from services.guardrail.classifier.base import (
     HarmRisk,
     SolutionScores,
 )
-from services.guardrail.decision import Thresholds, TrustTier, after_rules_match, decide
+from services.guardrail.decision import (
+    Thresholds,
+    TrustTier,
+    after_rules_match,
+    decide,
+    final_verdict,
+)
 
 
 def _classification(harm: HarmRisk, domain: str | None = "food_security") -> Classification:
@@ -78,3 +84,16 @@ def test_a_solution_is_judged_by_its_quality_bands(composite: float, expected: s
         thresholds=Thresholds(),
     )
     assert verdict.status == expected
+
+
+def test_the_final_verdict_without_a_match_is_layer_b_s_or_a_person_s() -> None:
+    classification = _classification(HarmRisk.NONE)
+    own = decide(
+        classification,
+        content_type=ContentType.PROBLEM,
+        tier=TrustTier.VERIFIED,
+        thresholds=Thresholds(),
+    )
+    assert final_verdict((), classification, own) == own
+    assert final_verdict((), None, None).status == "FLAGGED"  # the model budget is spent
+    assert final_verdict(("weapons",), classification, own).status == "FLAGGED"
