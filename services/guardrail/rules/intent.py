@@ -20,9 +20,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from itertools import repeat
+from itertools import compress, count, repeat
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 DEFAULT_PATH = Path(__file__).with_name("intent_model.v1.json")
 PLAN_WINDOW = 14  # words after a stated plan that count as its act
@@ -52,10 +55,12 @@ def text_features(sentences: list[str]) -> set[str]:
     words = " . ".join(sentences).split()
     found = set(words)
     found.discard(".")
+    if PLAN_MARKERS.isdisjoint(found):
+        return found
     spans: list[tuple[int, int]] = []
-    for i, word in enumerate(words):
-        if word not in PLAN_MARKERS:
-            continue
+    # The markers' positions, found by C-level iterators: a Python loop over every word costs
+    # more than all the rest.
+    for i in compress(count(), map(PLAN_MARKERS.__contains__, words)):
         end = i + 1 + PLAN_WINDOW
         stop = words.index(".", i, min(end, len(words))) if "." in words[i:end] else end
         if spans and i < spans[-1][1]:
@@ -150,40 +155,39 @@ class IntentModel:
         )
 
     def sentence_score(self, sentence: str) -> float:
-        """`score(text_features([sentence]))`, with the plan features worked out only for a
-        sentence that has a plan marker (most have none, and the excerpt weighs every one)."""
-        words = sentence.split()
-        if PLAN_MARKERS.isdisjoint(words):
-            found = set(words)
-            found.discard(".")
-            return self.score(found)
+        """`score(text_features([sentence]))`."""
         return self.score(text_features([sentence]))
 
     def category(self, features: set[str]) -> str:
         """The harm category whose weights the features favour most (the first on a tie)."""
-        names, by_feature = self._category_index
-        totals = [0.0] * len(names)
-        # One pass over the features, not one per category: a text has hundreds of features and
-        # each names few categories.
-        for feature in features:
-            for i, weight in by_feature.get(feature, ()):
-                totals[i] += weight
-        best, best_score = "", float("-inf")
-        for name, total in zip(names, totals, strict=True):
-            value = self.category_bias[name] + total
-            if value > best_score:
-                best, best_score = name, value
-        return best
+        table = self._category_table
+        # A text has hundreds of features: one matrix sum, not a Python loop over them.
+        rows = np.fromiter(map(table.rows.__getitem__, features & table.rows.keys()), np.intp)
+        totals = table.bias + table.weights[rows].sum(axis=0)
+        return table.names[int(np.argmax(totals))]  # the first on a tie
 
     @cached_property
-    def _category_index(self) -> tuple[list[str], dict[str, list[tuple[int, float]]]]:
-        """The category names and, per feature, the categories weighing it."""
+    def _category_table(self) -> _CategoryTable:
         names = list(self.category_weights)
-        by_feature: dict[str, list[tuple[int, float]]] = {}
-        for i, name in enumerate(names):
-            for feature, weight in self.category_weights[name].items():
-                by_feature.setdefault(feature, []).append((i, weight))
-        return names, by_feature
+        features = sorted({f for weights in self.category_weights.values() for f in weights})
+        return _CategoryTable(
+            names=names,
+            bias=np.array([self.category_bias[name] for name in names]),
+            rows={feature: row for row, feature in enumerate(features)},
+            weights=np.array(
+                [[self.category_weights[name].get(f, 0.0) for name in names] for f in features]
+            ).reshape(len(features), len(names)),
+        )
+
+
+@dataclass(frozen=True)
+class _CategoryTable:
+    """The category weights as a matrix: a row per weighed feature, a column per category."""
+
+    names: list[str]
+    bias: npt.NDArray[np.float64]
+    rows: dict[str, int]
+    weights: npt.NDArray[np.float64]
 
 
 @lru_cache(maxsize=1)

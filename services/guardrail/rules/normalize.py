@@ -136,7 +136,7 @@ LEET: dict[str, str] = {
 _LEET_TABLE = str.maketrans(LEET)
 _LEET_CHARS = frozenset(LEET)
 _EDGE_ONLY = "!|"
-_RUN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$!|")
+_RUN = re.compile(r"[a-z0-9@$!|]*")
 # Tokens whose digits mean something: 5g, 3d, 4th, 10km, 500ml / co2, mp3, ak47, b12, g20; and
 # any token with a digit leetspeak never uses (covid19, sdg16, h2o).
 _UNITS = (
@@ -148,9 +148,11 @@ _KEEP_DIGITS = re.compile(rf"\d+(?:{_UNITS})|[a-z]{{1,2}}\d+|.*[2689].*")
 # Most patterns below start with a character class or a literal on purpose: the regex engine then
 # skips to candidate positions in C instead of attempting a match at every character.
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_ASCII_SPACE = frozenset(" \t\n\r\f\v")
-_LETTER = re.compile(r"[^\W\d_]")
 _LETTERS = re.compile(r"[^\W\d_]*")
+_NON_SPACE = re.compile(r"[^ \t\n\r\f\v]*")  # up to ASCII whitespace
+# Non-ASCII characters with at most 40 ASCII characters between each and the next.
+_NON_ASCII_SPAN = re.compile(r"[^\x00-\x7f](?:[\x00-\x7f]{0,40}[^\x00-\x7f])*")
+_WINDOW = 32  # characters `_run_start` reverses at a time
 # A leet character next to a letter; the run around it is found in Python (rare).
 _LEET_HINT = re.compile(r"[0-9@$!|](?:(?<=[a-z].)|(?=[a-z]))")
 # Separator runs, except a lone space (already what the word view wants: fewer replacements).
@@ -160,8 +162,9 @@ _NON_WORD = re.compile(r"[^\w ][\W_]*|_[\W_]*| [\W_]+")
 _TERMINATOR = re.compile(r"[.!?\n][\W_]*")
 _WHITESPACE = re.compile(r"\s")
 # Stands for a sentence break while separators collapse: a letter (so it survives) that ordinary
-# text does not contain; if some text does, the only effect is an extra sentence break.
+# text does not contain; where some text does, it is read as a space.
 _MARK = "\ua66e"
+_BREAK = f" {_MARK} "
 _MARKS = re.compile(r"\ua66e(?: \ua66e)*")
 # Three one-character words in a row in a word view (searched with a space prepended): every
 # squeezable run has one (_MIN_RUN), so a text without it, say "in 1 2 weeks", has nothing to
@@ -219,11 +222,40 @@ def normalize(text: str) -> str:
 def views(text: str, lexicon: Lexicon = _NO_LEXICON) -> NormalizedViews:
     """The word view and the squeezed view of `text` (see the module docstring)."""
     canon = canonical_chars(text)
-    words = _word_view(canon)
+    if _MARK in canon:
+        canon = canon.replace(_MARK, " ")
+    breaks: list[int] = []
+    words = _word_view(canon, breaks)
     if _SPACED_RUN.search(" " + words) is None:
         return NormalizedViews(words, words)  # nothing spelled out: nothing to squeeze
-    squeezed = _CLUSTER.sub(lambda m: " " + _squeeze(m.group(), lexicon) + " ", canon)
-    return NormalizedViews(words, _word_view(squeezed))
+    return NormalizedViews(words, _squeezed_view(canon, breaks, words, lexicon))
+
+
+def _squeezed_view(canon: str, breaks: list[int], words: str, lexicon: Lexicon) -> str:
+    """The squeezed view, squeezing only the sentences that hold a spelled-out run.
+
+    A sentence break of the word view follows a word of two or more characters, which
+    squeezing leaves alone, so every break stays a break (squeezing may add some: `g u n.`
+    ends a sentence once joined) and each sentence squeezes on its own, with the same result
+    as squeezing the whole text, at a fraction of the cost when one post in a long text is
+    disguised. `breaks` holds where each sentence of `words` after the first starts in `canon`.
+    """
+    sentences = words.split(SENTENCE_BREAK)
+    starts = [0, *breaks]
+    ends = [*breaks, len(canon)]
+    if len(starts) > len(sentences):
+        del starts[-1], ends[-1]  # the text ends with a sentence break: no sentence after it
+    out = [
+        _word_view(_CLUSTER.sub(lambda m: _squeezed(m, lexicon), canon[start:end]))
+        if _SPACED_RUN.search(" " + sentence) is not None
+        else sentence
+        for sentence, start, end in zip(sentences, starts, ends, strict=True)
+    ]
+    return SENTENCE_BREAK.join(out)
+
+
+def _squeezed(cluster: re.Match[str], lexicon: Lexicon) -> str:
+    return " " + _squeeze(cluster.group(), lexicon) + " "
 
 
 class _DropInvisible(dict[int, int | None]):
@@ -262,21 +294,17 @@ def fold_unicode(text: str) -> str:
 
 
 def _fold_non_ascii_tokens(text: str) -> str:
-    """`fold_unicode(text)`, computed only on the tokens (runs between ASCII whitespace) that
-    hold a non-ASCII character, the rest lower-cased: the same result, because normalization
-    never reorders or composes across a space, and several times faster on text that is mostly
-    ASCII with a curly quote or a currency sign."""
+    """`fold_unicode(text)`, computed only on the stretches of tokens (runs between ASCII
+    whitespace) that hold a non-ASCII character, the rest lower-cased: the same result, because
+    normalization never reorders or composes across a space, and several times faster on text
+    that is mostly ASCII with a curly quote or a currency sign. Non-ASCII characters a few words
+    apart fold as one stretch: one call costs more than the ASCII between them."""
     out: list[str] = []
-    last, size = 0, len(text)
-    for hit in _NON_ASCII.finditer(text):
-        start = hit.start()
-        if start < last:
-            continue  # inside a token already folded
-        while start > last and text[start - 1] not in _ASCII_SPACE:
-            start -= 1
-        end = hit.end()
-        while end < size and text[end] not in _ASCII_SPACE:
-            end += 1
+    last = 0
+    for span in _NON_ASCII_SPAN.finditer(text):
+        # A span may start inside the token the one before ended in, already folded.
+        start = _run_start(text, span.start(), last, _NON_SPACE) if span.start() > last else last
+        end = _run_end(text, span.end(), _NON_SPACE)
         out.append(text[last:start].lower())
         out.append(fold_unicode(text[start:end]))
         last = end
@@ -295,16 +323,31 @@ def _fold_non_ascii_words(text: str) -> str:
     for hit in _NON_ASCII.finditer(text):
         if hit.start() < last:
             continue  # inside a run already folded
-        start = hit.start()
-        while start > last and _LETTER.match(text, start - 1):
-            start -= 1
-        letters = _LETTERS.match(text, hit.end())  # `*`: always matches, maybe empty
-        end = letters.end() if letters else hit.end()
+        start = _run_start(text, hit.start(), last, _LETTERS)
+        end = _run_end(text, hit.end(), _LETTERS)
         out.append(text[last:start])
         out.append(_fold_confusables(text[start:end]))
         last = end
     out.append(text[last:])
     return "".join(out)
+
+
+def _run_start(text: str, end: int, floor: int, run: re.Pattern[str]) -> int:
+    """Where the run of characters ending at `end` starts, not before `floor`; `run` is a
+    `[...]*` pattern, matched on the reversed text before `end` so it runs in C."""
+    while end > floor:
+        low = max(floor, end - _WINDOW)
+        back = _run_end(text[low:end][::-1], 0, run)
+        if back < end - low:
+            return end - back
+        end = low
+    return floor
+
+
+def _run_end(text: str, start: int, run: re.Pattern[str]) -> int:
+    """Where the run of characters starting at `start` ends (`run`: a `[...]*` pattern)."""
+    found = run.match(text, start)
+    return found.end() if found is not None else start
 
 
 def _fold_confusables(word: str) -> str:
@@ -322,11 +365,8 @@ def fold_leet(text: str) -> str:
     for hint in _LEET_HINT.finditer(text):
         if hint.start() < last:
             continue  # inside a run already folded
-        start, end = hint.start(), hint.end()
-        while start > 0 and text[start - 1] in _RUN_CHARS:
-            start -= 1
-        while end < len(text) and text[end] in _RUN_CHARS:
-            end += 1
+        start = _run_start(text, hint.start(), last, _RUN)
+        end = _run_end(text, hint.end(), _RUN)
         out.append(text[last:start])
         out.append(_fold_run(text[start:end]))
         last = end
@@ -347,23 +387,27 @@ def _fold_run(run: str) -> str:
     return run[:lead] + core.translate(_LEET_TABLE) + run[lead + len(core) :]
 
 
-def _word_view(canon: str) -> str:
-    marked = _NON_WORD.sub(" ", _TERMINATOR.sub(_mark_break, canon))
-    return _MARKS.sub(".", marked).replace(" .", ".").strip(" .")
+def _word_view(canon: str, breaks: list[int] | None = None) -> str:
+    """Step 4 on canonical text; `breaks`, when given, receives the offset in `canon` where
+    each sentence after the first starts."""
 
-
-def _mark_break(m: re.Match[str]) -> str:
-    # The match starts with the terminator and holds only separators: it ends a sentence when
-    # whitespace follows (a period inside `g.u.n` or at the very end of the text does not).
-    if _WHITESPACE.search(m.group()) is None:
+    def mark_break(m: re.Match[str]) -> str:
+        # The match starts with the terminator and holds only separators: it ends a sentence
+        # when whitespace follows (a period inside `g.u.n` or at the very end does not).
+        if _WHITESPACE.search(m.group()) is None:
+            return " "
+        j = m.start()
+        while j > 0 and not canon[j - 1].isalnum():
+            j -= 1
+        # After a one-character word a period is an initial (`u.s.`, `j. smith`), not an end.
+        if j >= 2 and canon[j - 2].isalnum():
+            if breaks is not None:
+                breaks.append(m.end())
+            return _BREAK
         return " "
-    text, j = m.string, m.start()
-    while j > 0 and not text[j - 1].isalnum():
-        j -= 1
-    # After a one-character word a period is an initial (`u.s.`, `j. smith`), not a sentence end.
-    if j >= 2 and text[j - 2].isalnum():
-        return f" {_MARK} "
-    return " "
+
+    marked = _NON_WORD.sub(" ", _TERMINATOR.sub(mark_break, canon))
+    return _MARKS.sub(".", marked).replace(" .", ".").strip(" .")
 
 
 @dataclass
@@ -379,6 +423,19 @@ class _Run:
 
 def _squeeze(cluster: str, lexicon: Lexicon) -> str:
     """A cluster of one-character words with its spelled-out runs joined (and segmented)."""
+    letters = cluster[::2]
+    if (
+        len(letters) >= _MIN_RUN
+        and cluster[1::2] == cluster[1] * (len(letters) - 1)
+        and letters.isalnum()  # else a longer separator (`i?!?b`) put one in `letters`
+    ):
+        # The common case, one run with a one-character separator (`w-e-a-p-o-n-s`).
+        return _segment(_fold_run(letters), lexicon)
+    return _squeeze_runs(cluster, lexicon)
+
+
+def _squeeze_runs(cluster: str, lexicon: Lexicon) -> str:
+    """`_squeeze` for any cluster: its words grouped into runs by separator."""
     words: list[str] = []
     separators: list[str] = []  # separators[k] precedes words[k]
     position = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -28,10 +29,16 @@ from services.guardrail.rules.engine import (
 from services.guardrail.rules.normalize import (
     _CLUSTER,
     _NO_LEXICON,
+    Lexicon,
+    _fold_confusables,
     _fold_non_ascii_tokens,
+    _fold_non_ascii_words,
+    _fold_run,
     _squeeze,
+    _squeeze_runs,
     _word_view,
     canonical_chars,
+    fold_leet,
     fold_unicode,
     lexicon_from,
     normalize,
@@ -119,10 +126,57 @@ _TRICKY = " \t\nabcXYZ019.,'\"\u00e9\u0301\u0336\u00a0\u2009\u200b\u00ad\u0430\u
 _TRICKY += "\u03a3\u03c2\u2019\u20b9\uff21\u1e9e\u0130\u00c5\u212b\ufb01\u3000\u0085\u2028"
 
 
-@given(st.text(alphabet=_TRICKY, max_size=24))
+# Short stretches of tricky characters between long ASCII ones: stretches of non-ASCII tokens
+# near each other fold together, far apart separately.
+_STRETCHES = st.lists(
+    st.one_of(st.text(alphabet=_TRICKY, max_size=8), st.text(alphabet="ab Z.-\n", max_size=60)),
+    max_size=6,
+).map("".join)
+
+
+@given(st.one_of(st.text(alphabet=_TRICKY, max_size=24), _STRETCHES))
 @settings(max_examples=3000, deadline=None)
 def test_folding_only_the_non_ascii_tokens_equals_folding_the_whole_text(text: str) -> None:
     assert _fold_non_ascii_tokens(text) == fold_unicode(text)
+
+
+def _plain_confusable_words(text: str) -> str:
+    """Step 2 walked character by character: from each non-ASCII character outwards over the
+    letters around it (a non-letter one takes the letters next to it along)."""
+    out, last = [], 0
+    for hit in re.finditer(r"[^\x00-\x7f]", text):
+        start = hit.start()
+        if start < last:
+            continue
+        while start > last and re.match(r"[^\W\d_]", text[start - 1]):
+            start -= 1
+        end = hit.end()
+        while end < len(text) and re.match(r"[^\W\d_]", text[end]):
+            end += 1
+        out += [text[last:start], _fold_confusables(text[start:end])]
+        last = end
+    return "".join(out) + text[last:]
+
+
+@given(st.text(alphabet="ab1 .\u0430\u0435\u043e\u0431\u03b1\u00e9\u20ac" + "x" * 4, max_size=80))
+@settings(max_examples=3000, deadline=None)
+def test_confusables_fold_per_run_of_letters(text: str) -> None:
+    assert _fold_non_ascii_words(text) == _plain_confusable_words(text)
+
+
+def _plain_leet(text: str) -> str:
+    """Step 3 defined the slow and obvious way: every maximal run of letters, digits and leet
+    signs that holds a leet character next to a letter, folded."""
+    runs = re.split(r"([a-z0-9@$!|]+)", text)
+    return "".join(
+        _fold_run(run) if re.search(r"[0-9@$!|][a-z]|[a-z][0-9@$!|]", run) else run for run in runs
+    )
+
+
+@given(st.text(alphabet="ab3@$!| .-0" + "x" * 3, max_size=80))
+@settings(max_examples=3000, deadline=None)
+def test_leet_folds_per_run(text: str) -> None:
+    assert fold_leet(text) == _plain_leet(text)
 
 
 @given(st.text(alphabet=" .-ab0I\u00e9", max_size=16).map(lambda t: f"buy {t} now"))
@@ -136,6 +190,62 @@ def test_the_squeezed_view_is_skipped_only_when_squeezing_changes_nothing(text: 
         views(text).squeezed.replace(".", " ").split()
         == _word_view(squeezed).replace(".", " ").split()
     )
+
+
+def _squeeze_whole_text(text: str, lexicon: Lexicon) -> str:
+    """The squeezed view with every cluster of the text squeezed, in one pass."""
+    canon = canonical_chars(text).replace("\ua66e", " ")  # the break placeholder: a space
+    return _word_view(_CLUSTER.sub(lambda m: " " + _squeeze(m.group(), lexicon) + " ", canon))
+
+
+# Sentences of ordinary words around one with letters spelled out in some way (no period:
+# squeezing a run too short to join next to one adds a break, as the next test explains).
+_PLAIN_SENTENCE = st.lists(st.sampled_from(["we", "buy", "tools", "Today", "no"]), min_size=1)
+_SPELLED = st.text(alphabet=" -_ab0Ig", max_size=24)
+
+
+@given(
+    st.lists(_PLAIN_SENTENCE.map(" ".join), max_size=3),
+    _SPELLED,
+    st.lists(_PLAIN_SENTENCE.map(" ".join), max_size=3),
+    st.sampled_from([". ", "! ", "?\n", "\n\n", ". . ", "... "]),
+)
+@settings(max_examples=2000, deadline=None)
+def test_squeezing_sentence_by_sentence_equals_squeezing_the_whole_text(
+    before: list[str], spelled: str, after: list[str], end: str
+) -> None:
+    text = end.join([*before, f"buy {spelled} w e a p o n s now", *after]) + end
+    lexicon = default_ruleset()._lexicon
+    assert views(text, lexicon).squeezed == _squeeze_whole_text(text, lexicon)
+
+
+@given(st.text(alphabet=" .-!?\nab0Icd\u00e9x\ua66e", max_size=40))
+@settings(max_examples=2000, deadline=None)
+def test_squeezing_sentence_by_sentence_keeps_the_words_of_any_text(text: str) -> None:
+    # Arbitrary text: squeezing the whole of it adds sentence breaks around periods it spaces
+    # out that the word view never had; the words are the same.
+    text = f"buy {text} now. w e a p o n s here"
+    squeezed = views(text, _NO_LEXICON).squeezed
+    assert squeezed.replace(".", " ").split() == (
+        _squeeze_whole_text(text, _NO_LEXICON).replace(".", " ").split()
+    )
+
+
+@given(
+    st.lists(st.sampled_from("ab0g1"), min_size=2, max_size=9),
+    st.lists(st.sampled_from([".", "-", " ", "?!?", "*", ". "]), min_size=8, max_size=8),
+    st.booleans(),
+)
+@settings(max_examples=2000, deadline=None)
+def test_the_one_separator_shortcut_squeezes_as_any_cluster(
+    letters: list[str], separators: list[str], one_separator: bool
+) -> None:
+    if one_separator:
+        separators = [separators[0]] * len(separators)
+    cluster = "".join(a + b for a, b in zip(separators, letters[1:], strict=False))
+    cluster = letters[0] + cluster
+    lexicon = lexicon_from(["bag", "gab", "go"])
+    assert _squeeze(cluster, lexicon) == _squeeze_runs(cluster, lexicon)
 
 
 def test_word_view_keeps_spelled_letters_and_squeezed_view_joins_them() -> None:
@@ -491,6 +601,19 @@ def test_the_intent_features_equal_their_plain_definition() -> None:
         assert intent.text_features(sentences) == _plain_features(sentences), item.id
 
 
+def test_the_intent_category_equals_its_plain_definition() -> None:
+    model = intent.default_model()
+    assert model is not None
+    rules = RuleSet.load()
+    for item in dataset.load(DEV_HALF):
+        features = intent.text_features(rules.intent_sentences(item.text))
+        totals = {
+            name: model.category_bias[name] + sum(weights.get(f, 0.0) for f in features)
+            for name, weights in model.category_weights.items()
+        }
+        assert model.category(features) == max(totals, key=totals.__getitem__), item.id
+
+
 def test_the_intent_check_reads_plan_words_and_skips_quoted_speech() -> None:
     features = intent.text_features(["we will hand out rifles at the camp", "rifles are sold"])
     assert {">hand", ">rifles", ">hand out", ">will hand", "rifles", "sold"} <= features
@@ -683,16 +806,3 @@ def test_pathological_input_stays_fast(rules: RuleSet, text: str) -> None:
     started = time.perf_counter()
     rules.evaluate(text)
     assert time.perf_counter() - started < 0.25
-
-
-@given(
-    st.lists(
-        st.sampled_from(["we", "will", "sell", "guns", "to", "kids", ".", "help"]), max_size=20
-    )
-)
-@settings(max_examples=500, deadline=None)
-def test_a_sentence_scores_as_the_text_of_that_sentence_alone(words: list[str]) -> None:
-    model = intent.default_model()
-    assert model is not None
-    sentence = " ".join(words)
-    assert model.sentence_score(sentence) == model.score(intent.text_features([sentence]))
