@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from itertools import compress, count, repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,9 @@ def text_features(sentences: list[str]) -> set[str]:
             spans.append((i, stop))
     for start, stop in spans:
         plan = words[start:stop]
-        found.update(map(">".__add__, plan[1:]))
-        found.update(map(">{} {}".format, plan, plan[1:]))
+        marked = list(map(">".__add__, plan))
+        found.update(marked[1:])
+        found.update(map(add, marked, map(" ".__add__, plan[1:])))
     if spans:
         found.difference_update(map(">".__add__, PLAN_MARKERS))
     return found
