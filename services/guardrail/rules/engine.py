@@ -281,7 +281,6 @@ class RuleSet:
         self._lexicon = lexicon
         self._prefix_bits = prefix_bits
         self._word_bits: dict[str, int] = {}
-        self._order = [(c.name, r.id) for c, r in self._rules]
         # A sentence without one of the words that start every match cannot match either.
         self._checks = [(r.required | r.first, c, r) for c, r in self._rules]
 
@@ -393,38 +392,30 @@ class RuleSet:
         and the same result; tests compare the two.
         """
         started = time.perf_counter()
-        found: dict[tuple[str, str], RuleMatch] = {}
-        seen: set[str] = set()
-        read: dict[str, None] = {}
-        for view in self._views(text):
-            parts = view.split(SENTENCE_BREAK)
-            if not exhaustive:
-                # A sentence the squeezed view shares with the word view was matched already
-                # by every rule: only the sentences with spelled-out letters are new.
-                parts = [p for p in parts if p not in seen]
-                seen.update(parts)
-            sentences = [self._sentence(s) for s in parts]
-            read.update(dict.fromkeys(parts))
-            if exhaustive:
-                for sentence in sentences:
-                    sentence.bits = -1  # all bits set: no rule, sentence or exception is skipped
-            # Blocks of sentences with their bits together: a rule whose anchors a text holds
-            # tests a block before its sentences (a harmful text passes a hundred rules).
-            blocks = [sentences[i : i + _BLOCK] for i in range(0, len(sentences), _BLOCK)]
-            block_bits = [reduce(or_, [s.bits for s in block], 0) for block in blocks]
-            present = reduce(or_, block_bits, 0)
-            for need, category, rule in self._checks:
-                if present & need != need:
-                    continue
-                slot = (category.name, rule.id)
-                previous = found.get(slot)
-                if previous is not None and not previous.suppressed:
-                    continue  # already blocking (found in the other view)
+        parts = [p for view in self._views(text) for p in view.split(SENTENCE_BREAK)]
+        read = list(dict.fromkeys(parts))
+        if not exhaustive:
+            # A sentence the squeezed view shares with the word view is matched once: of the
+            # squeezed view only the sentences with spelled-out letters are new.
+            parts = read
+        sentences = [self._sentence(s) for s in parts]
+        if exhaustive:
+            for sentence in sentences:
+                sentence.bits = -1  # all bits set: no rule, sentence or exception is skipped
+        # Blocks of sentences with their bits together: a rule whose anchors a text holds
+        # tests a block before its sentences (a harmful text passes a hundred rules).
+        blocks = [sentences[i : i + _BLOCK] for i in range(0, len(sentences), _BLOCK)]
+        block_bits = [reduce(or_, [s.bits for s in block], 0) for block in blocks]
+        present = reduce(or_, block_bits, 0)
+        # In rule-set order, each rule's first blocking match, else its first suppressed one,
+        # in the word view's sentences first.
+        found = []
+        for need, category, rule in self._checks:
+            if present & need == need:
                 match = _scan(category, rule, need, blocks, block_bits, exhaustive)
-                if match is not None and (previous is None or not match.suppressed):
-                    found[slot] = match
-        # Report in rule-set order whatever order the views found them in.
-        matches = tuple(found[k] for k in self._order if k in found)
+                if match is not None:
+                    found.append(match)
+        matches = tuple(found)
         if self.intent is not None and all(m.suppressed for m in matches):
             verdict = self.intent.judge(_unquoted(read))
             if verdict.intent:

@@ -351,10 +351,12 @@ def _run_end(text: str, start: int, run: re.Pattern[str]) -> int:
 
 
 def _fold_confusables(word: str) -> str:
-    non_ascii = [c for c in word if not c.isascii()]
     # Mixed-script words and all-lookalike words are disguises; real Cyrillic/Greek words are not.
-    if len(non_ascii) < len(word) or all(c in CONFUSABLES for c in non_ascii):
-        return word.translate(_CONFUSABLE_TABLE)
+    # A lookalike folds to an ASCII letter, anything else stays as it is: `folded` is ASCII
+    # exactly when every non-ASCII character of `word` is a lookalike.
+    folded = word.translate(_CONFUSABLE_TABLE)
+    if folded.isascii() or word.encode("ascii", "ignore"):
+        return folded
     return word
 
 
@@ -381,7 +383,7 @@ def _fold_run(run: str) -> str:
     core = run.strip(_EDGE_ONLY)
     if _LEET_CHARS.isdisjoint(core):
         return run
-    if sum(c.isalpha() for c in core) < 2 or _KEEP_DIGITS.fullmatch(core):
+    if sum(map(str.isalpha, core)) < 2 or _KEEP_DIGITS.fullmatch(core):
         return run
     lead = len(run) - len(run.lstrip(_EDGE_ONLY))
     return run[:lead] + core.translate(_LEET_TABLE) + run[lead + len(core) :]

@@ -29,6 +29,7 @@ from services.guardrail.rules.engine import (
 from services.guardrail.rules.normalize import (
     _CLUSTER,
     _NO_LEXICON,
+    CONFUSABLES,
     Lexicon,
     _fold_confusables,
     _fold_non_ascii_tokens,
@@ -156,6 +157,18 @@ def _plain_confusable_words(text: str) -> str:
         out += [text[last:start], _fold_confusables(text[start:end])]
         last = end
     return "".join(out) + text[last:]
+
+
+@given(
+    st.text(alphabet="ab\u0430\u0435\u043e\u0431\u03b1\u00e9\u20ac\u0458", min_size=1, max_size=6)
+)
+@settings(max_examples=2000, deadline=None)
+def test_a_word_folds_when_it_mixes_scripts_or_only_has_lookalikes(word: str) -> None:
+    non_ascii = [c for c in word if not c.isascii()]
+    disguised = len(non_ascii) < len(word) or all(c in CONFUSABLES for c in non_ascii)
+    assert _fold_confusables(word) == (
+        word.translate(str.maketrans(CONFUSABLES)) if disguised else word
+    )
 
 
 @given(st.text(alphabet="ab1 .\u0430\u0435\u043e\u0431\u03b1\u00e9\u20ac" + "x" * 4, max_size=80))
