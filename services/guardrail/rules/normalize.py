@@ -499,13 +499,16 @@ def _segment(joined: str, lexicon: Lexicon) -> str:
     if not words or joined in words or len(joined) > _MAX_SEGMENT:
         return joined
     n = len(joined)
-    # count[i]: the fewest words covering joined[:i] (None: cannot); back[i]: where the last starts
+    # count[i]: the fewest words covering joined[:i] (None: cannot); back[i]: where the last
+    # starts. Forward from each coverable position only: most joined runs are no words at all.
     count: list[int | None] = [0] + [None] * n
     back = [0] * (n + 1)
-    for end in range(1, n + 1):
-        for start in range(max(0, end - longest), end):
-            before = count[start]
-            if before is None or joined[start:end] not in words:
+    for start in range(n):
+        before = count[start]
+        if before is None:
+            continue
+        for end in range(start + 1, min(n, start + longest) + 1):
+            if joined[start:end] not in words:
                 continue
             current = count[end]
             if current is None or before + 1 < current:

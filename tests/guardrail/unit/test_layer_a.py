@@ -35,6 +35,7 @@ from services.guardrail.rules.normalize import (
     _fold_non_ascii_tokens,
     _fold_non_ascii_words,
     _fold_run,
+    _segment,
     _squeeze,
     _squeeze_runs,
     _word_view,
@@ -259,6 +260,32 @@ def test_the_one_separator_shortcut_squeezes_as_any_cluster(
     cluster = letters[0] + cluster
     lexicon = lexicon_from(["bag", "gab", "go"])
     assert _squeeze(cluster, lexicon) == _squeeze_runs(cluster, lexicon)
+
+
+def _plain_segment(joined: str, words: frozenset[str]) -> str:
+    """The fewest-words split, the slow and obvious way: for each prefix of `joined` its best
+    split, the one with fewest pieces (on a tie, the one whose last piece is longest)."""
+    best: list[list[str]] = [[]] + [[] for _ in joined]
+    ok = [True] + [False] * len(joined)
+    for end in range(1, len(joined) + 1):
+        for start in range(end):
+            piece = joined[start:end]
+            if (
+                ok[start]
+                and piece in words
+                and (not ok[end] or len(best[start]) + 1 < len(best[end]))
+            ):
+                best[end], ok[end] = [*best[start], piece], True
+    return " ".join(best[-1]) if ok[-1] else joined
+
+
+@given(st.text(alphabet="abgo", max_size=12))
+@settings(max_examples=2000, deadline=None)
+def test_spelled_out_runs_split_into_the_fewest_lexicon_words(joined: str) -> None:
+    lexicon = lexicon_from(["bag", "gab", "go", "ago", "bog", "gob"])
+    assert _segment(joined, lexicon) == (
+        joined if joined in lexicon.words else _plain_segment(joined, lexicon.words)
+    )
 
 
 def test_word_view_keeps_spelled_letters_and_squeezed_view_joins_them() -> None:
