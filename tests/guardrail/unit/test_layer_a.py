@@ -168,7 +168,7 @@ def test_a_word_folds_when_it_mixes_scripts_or_only_has_lookalikes(word: str) ->
     non_ascii = [c for c in word if not c.isascii()]
     disguised = len(non_ascii) < len(word) or all(c in CONFUSABLES for c in non_ascii)
     assert _fold_confusables(word) == (
-        word.translate(str.maketrans(CONFUSABLES)) if disguised else word
+        "".join(CONFUSABLES.get(c, c) for c in word) if disguised else word
     )
 
 
@@ -265,7 +265,7 @@ def test_the_one_separator_shortcut_squeezes_as_any_cluster(
 def _plain_segment(joined: str, words: frozenset[str]) -> str:
     """The fewest-words split, the slow and obvious way: for each prefix of `joined` its best
     split, the one with fewest pieces (on a tie, the one whose last piece is longest)."""
-    best: list[list[str]] = [[]] + [[] for _ in joined]
+    best: list[list[str]] = [[] for _ in range(len(joined) + 1)]
     ok = [True] + [False] * len(joined)
     for end in range(1, len(joined) + 1):
         for start in range(end):
