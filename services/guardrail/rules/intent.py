@@ -53,7 +53,16 @@ def text_features(sentences: list[str]) -> set[str]:
     of each stated plan (a plan marker and up to PLAN_WINDOW words after it in its sentence:
     `>word`, `>a b`). One pass over the whole text, overlapping plans taken together: a call
     per sentence or per plan costs more than the work."""
-    words = " . ".join(sentences).split()
+    return _features(" . ".join(sentences).split())
+
+
+def sentence_features(sentences: list[str]) -> list[set[str]]:
+    """`text_features([s])` for each sentence `s`, in one call."""
+    return [_features(sentence.split()) for sentence in sentences]
+
+
+def _features(words: list[str]) -> set[str]:
+    """The features of a text as its words, a "." between sentences."""
     found = set(words)
     found.discard(".")
     if PLAN_MARKERS.isdisjoint(found):
@@ -73,9 +82,11 @@ def text_features(sentences: list[str]) -> set[str]:
         marked = list(map(">".__add__, plan))
         found.update(marked[1:])
         found.update(map(add, marked, map(" ".__add__, plan[1:])))
-    if spans:
-        found.difference_update(map(">".__add__, PLAN_MARKERS))
+    found.difference_update(_MARKED_MARKERS)
     return found
+
+
+_MARKED_MARKERS = frozenset(">" + marker for marker in PLAN_MARKERS)
 
 
 @dataclass(frozen=True)
@@ -148,17 +159,14 @@ class IntentModel:
         score = self.score(features)
         if score < self.threshold:
             return IntentVerdict(score=score, intent=False, category="", excerpt="")
-        heaviest = max(sentences, key=self.sentence_score)
+        scores = list(map(self.score, sentence_features(sentences)))
+        heaviest = sentences[scores.index(max(scores))]  # the first on a tie
         return IntentVerdict(
             score=score,
             intent=True,
             category=self.category(features),
             excerpt=heaviest[:80].strip(),
         )
-
-    def sentence_score(self, sentence: str) -> float:
-        """`score(text_features([sentence]))`."""
-        return self.score(text_features([sentence]))
 
     def category(self, features: set[str]) -> str:
         """The harm category whose weights the features favour most (the first on a tie)."""

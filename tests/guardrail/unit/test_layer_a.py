@@ -641,6 +641,21 @@ def test_the_intent_features_equal_their_plain_definition() -> None:
         assert intent.text_features(sentences) == _plain_features(sentences), item.id
 
 
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["we", "will", "sell", "guns", "to", "kids", ".", "help"])).map(
+            " ".join
+        ),
+        max_size=4,
+    )
+)
+@settings(max_examples=500, deadline=None)
+def test_each_sentence_has_the_features_of_a_text_of_that_sentence_alone(
+    sentences: list[str],
+) -> None:
+    assert intent.sentence_features(sentences) == [intent.text_features([s]) for s in sentences]
+
+
 def test_the_intent_category_equals_its_plain_definition() -> None:
     model = intent.default_model()
     assert model is not None
