@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from dataclasses import FrozenInstanceError
 from itertools import pairwise
@@ -16,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.layer_a import p99_rounds
 from services.guardrail.harms import HARM_CATEGORIES
 from services.guardrail.rules import intent
 from services.guardrail.rules.anchors import anchors, first_words, starts_with_literal
@@ -796,31 +795,6 @@ def _prose_with_other_characters() -> str:
     return latency_text(aligned, 2000)
 
 
-# Run in a process of its own: in the test session, threads other tests leave behind (the ONNX
-# runtime's, event loops) and a large heap share the core and its caches, and measured them.
-_MEASURE = """
-import gc, json, sys, time
-from services.guardrail.rules.engine import default_ruleset
-text = sys.stdin.read()
-rules = default_ruleset()
-for _ in range(20):
-    rules.evaluate(text)
-gc.collect()
-gc.freeze()  # as every service process does after start-up
-rounds = []
-for _ in range(10):
-    time.sleep(0.2)
-    samples = []
-    for _ in range(200):
-        started = time.thread_time()
-        rules.evaluate(text)
-        samples.append((time.thread_time() - started) * 1000.0)
-    samples.sort()
-    rounds.append(samples[int(len(samples) * 0.99) - 1])
-print(json.dumps(rounds))
-"""
-
-
 @pytest.mark.parametrize("make_text", [_ascii_prose, _prose_with_other_characters])
 def test_latency_p99_under_one_millisecond(make_text: Any) -> None:
     """p99 < 1 ms over 200 evaluations of a 2000-character text.
@@ -831,16 +805,7 @@ def test_latency_p99_under_one_millisecond(make_text: Any) -> None:
     """
     text = make_text()
     assert len(text) == 2000
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        cwd=Path(__file__).parents[3],
-    )
-    rounds = json.loads(done.stdout)
+    rounds = p99_rounds(text)
     assert min(rounds) < 1.0, rounds
 
 
