@@ -217,14 +217,14 @@ class _Sentence:
         self._starts: dict[int, list[int]] = {}
         self._spans: dict[tuple[str, int, int], list[tuple[int, int]]] = {}
 
-    def spans(
-        self, exception: _Exception, start: int, end: int, context: str
-    ) -> list[tuple[int, int]]:
-        """Where `exception` matches in `context`, the slice `text[start:end]`, remembered: the
-        acts of several rules in one sentence are judged against the same exceptions."""
+    def spans(self, exception: _Exception, start: int, end: int) -> list[tuple[int, int]]:
+        """Where `exception` matches in the slice `text[start:end]` (a slice, so `^` anchors at
+        its start), remembered: the acts of several rules in one sentence are judged against
+        the same exceptions."""
         key = (exception.id, start, end)
         known = self._spans.get(key)
         if known is None:
+            context = self.text[start:end]
             known = self._spans[key] = [m.span() for m in exception.regex.finditer(context)]
         return known
 
@@ -404,15 +404,17 @@ class RuleSet:
                 sentence.bits = -1  # all bits set: no rule, sentence or exception is skipped
         # Blocks of sentences with their bits together: a rule whose anchors a text holds
         # tests a block before its sentences (a harmful text passes a hundred rules).
-        blocks = [sentences[i : i + _BLOCK] for i in range(0, len(sentences), _BLOCK)]
-        block_bits = [reduce(or_, [s.bits for s in block], 0) for block in blocks]
-        present = reduce(or_, block_bits, 0)
+        blocks = [
+            (reduce(or_, [s.bits for s in block], 0), block)
+            for block in (sentences[i : i + _BLOCK] for i in range(0, len(sentences), _BLOCK))
+        ]
+        present = reduce(or_, [bits for bits, _ in blocks], 0)
         # In rule-set order, each rule's first blocking match, else its first suppressed one,
         # in the word view's sentences first.
         found = []
         for need, category, rule in self._checks:
             if present & need == need:
-                match = _scan(category, rule, need, blocks, block_bits, exhaustive)
+                match = _scan(category, rule, need, blocks, exhaustive)
                 if match is not None:
                     found.append(match)
         matches = tuple(found)
@@ -437,13 +439,13 @@ def _scan(
     category: _Category,
     rule: _Rule,
     need: int,
-    blocks: list[list[_Sentence]],
-    block_bits: list[int],
+    blocks: list[tuple[int, list[_Sentence]]],
     exhaustive: bool,
 ) -> RuleMatch | None:
-    """The first blocking match of `rule` in the sentences, else its first suppressed one."""
+    """The first blocking match of `rule` in the sentences (`blocks`: their bits together and
+    the sentences), else its first suppressed one."""
     suppressed = None
-    for block, bits in zip(blocks, block_bits, strict=True):
+    for bits, block in blocks:
         if bits & need != need:
             continue
         for sentence in block:
@@ -491,7 +493,7 @@ def _judge(category: _Category, rule: _Rule, sentence: _Sentence, m: re.Match[st
         for exception in category.exceptions:
             need = exception.required
             if sentence.bits & need == need:
-                spans = sentence.spans(exception, offset, stop, context)
+                spans = sentence.spans(exception, offset, stop)
                 if _governs(exception, spans, context, at):
                     return RuleMatch(category.name, rule.id, excerpt, True, exception.id)
     if rule.signal and not _stated_plan(text, m.start()):

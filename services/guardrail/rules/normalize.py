@@ -39,6 +39,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 
 SENTENCE_BREAK = ". "
@@ -245,8 +246,9 @@ def _squeezed_view(canon: str, breaks: list[int], words: str, lexicon: Lexicon) 
     ends = [*breaks, len(canon)]
     if len(starts) > len(sentences):
         del starts[-1], ends[-1]  # the text ends with a sentence break: no sentence after it
+    squeezed = partial(_squeezed, lexicon=lexicon)
     out = [
-        _word_view(_CLUSTER.sub(lambda m: _squeezed(m, lexicon), canon[start:end]))
+        _word_view(_CLUSTER.sub(squeezed, canon[start:end]))
         if _SPACED_RUN.search(" " + sentence) is not None
         else sentence
         for sentence, start, end in zip(sentences, starts, ends, strict=True)
@@ -303,7 +305,7 @@ def _fold_non_ascii_tokens(text: str) -> str:
     last = 0
     for span in _NON_ASCII_SPAN.finditer(text):
         # A span may start inside the token the one before ended in, already folded.
-        start = _run_start(text, span.start(), last, _NON_SPACE) if span.start() > last else last
+        start = _run_start(text, span.start(), last, _NON_SPACE)
         end = _run_end(text, span.end(), _NON_SPACE)
         out.append(text[last:start].lower())
         out.append(fold_unicode(text[start:end]))
