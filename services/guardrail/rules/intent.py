@@ -155,11 +155,15 @@ class IntentModel:
         threshold."""
         if sum(s.count(" ") + 1 for s in sentences) < MIN_WORDS:
             return IntentVerdict(score=0.0, intent=False, category="", excerpt="")
-        features = text_features(sentences)
+        # Plans never reach past a sentence, so the text's features are its sentences' together;
+        # computed per sentence once, they also weigh each sentence when the text reaches the
+        # threshold (the texts that take longest).
+        each = sentence_features(sentences)
+        features = set().union(*each)
         score = self.score(features)
         if score < self.threshold:
             return IntentVerdict(score=score, intent=False, category="", excerpt="")
-        scores = list(map(self.score, sentence_features(sentences)))
+        scores = list(map(self.score, each))
         heaviest = sentences[scores.index(max(scores))]  # the first on a tie
         return IntentVerdict(
             score=score,
