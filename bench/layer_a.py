@@ -60,19 +60,24 @@ print(json.dumps(rounds))
 """
 
 
-def p99_rounds(text: str) -> list[float]:
-    """The p99 (ms) of each of ten rounds of 200 evaluations of `text`, in a fresh process."""
+def _measured(script: str, given: str, timeout: float) -> list[float]:
+    """The figures (ms) `script` prints as JSON, run in a fresh process reading `given`."""
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE],
-        input=text,
+        [sys.executable, "-c", script],
+        input=given,
         capture_output=True,
         text=True,
         check=True,
-        timeout=120,
+        timeout=timeout,
         cwd=ROOT,
     )
-    rounds: list[float] = json.loads(done.stdout)
-    return rounds
+    figures: list[float] = json.loads(done.stdout)
+    return figures
+
+
+def p99_rounds(text: str) -> list[float]:
+    """The p99 (ms) of each of ten rounds of 200 evaluations of `text`, in a fresh process."""
+    return _measured(MEASURE, text, 120)
 
 
 STREAM = """
@@ -97,17 +102,7 @@ STREAM_READINGS = 3
 
 def stream_times(warm: list[str], stream: list[str]) -> list[float]:
     """Each `stream` text's CPU time (ms), evaluated once in a fresh process after `warm`."""
-    done = subprocess.run(
-        [sys.executable, "-c", STREAM],
-        input=json.dumps({"warm": warm, "stream": stream}),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    times: list[float] = json.loads(done.stdout)
-    return times
+    return _measured(STREAM, json.dumps({"warm": warm, "stream": stream}), 300)
 
 
 def _streams() -> tuple[list[str], dict[str, list[str]]]:
