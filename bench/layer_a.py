@@ -140,8 +140,8 @@ def _stream_table() -> None:
 
 
 def _kinds() -> dict[str, Callable[[], list[str]]]:
-    items = dataset.load(SETS / "v9-dev.jsonl") + dataset.load(SETS / "v9-test.jsonl")
     test = dataset.load(SETS / "v9-test.jsonl")
+    items = dataset.load(SETS / "v9-dev.jsonl") + test
     harmful = [i for i in items if i.label == "harmful"]
     disguised = [i for i in harmful if i.obfuscation]
     aligned = [i.text for i in items if i.label == "aligned"]

@@ -52,7 +52,9 @@ def text_features(sentences: list[str]) -> set[str]:
     """The features of a text's normalized sentences: their words, and the words and word pairs
     of each stated plan (a plan marker and up to PLAN_WINDOW words after it in its sentence:
     `>word`, `>a b`). One pass over the whole text, overlapping plans taken together: a call
-    per sentence or per plan costs more than the work."""
+    per plan costs more than the work. A plan never reaches past its sentence, so this is also
+    the union of `sentence_features` (what `IntentModel.judge` computes, as it weighs each
+    sentence too); the fitting tool, which needs only the text's, takes this cheaper path."""
     return _features(" . ".join(sentences).split())
 
 

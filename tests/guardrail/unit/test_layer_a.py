@@ -640,19 +640,28 @@ def test_the_intent_features_equal_their_plain_definition() -> None:
         assert intent.text_features(sentences) == _plain_features(sentences), item.id
 
 
-@given(
-    st.lists(
-        st.lists(st.sampled_from(["we", "will", "sell", "guns", "to", "kids", ".", "help"])).map(
-            " ".join
-        ),
-        max_size=4,
-    )
+# Lists of sentences made of plan markers, act words and stray periods.
+_SENTENCE_LISTS = st.lists(
+    st.lists(st.sampled_from(["we", "will", "sell", "guns", "to", "kids", ".", "help"])).map(
+        " ".join
+    ),
+    max_size=4,
 )
+
+
+@given(_SENTENCE_LISTS)
 @settings(max_examples=500, deadline=None)
 def test_each_sentence_has_the_features_of_a_text_of_that_sentence_alone(
     sentences: list[str],
 ) -> None:
     assert intent.sentence_features(sentences) == [intent.text_features([s]) for s in sentences]
+
+
+@given(_SENTENCE_LISTS)
+@settings(max_examples=500, deadline=None)
+def test_a_texts_features_are_its_sentences_features_together(sentences: list[str]) -> None:
+    # The intent check scores the union; the fitting tool fits on `text_features`.
+    assert intent.text_features(sentences) == set().union(*intent.sentence_features(sentences))
 
 
 def test_the_intent_category_equals_its_plain_definition() -> None:
