@@ -76,7 +76,8 @@ GUARDRAIL_TRAIN := $(wildcard tooling/guardrail_eval/data/*.jsonl) \
 # The guardrail on its labelled sets (the test sets are frozen: read, never tune).
 guardrail-eval: install ## the guardrail on its labelled sets (docs/guardrail-evaluation.md)
 	$(BIN)/python -m tooling.guardrail_eval --dev $(GUARDRAIL_SETS)/v9-dev.jsonl \
-		--test $(GUARDRAIL_SETS)/v9-test.jsonl --out docs/guardrail-evaluation.md
+		--dev $(GUARDRAIL_SETS)/v10-dev.jsonl --test $(GUARDRAIL_SETS)/v9-test.jsonl \
+		--out docs/guardrail-evaluation.md
 
 # Refits Layer A's intent check and the local classifier's intent head on the training posts
 # (never a test half).

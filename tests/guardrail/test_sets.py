@@ -5,6 +5,10 @@ its development half (v9-dev), and is never tuned on: its digest is pinned here,
 may contain its texts, and the issue's targets on it are floors that a change of rules or model
 must not fall below (the README reports the measured values). The earlier test sets (v2-test to
 v8-test) were read while the guardrail was changed, so they are training data now.
+
+v10, by other authors who never saw the rules either, is split and pinned too: its development
+half was read once, before anything was trained or tuned on it, and met every target, which it
+must go on meeting; its test half is unread, the measurement for the next change.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ OLDER_DEV = [SETS / f"{name}.jsonl" for name in ("v2-dev", "v5-dev", "v6-dev", "
 V2_DEV = SETS / "v2-dev.jsonl"  # an older development half, training data like DEV
 V2_TEST = DATA / "train-seen-v2-half.jsonl"  # the v2 split's other half, now training data
 TRAINING = sorted(DATA.glob("*.jsonl"))  # older training sets and test sets already read
-FROZEN = {TEST: "8844acc02dbb52ea36625732225452de8308940f5f9ee1d2a1c605e6254cc6d0"}
+V10_DEV, V10_TEST = SETS / "v10-dev.jsonl", SETS / "v10-test.jsonl"
+FROZEN = {
+    TEST: "8844acc02dbb52ea36625732225452de8308940f5f9ee1d2a1c605e6254cc6d0",
+    V10_TEST: "f64bc832d60b60fa39609f7fceb7e64e72df2e4951dd056448c1dae43e98c57d",
+}
 
 
 def test_the_test_sets_are_frozen() -> None:
@@ -40,14 +48,14 @@ def test_the_test_sets_are_frozen() -> None:
 
 def test_halves_are_disjoint_and_no_training_file_holds_a_test_item() -> None:
     test = {item.text for path in FROZEN for item in dataset.load(path)}
-    assert not test & {item.text for item in dataset.load(DEV)}
+    assert not test & {item.text for path in (DEV, V10_DEV) for item in dataset.load(path)}
     assert TRAINING
     for post in fit.load_posts([*TRAINING, *OLDER_DEV, DEV]) + fit.exemplar_posts():
         assert post.text not in test and post.body not in test
 
 
 def test_each_half_covers_every_domain_category_variant_and_disguise() -> None:
-    for half in (DEV, TEST):
+    for half in (DEV, TEST, V10_DEV, V10_TEST):
         items = dataset.load(half)
         labels = Counter(i.label for i in items)
         assert len(items) >= 200 and min(labels.values()) >= 20, labels
@@ -63,9 +71,10 @@ def test_each_half_covers_every_domain_category_variant_and_disguise() -> None:
         assert {i.variant for i in triggers} == set(dataset.CONTEXTS)
 
 
-def test_the_set_covers_every_domain() -> None:
-    items = dataset.load(DEV) + dataset.load(TEST)
-    assert {i.claimed_domain for i in items if i.label == "aligned"} == set(DOMAINS)
+def test_each_set_covers_every_domain() -> None:
+    for halves in ((DEV, TEST), (V10_DEV, V10_TEST)):
+        items = [i for half in halves for i in dataset.load(half)]
+        assert {i.claimed_domain for i in items if i.label == "aligned"} == set(DOMAINS)
 
 
 def test_a_malformed_line_is_refused_with_its_line_number(tmp_path: Path) -> None:
@@ -127,6 +136,16 @@ def test_the_guardrail_holds_its_floors_on_the_frozen_test_set(
     test_results: list[Result],
 ) -> None:
     _hold(test_results, FLOORS)
+
+
+def test_the_guardrail_meets_every_target_on_the_v10_development_half(
+    classifier: LocalClassifier,
+) -> None:
+    # v10-dev: 90 harmful (55 with explicit intent), 110 benign, 20 off-topic. When first read
+    # (README), before anything was trained or tuned on it: 0 and 100 %, 94.5 %, 0.9 %, 87.3 %, 0.
+    results = asyncio.run(runner.evaluate(dataset.load(V10_DEV), default_ruleset(), classifier))
+    missed = [f"{t.name}: {t.share} ({t.bound})" for t in report.targets(results) if not t.met]
+    assert not missed, missed
 
 
 def test_layer_a_alone_rejects_few_benign_texts(test_results: list[Result]) -> None:

@@ -1,8 +1,10 @@
-"""`python -m tooling.guardrail_eval --dev PATH --test PATH [--out FILE]`: the guardrail's report.
+"""`python -m tooling.guardrail_eval --dev PATH [--dev PATH] --test PATH [--out FILE]`: the
+guardrail's report.
 
-Both halves of the labelled set run through Layer A (the rule set), Layer B (the local
-classifier, or Claude when ANTHROPIC_API_KEY is set) and the decision of the worker for a
-trusted (VERIFIED) author. The test half is frozen: read its numbers, never tune on them.
+Each half (development halves first, then the frozen test sets) runs through Layer A (the rule
+set), Layer B (the local classifier, or Claude when ANTHROPIC_API_KEY is set) and the decision of
+the worker for a trusted (VERIFIED) author. A test half is frozen: read its numbers, never tune on
+them. A development half that is not yet among the training posts is a measurement too, once.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ async def _run(args: argparse.Namespace) -> list[str]:
         "# Guardrail evaluation",
         "",
         f"Rule set {rules.version}; Layer B `{classifier.name}`; trusted (VERIFIED) author. "
-        "Shares are k/n with a 95 % Wilson interval. The intent head of Layer B is fitted on "
-        "the development half, so its numbers there are in-sample: the frozen test set is the "
-        "measurement.",
+        "Shares are k/n with a 95 % Wilson interval. The learned parts (Layer A's intent check, "
+        "Layer B's intent head) are fitted on the training posts (`make guardrail-fit`): on a "
+        "development half among them the numbers are in-sample; on one not yet trained on, and "
+        "on the frozen test set, they are a measurement.",
         "",
     ]
     everything = []
-    halves = [("Development half", args.dev)]
+    halves = [("Development half", path) for path in args.dev]
     halves += [("Frozen test set", path) for path in args.test]
     for name, path in halves:
         items = dataset.load(path)
@@ -57,7 +60,13 @@ async def _run(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Evaluates both halves and prints (or writes) the markdown report."""
     parser = argparse.ArgumentParser(description="Evaluate the guardrail on its labelled sets.")
-    parser.add_argument("--dev", type=Path, required=True, help="the development half (JSONL)")
+    parser.add_argument(
+        "--dev",
+        type=Path,
+        action="append",
+        required=True,
+        help="a development half (JSONL; may repeat)",
+    )
     parser.add_argument(
         "--test",
         type=Path,
