@@ -143,6 +143,8 @@ def test_the_guardrail_meets_every_target_on_the_v10_development_half(
 ) -> None:
     # v10-dev: 90 harmful (55 with explicit intent), 110 benign, 20 off-topic. When first read
     # (README), before anything was trained or tuned on it: 0 and 100 %, 94.5 %, 0.9 %, 87.3 %, 0.
+    # One benign post sits 3e-7 from a cutoff of the head (FLAGGED here; float noise on another
+    # machine may approve it); either way every target holds. The next nearest is 0.005 away.
     results = asyncio.run(runner.evaluate(dataset.load(V10_DEV), default_ruleset(), classifier))
     missed = [f"{t.name}: {t.share} ({t.bound})" for t in report.targets(results) if not t.met]
     assert not missed, missed
