@@ -103,9 +103,13 @@ def classifier() -> LocalClassifier:
     return local
 
 
+def _evaluated(half: Path, classifier: LocalClassifier) -> list[Result]:
+    return asyncio.run(runner.evaluate(dataset.load(half), default_ruleset(), classifier))
+
+
 @pytest.fixture(scope="module")
 def test_results(classifier: LocalClassifier) -> list[Result]:
-    return asyncio.run(runner.evaluate(dataset.load(TEST), default_ruleset(), classifier))
+    return _evaluated(TEST, classifier)
 
 
 # The targets on the frozen test half (v9-test: 90 harmful, 49 of them with explicit
@@ -145,7 +149,7 @@ def test_the_guardrail_meets_every_target_on_the_v10_development_half(
     # (README), before anything was trained or tuned on it: 0 and 100 %, 94.5 %, 0.9 %, 87.3 %, 0.
     # One benign post sits 3e-7 from a cutoff of the head (FLAGGED here; float noise on another
     # machine may approve it); either way every target holds. The next nearest is 0.005 away.
-    results = asyncio.run(runner.evaluate(dataset.load(V10_DEV), default_ruleset(), classifier))
+    results = _evaluated(V10_DEV, classifier)
     missed = [f"{t.name}: {t.share} ({t.bound})" for t in report.targets(results) if not t.met]
     assert not missed, missed
 

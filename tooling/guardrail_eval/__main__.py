@@ -58,7 +58,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Evaluates both halves and prints (or writes) the markdown report."""
+    """Evaluates every half given and prints (or writes) the markdown report."""
     parser = argparse.ArgumentParser(description="Evaluate the guardrail on its labelled sets.")
     parser.add_argument(
         "--dev",
